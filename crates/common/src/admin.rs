@@ -1,0 +1,199 @@
+//! The small admin HTTP server every service exposes: `/healthz`, `/status`
+//! (JSON) and `/metrics` (Prometheus text), plus any extra pages a service adds.
+//!
+//! Handlers are synchronous closures over shared state snapshots: the admin
+//! port must answer even when the service itself is overloaded or stuck on I/O,
+//! which is exactly when an operator reads it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What a handler answers.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: Bytes,
+}
+
+impl Page {
+    pub fn json(value: &serde_json::Value) -> Page {
+        Page {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default()),
+        }
+    }
+
+    pub fn text(status: StatusCode, body: impl Into<String>) -> Page {
+        Page {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: Bytes::from(body.into()),
+        }
+    }
+
+    pub fn html(body: impl Into<String>) -> Page {
+        Page {
+            status: StatusCode::OK,
+            content_type: "text/html; charset=utf-8",
+            body: Bytes::from(body.into()),
+        }
+    }
+}
+
+type Handler = Arc<dyn Fn() -> Page + Send + Sync>;
+
+/// Routes of one admin listener. `/metrics` is always served from the registry.
+#[derive(Clone)]
+pub struct Admin {
+    registry: Arc<Registry>,
+    routes: HashMap<String, Handler>,
+}
+
+// === impl Admin ===
+
+impl Admin {
+    /// An admin server with `/healthz` answering "ok" until replaced.
+    pub fn new(registry: Arc<Registry>) -> Admin {
+        let mut a = Admin {
+            registry,
+            routes: HashMap::new(),
+        };
+        a = a.route("/healthz", || Page::text(StatusCode::OK, "ok\n"));
+        a
+    }
+
+    /// Adds or replaces the handler for `path` (GET and HEAD).
+    pub fn route(mut self, path: &str, f: impl Fn() -> Page + Send + Sync + 'static) -> Admin {
+        self.routes.insert(path.to_owned(), Arc::new(f));
+        self
+    }
+
+    /// `/status` as JSON built by `f`.
+    pub fn status(self, f: impl Fn() -> serde_json::Value + Send + Sync + 'static) -> Admin {
+        self.route("/status", move || Page::json(&f()))
+    }
+
+    /// Answers one request; public so services can test their pages without a socket.
+    pub fn handle(&self, method: &Method, path: &str) -> Page {
+        if method != Method::GET && method != Method::HEAD {
+            return Page::text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed: use GET\n");
+        }
+        if path == "/metrics" {
+            let mut out = String::new();
+            return match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+                Ok(()) => Page {
+                    status: StatusCode::OK,
+                    content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    body: Bytes::from(out),
+                },
+                Err(e) => Page::text(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics encoding failed: {e}\n")),
+            };
+        }
+        match self.routes.get(path) {
+            Some(h) => h(),
+            None => {
+                let mut known: Vec<&str> = self.routes.keys().map(String::as_str).collect();
+                known.push("/metrics");
+                known.sort_unstable();
+                Page::text(StatusCode::NOT_FOUND, format!("404 Not Found; try {}\n", known.join(", ")))
+            }
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` is cancelled.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let this = this.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let page = this.handle(req.method(), req.uri().path());
+                    let head = req.method() == Method::HEAD;
+                    async move { Ok::<_, Infallible>(to_response(page, head)) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                tokio::select! {
+                    _ = conn => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            });
+        }
+    }
+}
+
+fn to_response(page: Page, head: bool) -> Response<Full<Bytes>> {
+    let body = if head { Bytes::new() } else { page.body };
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = page.status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(page.content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::counter::Counter;
+
+    #[test]
+    fn routes_and_metrics() {
+        let mut reg = Registry::default();
+        let c: Counter = Counter::default();
+        reg.register("requests", "Requests served", c.clone());
+        c.inc();
+        let admin = Admin::new(Arc::new(reg)).status(|| serde_json::json!({"ok": true}));
+        assert_eq!(admin.handle(&Method::GET, "/healthz").status, StatusCode::OK);
+        let s = admin.handle(&Method::GET, "/status");
+        assert_eq!(s.content_type, "application/json");
+        assert!(std::str::from_utf8(&s.body).unwrap().contains("\"ok\": true"));
+        let m = admin.handle(&Method::GET, "/metrics");
+        assert!(std::str::from_utf8(&m.body).unwrap().contains("requests_total 1"));
+        assert_eq!(admin.handle(&Method::GET, "/nope").status, StatusCode::NOT_FOUND);
+        assert_eq!(admin.handle(&Method::POST, "/status").status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn serves_over_tcp_and_stops() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let task = tokio::spawn(Admin::new(Arc::new(Registry::default())).serve(listener, token.clone()));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
+        token.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+}

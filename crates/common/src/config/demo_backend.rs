@@ -1,0 +1,139 @@
+//! `[demo_backend]`: the Tomcat + Redis session manager part.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::diag::{Findings, KeyPath};
+use super::units::duration;
+
+/// The `[demo_backend]` table.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DemoBackendConfig {
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// This node's id, like Tomcat's `jvmRoute`; appended to session ids for sticky routing.
+    pub node_id: String,
+    /// Where sessions live: `redis://[user:pass@]host:port/db`, `rediss://...` (TLS),
+    /// `redis+sentinel://host:26379,host2:26379/mymaster[/db]`, or
+    /// `redis+cluster://host:6379,host2:6379`. `memory://` keeps them in this process only.
+    pub redis: String,
+    /// Idle lifetime of a session; slides on every access.
+    #[serde(default = "defaults::session_ttl", with = "duration")]
+    pub session_ttl: Duration,
+    /// Longest a Redis call may take before the request fails with 503.
+    #[serde(default = "defaults::redis_timeout", with = "duration")]
+    pub redis_timeout: Duration,
+    /// Prefix of session keys in Redis.
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
+    #[serde(default)]
+    pub cookie: CookieConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CookieConfig {
+    #[serde(default = "defaults::cookie_name")]
+    pub name: String,
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default = "defaults::cookie_path")]
+    pub path: String,
+    /// Send only over HTTPS. HttpOnly is always set.
+    #[serde(default)]
+    pub secure: bool,
+    #[serde(default)]
+    pub same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        CookieConfig {
+            name: defaults::cookie_name(),
+            domain: None,
+            path: defaults::cookie_path(),
+            secure: false,
+            same_site: SameSite::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    #[default]
+    Lax,
+    None,
+}
+
+/// URL schemes the session store understands.
+pub const REDIS_SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+    "memory",
+];
+
+mod defaults {
+    use super::*;
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 8080))
+    }
+    pub fn session_ttl() -> Duration {
+        Duration::from_secs(1800)
+    }
+    pub fn redis_timeout() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn key_prefix() -> String {
+        "stackd:session:".into()
+    }
+    pub fn cookie_name() -> String {
+        "SESSIONID".into()
+    }
+    pub fn cookie_path() -> String {
+        "/".into()
+    }
+}
+
+// === impl DemoBackendConfig ===
+
+impl DemoBackendConfig {
+    pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
+        if self.node_id.is_empty() || !self.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            out.push(
+                at.key("node_id"),
+                "a node id is letters, digits, '-' or '_' (it becomes the session id suffix), e.g. \"137server1\"",
+            );
+        }
+        match self.redis.split_once("://") {
+            Some((scheme, _)) if REDIS_SCHEMES.contains(&scheme) => {}
+            _ => out.push(
+                at.key("redis"),
+                format!("\"{}\" is not a session store URL; use one of the schemes {:?}", self.redis, REDIS_SCHEMES),
+            ),
+        }
+        if self.session_ttl < Duration::from_secs(1) || self.session_ttl.subsec_nanos() != 0 {
+            out.push(at.key("session_ttl"), "must be whole seconds, at least 1s (Redis expires keys in seconds)");
+        }
+        if self.redis_timeout.is_zero() {
+            out.push(at.key("redis_timeout"), "must be greater than 0s");
+        }
+        let c = &self.cookie;
+        if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+            out.push(at.key("cookie").key("name"), "a cookie name is letters, digits, '-', '_' or '.'");
+        }
+        if !c.path.starts_with('/') {
+            out.push(at.key("cookie").key("path"), "must start with '/'");
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            out.push(at.key("cookie").key("same_site"), "browsers reject SameSite=None without secure = true");
+        }
+    }
+}

@@ -59,7 +59,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Path of the TOML config file.
-    #[arg(short, long, value_name = "FILE", default_value = "/etc/stackd/stackd.toml")]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "/etc/stackd/stackd.toml"
+    )]
     pub config: PathBuf,
 }
 

@@ -45,7 +45,11 @@ pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
             "{}: {}{}",
             f.path,
             f.message,
-            if findings.0.len() > 1 { " (and more)" } else { "" }
+            if findings.0.len() > 1 {
+                " (and more)"
+            } else {
+                ""
+            }
         );
     }
     Ok(cfg)

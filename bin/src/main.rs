@@ -62,7 +62,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let proxy = Config::require(&a.config, Section::Proxy, cfg.proxy.as_ref())?.clone();
             let shutdown = shutdown::shutdown_token()?;
             let reloads = proxy_reloads(a.config.clone())?;
-            stackd_proxy::run(proxy, reloads, shutdown).await.context("proxy")?;
+            stackd_proxy::run(proxy, reloads, shutdown)
+                .await
+                .context("proxy")?;
         }
         Command::Ha(a) => {
             let cfg = Config::load(&a.config)?;

@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: the TOML file, two-stage (serde shape, then `validate`), with
 //!   file:line:column problems.
-//! - [`error`]: [`ConfigError`].
+//! - [`error`]: the config error type, [`ConfigError`].
 //! - [`telemetry`]: `tracing` subscriber setup (human or JSON).
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, SIGHUP as a stream.
 //! - [`admin`]: `/healthz`, `/status`, `/metrics` and extra pages.

@@ -1,1 +1,743 @@
+//! One test per validation rule: it fires on a bad value, at the right place,
+//! and stays quiet on the nearest good value.
+
 use super::*;
+
+const PROXY: &str = r#"
+[proxy]
+listen = ["127.0.0.1:8000"]
+admin = "127.0.0.1:9090"
+
+[[proxy.upstream]]
+name = "tomcats"
+servers = [
+  { addr = "127.0.0.1:8081", weight = 2, node_id = "n1" },
+  { addr = "127.0.0.1:8082", weight = 1, node_id = "n2" },
+]
+
+[[proxy.route]]
+path = "/"
+upstream = "tomcats"
+"#;
+
+const HA: &str = r#"
+[ha]
+[[ha.instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 100
+advert_int = "1s"
+auth_pass = "1111"
+virtual_ipaddress = ["192.0.2.88/24"]
+"#;
+
+const DEMO: &str = r#"
+[demo_backend]
+node_id = "137server1"
+redis = "redis://127.0.0.1:6379/"
+"#;
+
+fn parse(text: &str) -> Result<Config, Vec<String>> {
+    Config::from_toml_str(text, Path::new("t.toml"))
+        .map_err(|e| e.problems().iter().map(ToString::to_string).collect())
+}
+
+/// `base` with `from` replaced by `to` (which must occur exactly once).
+fn edit(base: &str, from: &str, to: &str) -> String {
+    assert_eq!(base.matches(from).count(), 1, "{from:?} must occur once");
+    base.replacen(from, to, 1)
+}
+
+#[track_caller]
+fn assert_ok(text: &str) {
+    if let Err(p) = parse(text) {
+        panic!("expected a valid config, got:\n{}", p.join("\n"));
+    }
+}
+
+/// Asserts exactly one problem, on `line`, mentioning `key` and `needle`.
+#[track_caller]
+fn assert_one(text: &str, line: usize, key: &str, needle: &str) {
+    let problems = parse(text).expect_err("expected problems");
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let p = &problems[0];
+    assert!(p.starts_with(&format!("t.toml:{line}:")), "wrong line: {p}");
+    assert!(p.contains(key), "no key {key} in: {p}");
+    assert!(p.contains(needle), "no {needle:?} in: {p}");
+}
+
+#[test]
+fn shipped_shapes_are_valid() {
+    assert_ok(PROXY);
+    assert_ok(HA);
+    assert_ok(DEMO);
+    assert_ok(&format!("{PROXY}{HA}"));
+}
+
+#[test]
+fn empty_file_names_the_tables() {
+    let p = parse("").unwrap_err();
+    assert!(p[0].contains("[proxy], [ha], [demo_backend]"), "{p:?}");
+}
+
+#[test]
+fn syntax_and_type_errors_are_located() {
+    assert_one(
+        &edit(PROXY, "admin = ", "admim = "),
+        4,
+        "proxy.admim",
+        "unknown field",
+    );
+    assert_one(
+        &edit(PROXY, "\"127.0.0.1:8082\"", "\"127.0.0.1\""),
+        10,
+        "servers[1].addr",
+        "socket address",
+    );
+    assert_one(&edit(HA, "\"1s\"", "1"), 8, "advert_int", "has no unit");
+    assert_one(
+        &edit(HA, "priority = 100", "priority = -1"),
+        7,
+        "priority",
+        "",
+    );
+    assert_one(
+        &edit(HA, "\"192.0.2.88/24\"", "\"192.0.2.88\""),
+        10,
+        "virtual_ipaddress[0]",
+        "",
+    );
+    assert_one(&edit(HA, "name = \"VI_1\"", "name = \"VI_1"), 4, "", "");
+}
+
+#[test]
+fn all_findings_are_reported_together() {
+    let text = edit(
+        &edit(HA, "priority = 100", "priority = 300"),
+        "virtual_router_id = 51",
+        "virtual_router_id = 0",
+    );
+    let p = parse(&text).unwrap_err();
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with("t.toml:6:") && p[1].starts_with("t.toml:7:"),
+        "{p:#?}"
+    );
+}
+
+// === [proxy] ===
+
+#[test]
+fn proxy_listen_rules() {
+    assert_one(
+        &edit(PROXY, "listen = [\"127.0.0.1:8000\"]", "listen = []"),
+        3,
+        "proxy.listen",
+        "at least one",
+    );
+    assert_one(
+        &edit(
+            PROXY,
+            "listen = [\"127.0.0.1:8000\"]",
+            "listen = [\"127.0.0.1:8000\", \"127.0.0.1:8000\"]",
+        ),
+        3,
+        "listen[1]",
+        "twice",
+    );
+    assert_one(
+        &edit(
+            PROXY,
+            "admin = \"127.0.0.1:9090\"",
+            "admin = \"127.0.0.1:8000\"",
+        ),
+        4,
+        "proxy.admin",
+        "own port",
+    );
+    let tls = edit(
+        PROXY,
+        "listen = [\"127.0.0.1:8000\"]",
+        "listen = [{ addr = \"127.0.0.1:8443\", tls = true }]",
+    );
+    assert_one(&tls, 3, "listen[0]", "[[proxy.tls]]");
+    assert_ok(&edit(
+        &tls,
+        "[[proxy.upstream]]",
+        "[[proxy.tls]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n\n[[proxy.upstream]]",
+    ));
+}
+
+#[test]
+fn proxy_limits_and_timeouts() {
+    let with = |k: &str| {
+        edit(
+            PROXY,
+            "admin = \"127.0.0.1:9090\"",
+            &format!("admin = \"127.0.0.1:9090\"\n{k}"),
+        )
+    };
+    assert_one(
+        &with("max_connections = 0"),
+        5,
+        "max_connections",
+        "at least 1",
+    );
+    assert_ok(&with("max_connections = 1"));
+    assert_one(
+        &with("max_header_size = \"512\""),
+        5,
+        "max_header_size",
+        "at least 1k",
+    );
+    assert_ok(&with("max_header_size = \"1k\""));
+    assert_one(
+        &with("read_timeout = \"0s\""),
+        5,
+        "read_timeout",
+        "greater than 0s",
+    );
+    assert_ok(&with("read_timeout = \"1ms\""));
+    assert_one(
+        &with("client_max_body_size = \"1x\""),
+        5,
+        "client_max_body_size",
+        "suffix",
+    );
+    assert_ok(&with("client_max_body_size = 0"));
+}
+
+#[test]
+fn proxy_upstream_names_must_be_unique_and_known() {
+    let dup = format!("{PROXY}\n[[proxy.upstream]]\nname = \"tomcats\"\nservers = [{{ addr = \"127.0.0.1:9\" }}]\n");
+    assert_one(
+        &dup,
+        18,
+        "proxy.upstream[1].name",
+        "duplicate upstream name",
+    );
+    let other = dup.replace(
+        "name = \"tomcats\"\nservers = [{",
+        "name = \"static\"\nservers = [{",
+    );
+    assert_ok(&other);
+    assert_one(
+        &edit(PROXY, "upstream = \"tomcats\"", "upstream = \"tomcat\""),
+        15,
+        "route[0].upstream",
+        "unknown upstream \"tomcat\"",
+    );
+    let unnamed = format!(
+        "{PROXY}\n[[proxy.upstream]]\nname = \"\"\nservers = [{{ addr = \"127.0.0.1:9\" }}]\n"
+    );
+    assert_one(&unnamed, 18, "upstream[1].name", "empty");
+}
+
+#[test]
+fn proxy_server_rules() {
+    assert_one(
+        &edit(PROXY, "weight = 2", "weight = 0"),
+        9,
+        "servers[0].weight",
+        "1..=1000",
+    );
+    assert_ok(&edit(PROXY, "weight = 2", "weight = 1000"));
+    assert_one(
+        &edit(PROXY, "\"127.0.0.1:8082\"", "\"127.0.0.1:8081\""),
+        10,
+        "servers[1].addr",
+        "twice",
+    );
+    assert_one(
+        &edit(PROXY, "\"127.0.0.1:8082\"", "\"127.0.0.1:0\""),
+        10,
+        "servers[1].addr",
+        "port 0",
+    );
+    assert_one(
+        &edit(PROXY, "node_id = \"n1\"", "node_id = \"n.1\""),
+        9,
+        "node_id",
+        "without '.'",
+    );
+    let all_backup = edit(
+        &edit(PROXY, "weight = 2,", "weight = 2, backup = true,"),
+        "weight = 1,",
+        "weight = 1, backup = true,",
+    );
+    assert_one(&all_backup, 8, "servers", "every server is a backup");
+    assert_ok(&edit(PROXY, "weight = 2,", "weight = 2, backup = true,"));
+    assert_one(&edit(PROXY, "servers = [\n  { addr = \"127.0.0.1:8081\", weight = 2, node_id = \"n1\" },\n  { addr = \"127.0.0.1:8082\", weight = 1, node_id = \"n2\" },\n]", "servers = []"), 8, "servers", "at least one server");
+}
+
+#[test]
+fn proxy_sticky_needs_node_ids() {
+    let sticky = edit(
+        PROXY,
+        "name = \"tomcats\"",
+        "name = \"tomcats\"\nbalance = \"sticky\"",
+    );
+    assert_ok(&sticky);
+    let no_ids = sticky
+        .replace(", node_id = \"n1\"", "")
+        .replace(", node_id = \"n2\"", "");
+    assert_one(&no_ids, 8, "upstream[0].balance", "node_id");
+    assert_one(
+        &edit(
+            PROXY,
+            "name = \"tomcats\"",
+            "name = \"tomcats\"\nbalance = \"random\"",
+        ),
+        8,
+        "balance",
+        "unknown variant",
+    );
+}
+
+#[test]
+fn proxy_health_rules() {
+    let with = |h: &str| {
+        edit(
+            PROXY,
+            "name = \"tomcats\"",
+            &format!("name = \"tomcats\"\nhealth = {h}"),
+        )
+    };
+    assert_ok(&with(
+        "{ path = \"/healthz\", interval = \"1s\", fall = 2, rise = 2 }",
+    ));
+    assert_one(
+        &with("{ path = \"healthz\" }"),
+        8,
+        "health.path",
+        "start with '/'",
+    );
+    assert_one(
+        &with("{ interval = \"5ms\" }"),
+        8,
+        "health.interval",
+        "at least 10ms",
+    );
+    assert_one(&with("{ fall = 0 }"), 8, "health.fall", "at least 1");
+    assert_one(&with("{ rise = 0 }"), 8, "health.rise", "at least 1");
+    assert_one(
+        &with("{ timeout = \"0s\" }"),
+        8,
+        "health.timeout",
+        "greater than 0s",
+    );
+    assert_one(
+        &edit(
+            PROXY,
+            "name = \"tomcats\"",
+            "name = \"tomcats\"\nfail_timeout = \"0s\"",
+        ),
+        8,
+        "fail_timeout",
+        "max_fails",
+    );
+    assert_ok(&edit(
+        PROXY,
+        "name = \"tomcats\"",
+        "name = \"tomcats\"\nfail_timeout = \"0s\"\nmax_fails = 0",
+    ));
+}
+
+#[test]
+fn proxy_route_rules() {
+    assert_one(
+        &edit(PROXY, "path = \"/\"", "path = \"api\""),
+        14,
+        "route[0].path",
+        "start with '/'",
+    );
+    assert_one(
+        &edit(PROXY, "path = \"/\"", "path = \"/\"\nhost = \"a b\""),
+        15,
+        "route[0].host",
+        "not a host name",
+    );
+    assert_ok(&edit(
+        PROXY,
+        "path = \"/\"",
+        "path = \"/\"\nhost = \"*.example.com\"",
+    ));
+    let twice = format!("{PROXY}\n[[proxy.route]]\npath = \"/\"\nupstream = \"tomcats\"\n");
+    assert_one(&twice, 17, "route[1]", "same host and path");
+    assert_ok(
+        &twice
+            .replacen(
+                "path = \"/\"\nupstream = \"tomcats\"\n",
+                "path = \"/\"\nhost = \"a.example\"\nupstream = \"tomcats\"\n",
+                2,
+            )
+            .replacen("host = \"a.example\"\n", "", 1),
+    );
+    assert_one(
+        &edit(
+            PROXY,
+            "path = \"/\"",
+            "path = \"/\"\nadd_headers = { \"Bad Name\" = \"*\" }",
+        ),
+        15,
+        "add_headers",
+        "not a valid header name",
+    );
+    assert_ok(&edit(
+        PROXY,
+        "path = \"/\"",
+        "path = \"/\"\nadd_headers = { \"Access-Control-Allow-Origin\" = \"*\" }",
+    ));
+    let no_route = PROXY.split("[[proxy.route]]").next().unwrap_or_default();
+    let p = parse(no_route).unwrap_err();
+    assert!(p[0].contains("no [[proxy.route]]"), "{p:?}");
+}
+
+// === [ha] ===
+
+#[test]
+fn ha_priority_and_vrid_ranges() {
+    assert_one(
+        &edit(HA, "priority = 100", "priority = 0"),
+        7,
+        "priority",
+        "reserved",
+    );
+    assert_one(
+        &edit(HA, "priority = 100", "priority = 256"),
+        7,
+        "priority",
+        "1..=254",
+    );
+    assert_ok(&edit(HA, "priority = 100", "priority = 255"));
+    assert_ok(&edit(HA, "priority = 100", "priority = 1"));
+    assert_one(
+        &edit(HA, "virtual_router_id = 51", "virtual_router_id = 0"),
+        6,
+        "virtual_router_id",
+        "1..=255",
+    );
+    assert_one(
+        &edit(HA, "virtual_router_id = 51", "virtual_router_id = 256"),
+        6,
+        "virtual_router_id",
+        "1..=255",
+    );
+    assert_ok(&edit(
+        HA,
+        "virtual_router_id = 51",
+        "virtual_router_id = 255",
+    ));
+}
+
+#[test]
+fn ha_advert_int_depends_on_version() {
+    assert_one(
+        &edit(HA, "\"1s\"", "\"1500ms\""),
+        8,
+        "advert_int",
+        "whole seconds",
+    );
+    assert_one(
+        &edit(HA, "\"1s\"", "\"256s\""),
+        8,
+        "advert_int",
+        "whole seconds",
+    );
+    assert_ok(&edit(HA, "\"1s\"", "\"3s\""));
+    let v3 = edit(HA, "auth_pass = \"1111\"", "version = 3");
+    assert_ok(&edit(&v3, "\"1s\"", "\"100ms\""));
+    assert_one(
+        &edit(&v3, "\"1s\"", "\"5ms\""),
+        8,
+        "advert_int",
+        "multiple of 10ms",
+    );
+    assert_one(
+        &edit(&v3, "\"1s\"", "\"105ms\""),
+        8,
+        "advert_int",
+        "multiple of 10ms",
+    );
+    assert_one(&edit(&v3, "\"1s\"", "\"41s\""), 8, "advert_int", "40950ms");
+    assert_one(
+        &edit(HA, "auth_pass = \"1111\"", "version = 4"),
+        9,
+        "version",
+        "use 2 or 3",
+    );
+}
+
+#[test]
+fn ha_auth_rules() {
+    assert_one(
+        &edit(HA, "auth_pass = \"1111\"", "auth_pass = \"123456789\""),
+        9,
+        "auth_pass",
+        "1 to 8",
+    );
+    assert_ok(&edit(
+        HA,
+        "auth_pass = \"1111\"",
+        "auth_pass = \"12345678\"",
+    ));
+    assert_one(
+        &edit(
+            HA,
+            "advert_int = \"1s\"",
+            "advert_int = \"1s\"\nversion = 3",
+        ),
+        10,
+        "auth_pass",
+        "VRRPv3 has no authentication",
+    );
+}
+
+#[test]
+fn ha_vip_rules() {
+    assert_one(
+        &edit(HA, "[\"192.0.2.88/24\"]", "[]"),
+        10,
+        "virtual_ipaddress",
+        "at least one",
+    );
+    assert_one(
+        &edit(
+            HA,
+            "[\"192.0.2.88/24\"]",
+            "[\"192.0.2.88/24\", \"192.0.2.88/32\"]",
+        ),
+        10,
+        "virtual_ipaddress[1]",
+        "twice",
+    );
+    assert_one(
+        &edit(HA, "[\"192.0.2.88/24\"]", "[\"224.0.0.18/32\"]"),
+        10,
+        "virtual_ipaddress[0]",
+        "cannot be a virtual address",
+    );
+    assert_one(
+        &edit(
+            HA,
+            "[\"192.0.2.88/24\"]",
+            "[\"192.0.2.88/24\", \"2001:db8::1/64\"]",
+        ),
+        10,
+        "virtual_ipaddress",
+        "either IPv4 or IPv6",
+    );
+    let v6 = edit(HA, "[\"192.0.2.88/24\"]", "[\"2001:db8::1/64\"]");
+    assert_one(
+        &v6,
+        10,
+        "virtual_ipaddress",
+        "IPv6 virtual addresses need version = 3",
+    );
+    assert_ok(&edit(&v6, "auth_pass = \"1111\"", "version = 3"));
+}
+
+#[test]
+fn ha_instance_names_and_vrids_unique() {
+    let second = |name: &str, vrid: u32, iface: &str| {
+        format!("{HA}\n[[ha.instance]]\nname = \"{name}\"\ninterface = \"{iface}\"\nvirtual_router_id = {vrid}\npriority = 100\nvirtual_ipaddress = [\"192.0.2.89/24\"]\n")
+    };
+    assert_one(
+        &second("VI_1", 52, "eth0"),
+        13,
+        "instance[1].name",
+        "duplicate instance name",
+    );
+    assert_one(
+        &second("VI_2", 51, "eth0"),
+        15,
+        "virtual_router_id",
+        "already uses VRID 51",
+    );
+    assert_ok(&second("VI_2", 52, "eth0"));
+    assert_ok(&second("VI_2", 51, "eth1"));
+    assert_one(
+        &edit(
+            HA,
+            "interface = \"eth0\"",
+            "interface = \"a-very-long-interface\"",
+        ),
+        5,
+        "interface",
+        "1 to 15",
+    );
+    assert_one("[ha]\ninstance = []\n", 2, "ha.instance", "at least one");
+}
+
+#[test]
+fn ha_track_rules() {
+    let with = |t: &str| {
+        edit(
+            HA,
+            "auth_pass = \"1111\"",
+            &format!("auth_pass = \"1111\"\ntrack = [ {t} ]"),
+        )
+    };
+    assert_ok(&with(
+        "{ http = \"http://127.0.0.1:9090/healthz\", interval = \"500ms\", weight = 0 }",
+    ));
+    assert_ok(&with("{ process = \"stackd\", weight = 20 }"));
+    assert_one(&with("{ interval = \"1s\" }"), 10, "track[0]", "found none");
+    assert_one(
+        &with("{ http = \"http://x/\", process = \"p\" }"),
+        10,
+        "track[0]",
+        "found http, process",
+    );
+    assert_one(
+        &with("{ http = \"127.0.0.1:9090\" }"),
+        10,
+        "track[0].http",
+        "http:// URL",
+    );
+    assert_one(
+        &with("{ script = \"/bin/true\", interval = \"1ms\" }"),
+        10,
+        "track[0].interval",
+        "at least 10ms",
+    );
+    assert_one(
+        &with("{ script = \"/bin/true\", fall = 0 }"),
+        10,
+        "track[0].fall",
+        "at least 1",
+    );
+    assert_one(
+        &with("{ script = \"/bin/true\", rise = 0 }"),
+        10,
+        "track[0].rise",
+        "at least 1",
+    );
+    assert_one(
+        &with("{ script = \"/bin/true\", timeout = \"0s\" }"),
+        10,
+        "track[0].timeout",
+        "greater than 0s",
+    );
+    assert_one(
+        &with("{ interface = \"eth0\", weight = 254 }"),
+        10,
+        "track[0].weight",
+        "0..=253",
+    );
+    assert_ok(&with("{ interface = \"eth0\", weight = 253 }"));
+}
+
+#[test]
+fn ha_notify_rules() {
+    assert_one(
+        &edit(
+            HA,
+            "auth_pass = \"1111\"",
+            "auth_pass = \"1111\"\nnotify_webhook = \"ftp://x\"",
+        ),
+        10,
+        "notify_webhook",
+        "http:// URL",
+    );
+    assert_ok(&edit(
+        HA,
+        "auth_pass = \"1111\"",
+        "auth_pass = \"1111\"\nnotify_webhook = \"http://127.0.0.1:1/hook\"",
+    ));
+    let email = |s: &str, to: &str| {
+        HA.replace(
+            "[ha]\n",
+            &format!("[ha]\nemail = {{ smtp_server = \"{s}\", from = \"a@b\", to = [{to}] }}\n"),
+        )
+    };
+    assert_ok(&email("127.0.0.1:25", "\"ops@example.com\""));
+    assert_one(
+        &email("127.0.0.1", "\"ops@example.com\""),
+        3,
+        "email.smtp_server",
+        "host:port",
+    );
+    assert_one(
+        &email("127.0.0.1:25", ""),
+        3,
+        "email.to",
+        "at least one recipient",
+    );
+}
+
+// === [demo_backend] ===
+
+#[test]
+fn demo_backend_rules() {
+    assert_one(
+        &edit(DEMO, "\"137server1\"", "\"137.server1\""),
+        3,
+        "node_id",
+        "letters, digits",
+    );
+    assert_ok(&edit(DEMO, "\"137server1\"", "\"be-1_a\""));
+    assert_one(
+        &edit(DEMO, "\"redis://127.0.0.1:6379/\"", "\"127.0.0.1:6379\""),
+        4,
+        "redis",
+        "schemes",
+    );
+    assert_ok(&edit(
+        DEMO,
+        "\"redis://127.0.0.1:6379/\"",
+        "\"redis+sentinel://127.0.0.1:26379/mymaster\"",
+    ));
+    assert_ok(&edit(DEMO, "\"redis://127.0.0.1:6379/\"", "\"memory://\""));
+    let with = |k: &str| format!("{DEMO}{k}\n");
+    assert_one(
+        &with("session_ttl = \"1500ms\""),
+        5,
+        "session_ttl",
+        "whole seconds",
+    );
+    assert_one(
+        &with("session_ttl = \"0s\""),
+        5,
+        "session_ttl",
+        "whole seconds",
+    );
+    assert_one(&with("session_ttl = 1800"), 5, "session_ttl", "has no unit");
+    assert_ok(&with("session_ttl = \"30m\""));
+    assert_one(
+        &with("redis_timeout = \"0s\""),
+        5,
+        "redis_timeout",
+        "greater than 0s",
+    );
+    assert_one(
+        &with("cookie = { name = \"a b\" }"),
+        5,
+        "cookie.name",
+        "cookie name",
+    );
+    assert_one(
+        &with("cookie = { path = \"x\" }"),
+        5,
+        "cookie.path",
+        "start with '/'",
+    );
+    assert_one(
+        &with("cookie = { same_site = \"None\" }"),
+        5,
+        "cookie.same_site",
+        "secure = true",
+    );
+    assert_ok(&with("cookie = { same_site = \"None\", secure = true }"));
+}
+
+#[test]
+fn missing_required_key_is_located() {
+    let p = parse("[demo_backend]\nnode_id = \"a\"\n").unwrap_err();
+    assert_eq!(p.len(), 1);
+    assert!(
+        p[0].starts_with("t.toml:1:") && p[0].contains("missing field `redis`"),
+        "{p:?}"
+    );
+}

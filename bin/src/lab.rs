@@ -1,9 +1,31 @@
-//! `stackd lab`: the whole stack on this machine.
+//! `stackd lab`: hands the options to the lab library with this executable.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use stackd_common::shutdown;
+use stackd_lab::LabOptions;
+
 use crate::cli::LabArgs;
 
-pub async fn run(_args: LabArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("stackd lab is being built (issue 7)")
+pub async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    if args.netns {
+        anyhow::bail!(
+            "stackd lab --netns is being built (issue 7); run `stackd lab` for the loopback stack"
+        );
+    }
+    let exe = std::env::current_exe()
+        .context("cannot find the stackd executable to start components with")?;
+    let status_port = if args.port == 0 {
+        0
+    } else {
+        args.port.saturating_add(1)
+    };
+    let opts = LabOptions {
+        exe,
+        port: args.port,
+        status_port,
+    };
+    stackd_lab::run(opts, shutdown::shutdown_token()?).await?;
+    Ok(ExitCode::SUCCESS)
 }

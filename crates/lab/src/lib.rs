@@ -1,0 +1,61 @@
+//! `stackd lab`: the whole stack on one machine, so a person can see the
+//! product work in a minute and a test can drive the same thing.
+//!
+//! Every component is the real `stackd` binary (or a real `redis-server`)
+//! started as a child process, exactly as on the five hosts; the lab only
+//! wires them together, watches them, and stops what it started.
+//!
+//! # Layout
+//! - [`local`]: loopback mode: Redis, two demo backends, the proxy.
+//! - [`procs`]: child processes by PID, logs in the lab directory, stop on exit.
+//! - [`redis`]: a throwaway `redis-server` on a free port.
+//! - [`probe`]: bounded HTTP GET / Redis PING used for readiness and status.
+//! - [`page`]: the live status page.
+
+pub mod local;
+pub mod page;
+pub mod probe;
+pub mod procs;
+pub mod redis;
+
+use std::path::PathBuf;
+
+use stackd_common::CancellationToken;
+
+/// What `stackd lab` was asked to run.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// The `stackd` executable to start components with.
+    pub exe: PathBuf,
+    /// Proxy port on loopback; 0 picks a free one.
+    pub port: u16,
+    /// Status page port; 0 picks a free one.
+    pub status_port: u16,
+}
+
+/// Why the lab could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Start(String),
+}
+
+impl LabError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> LabError {
+        LabError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Runs the loopback lab until `shutdown`.
+pub async fn run(opts: LabOptions, shutdown: CancellationToken) -> Result<(), LabError> {
+    local::run(&opts, shutdown).await
+}

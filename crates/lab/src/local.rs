@@ -1,0 +1,375 @@
+//! Loopback mode: everything on 127.0.0.1, no root needed.
+//!
+//! ```text
+//!   you ── :8000 ── stackd proxy ──┬── stackd demo-backend 137server1 ──┐
+//!                   (round robin)  └── stackd demo-backend 139server2 ──┴── redis-server
+//!   status page :8001 (this process) polls all of them every second
+//! ```
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use stackd_common::CancellationToken;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+use crate::page::{self, Snapshot};
+use crate::probe::{self, HttpClient};
+use crate::procs::Procs;
+use crate::{redis, LabError, LabOptions};
+
+const NODES: [&str; 2] = ["137server1", "139server2"];
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Addresses of one running loopback stack.
+struct Stack {
+    dir: PathBuf,
+    proxy: SocketAddr,
+    proxy_admin: SocketAddr,
+    status: SocketAddr,
+    backends: Vec<(String, SocketAddr)>,
+    redis: SocketAddr,
+}
+
+pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), LabError> {
+    let dir = std::env::temp_dir().join(format!("stackd-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
+    let mut procs = Procs::default();
+    let result = run_with(opts, &dir, &mut procs, shutdown).await;
+    procs.stop_all(GRACE).await;
+    println!(
+        "stackd lab stopped everything it started; logs are in {}",
+        dir.display()
+    );
+    result
+}
+
+async fn run_with(
+    opts: &LabOptions,
+    dir: &Path,
+    procs: &mut Procs,
+    shutdown: CancellationToken,
+) -> Result<(), LabError> {
+    let proxy_listener = bind(opts.port).await?;
+    let status_listener = bind(opts.status_port).await?;
+    let stack = Stack {
+        dir: dir.to_owned(),
+        proxy: local_addr(&proxy_listener)?,
+        proxy_admin: free_addr()?,
+        status: local_addr(&status_listener)?,
+        backends: NODES
+            .iter()
+            .map(|n| Ok(((*n).to_owned(), free_addr()?)))
+            .collect::<Result<_, LabError>>()?,
+        redis: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let server = redis::find_redis_server().ok_or_else(|| {
+        LabError::Start("redis-server is not on PATH; install it (apt-get install redis-server) so sessions can be shared".into())
+    })?;
+    let stack = Stack {
+        redis: redis::start(&server, procs, dir).await?,
+        ..stack
+    };
+    for (node, addr) in &stack.backends {
+        start_backend(opts, procs, &stack, node, *addr)?;
+    }
+    let proxy_cfg = write_proxy_config(&stack)?;
+    drop(proxy_listener); // the proxy binds it now
+    let mut cmd = Command::new(&opts.exe);
+    cmd.arg("proxy").arg("--config").arg(&proxy_cfg);
+    procs.spawn("proxy", cmd, dir)?;
+
+    let client = probe::http_client();
+    wait_ready(&client, &stack).await?;
+    let snapshot = Snapshot::default();
+    tokio::spawn(page::admin(snapshot.clone()).serve(status_listener, shutdown.child_token()));
+    print_banner(&stack, procs);
+    supervise(opts, procs, &stack, &client, &snapshot, shutdown).await
+}
+
+async fn bind(port: u16) -> Result<TcpListener, LabError> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        LabError::io(
+            format!("listen on 127.0.0.1:{port} (is another lab or server using it? try --port 0)"),
+            e,
+        )
+    })
+}
+
+fn local_addr(l: &TcpListener) -> Result<SocketAddr, LabError> {
+    l.local_addr().map_err(|e| LabError::io("local address", e))
+}
+
+fn free_addr() -> Result<SocketAddr, LabError> {
+    let port = probe::free_port().map_err(|e| LabError::io("find a free port", e))?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn start_backend(
+    opts: &LabOptions,
+    procs: &mut Procs,
+    s: &Stack,
+    node: &str,
+    addr: SocketAddr,
+) -> Result<u32, LabError> {
+    let mut cmd = Command::new(&opts.exe);
+    cmd.arg("demo-backend")
+        .args(["--listen", &addr.to_string(), "--node-id", node])
+        .args(["--redis", &format!("redis://{}/", s.redis)]);
+    procs.spawn(node, cmd, &s.dir)
+}
+
+/// The proxy's config: round robin over both backends, active health checks
+/// every 500 ms so a killed backend leaves the rotation within a second.
+fn write_proxy_config(s: &Stack) -> Result<PathBuf, LabError> {
+    let mut servers = String::new();
+    for (node, addr) in &s.backends {
+        let _ = writeln!(servers, "  {{ addr = \"{addr}\", node_id = \"{node}\" }},");
+    }
+    let text = format!(
+        r#"# Written by stackd lab.
+[proxy]
+listen = ["{proxy}"]
+admin = "{admin}"
+access_log = "off"
+
+[[proxy.upstream]]
+name = "backends"
+balance = "round_robin"
+servers = [
+{servers}]
+max_fails = 1
+fail_timeout = "5s"
+health = {{ path = "/healthz", interval = "500ms", timeout = "500ms", fall = 1, rise = 2 }}
+
+[[proxy.route]]
+path = "/"
+upstream = "backends"
+"#,
+        proxy = s.proxy,
+        admin = s.proxy_admin,
+    );
+    let path = s.dir.join("proxy.toml");
+    stackd_common::Config::from_toml_str(&text, &path)
+        .map_err(|e| LabError::Start(format!("internal: lab proxy config: {e}")))?;
+    std::fs::write(&path, text)
+        .map_err(|e| LabError::io(format!("write {}", path.display()), e))?;
+    Ok(path)
+}
+
+async fn wait_ready(client: &HttpClient, s: &Stack) -> Result<(), LabError> {
+    let within = Duration::from_secs(20);
+    for (node, addr) in &s.backends {
+        let url = format!("http://{addr}/healthz");
+        probe::wait_until(node, within, || ok_200(client, url.clone()))
+            .await
+            .map_err(|e| stuck(e, &s.dir))?;
+    }
+    let url = format!("http://{}/session", s.proxy);
+    probe::wait_until("proxy", within, || ok_200(client, url.clone()))
+        .await
+        .map_err(|e| stuck(e, &s.dir))
+}
+
+fn stuck(e: String, dir: &Path) -> LabError {
+    LabError::Start(format!("{e}; see the logs in {}", dir.display()))
+}
+
+async fn ok_200(client: &HttpClient, url: String) -> Result<(), String> {
+    match probe::get(client, &url, Duration::from_secs(1)).await? {
+        (200, _) => Ok(()),
+        (code, body) => Err(format!(
+            "{url} answered {code}: {}",
+            String::from_utf8_lossy(&body).trim()
+        )),
+    }
+}
+
+fn print_banner(s: &Stack, procs: &Procs) {
+    let pid = |n: &str| procs.get(n).map_or(0, |p| p.pid);
+    println!("\nstackd lab is up on loopback. Ctrl-C stops everything it started.\n");
+    println!(
+        "  open     http://{}/          the demo app through the proxy",
+        s.proxy
+    );
+    println!(
+        "  status   http://{}/          live view: upstream health, request rate, Redis",
+        s.status
+    );
+    println!(
+        "  proxy    pid {:<7} admin http://{}/status",
+        pid("proxy"),
+        s.proxy_admin
+    );
+    for (node, addr) in &s.backends {
+        println!("  backend  pid {:<7} {node} on http://{addr}/", pid(node));
+    }
+    println!("  redis    pid {:<7} redis://{}/", pid("redis"), s.redis);
+    println!("  logs     {}\n", s.dir.display());
+    for t in try_lines(s, procs) {
+        println!("  try: {t}");
+    }
+    println!("  type 1 or 2 and Enter to stop/start a backend\n");
+}
+
+fn try_lines(s: &Stack, procs: &Procs) -> Vec<String> {
+    let b1 = procs.get(NODES[0]).map_or(0, |p| p.pid);
+    vec![
+        format!("curl -s -c /tmp/lab.jar -b /tmp/lab.jar http://{}/session   (repeat: the node alternates, visits keep counting)", s.proxy),
+        format!("kill {b1}   (stops backend {}: requests keep working, the session stays)", NODES[0]),
+    ]
+}
+
+/// Runs until shutdown: refreshes the status page, reports processes that
+/// died, and takes `1`/`2` on stdin to stop or restart a backend.
+async fn supervise(
+    opts: &LabOptions,
+    procs: &mut Procs,
+    s: &Stack,
+    client: &HttpClient,
+    snapshot: &Snapshot,
+    shutdown: CancellationToken,
+) -> Result<(), LabError> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_total: Option<f64> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(l)) => toggle_backend(opts, procs, s, l.trim()).await,
+                _ => stdin_open = false,
+            },
+            _ = tick.tick() => {
+                for (name, status) in procs.reap_exited() {
+                    println!("lab: {name} exited ({status})");
+                }
+                let view = collect(client, s, procs, &mut last_total).await;
+                snapshot.set(view);
+            }
+        }
+    }
+}
+
+async fn toggle_backend(opts: &LabOptions, procs: &mut Procs, s: &Stack, cmd: &str) {
+    let Some((node, addr)) = cmd
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| s.backends.get(i.wrapping_sub(1)))
+    else {
+        if !cmd.is_empty() {
+            println!("lab: type 1 or 2 (backend number), or Ctrl-C to stop");
+        }
+        return;
+    };
+    if procs.running(node) {
+        procs.stop(node, GRACE).await;
+        println!("lab: stopped {node}; requests go to the other backend, sessions stay in Redis");
+    } else {
+        match start_backend(opts, procs, s, node, *addr) {
+            Ok(pid) => println!("lab: started {node} again (pid {pid})"),
+            Err(e) => println!("lab: cannot start {node}: {e}"),
+        }
+    }
+}
+
+/// One snapshot for the status page.
+async fn collect(
+    client: &HttpClient,
+    s: &Stack,
+    procs: &mut Procs,
+    last_total: &mut Option<f64>,
+) -> Value {
+    let t = Duration::from_millis(800);
+    let mut backends = Vec::new();
+    for (node, addr) in &s.backends {
+        let (ok, detail) = match probe::get(client, &format!("http://{addr}/healthz"), t).await {
+            Ok((200, _)) => (true, "200 OK".to_owned()),
+            Ok((code, body)) => (
+                false,
+                format!("{code} {}", String::from_utf8_lossy(&body).trim()),
+            ),
+            Err(e) => (false, e),
+        };
+        let pid = procs
+            .running(node)
+            .then(|| procs.get(node).map(|p| p.pid))
+            .flatten();
+        backends.push(
+            json!({"node": node, "addr": addr.to_string(), "pid": pid, "ok": ok, "detail": detail}),
+        );
+    }
+    let status = probe::get(client, &format!("http://{}/status", s.proxy_admin), t).await;
+    let metrics = probe::get(client, &format!("http://{}/metrics", s.proxy_admin), t).await;
+    let total = metrics
+        .as_ref()
+        .ok()
+        .map(|(_, b)| page::requests_total(&String::from_utf8_lossy(b)));
+    let rps = match (total, *last_total) {
+        (Some(now), Some(before)) if now >= before => now - before,
+        _ => 0.0,
+    };
+    *last_total = total;
+    let status_json: Value = status
+        .as_ref()
+        .ok()
+        .and_then(|(_, b)| serde_json::from_slice(b).ok())
+        .unwrap_or(Value::Null);
+    let redis = match probe::redis_ping(s.redis, t).await {
+        Ok(()) => json!({"ok": true, "detail": format!("redis://{}/ answers PING", s.redis)}),
+        Err(e) => json!({"ok": false, "detail": e}),
+    };
+    json!({
+        "mode": "loopback",
+        "updated": chrono_now(),
+        "proxy": {"url": format!("http://{}/", s.proxy), "up": status.is_ok(), "rps": rps, "servers": servers_of(&status_json), "status": status_json},
+        "backends": backends,
+        "redis": redis,
+        "vip": [],
+        "try": try_lines(s, procs),
+    })
+}
+
+/// Upstream servers from the proxy's `/status`, flattened for the page.
+fn servers_of(status: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for up in status
+        .get("upstreams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = up.get("name").cloned().unwrap_or(Value::Null);
+        for srv in up
+            .get("servers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut row = srv.clone();
+            if let Some(o) = row.as_object_mut() {
+                o.insert("upstream".into(), name.clone());
+            }
+            out.push(row);
+        }
+    }
+    out
+}
+
+fn chrono_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}

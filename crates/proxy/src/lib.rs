@@ -1,14 +1,19 @@
-//! Reverse proxy and load balancer: the nginx part of stackd (being built, issue 4).
+//! Reverse proxy and load balancer: the nginx part of stackd.
+//!
+//! # Layout
+//! - [`balance`]: pure load-balancing policies over a server tier.
+//! - [`health`]: pure passive and active health hysteresis.
+//! - [`error`]: [`ProxyError`] with the failing side and the client status.
+
+pub mod balance;
+pub mod error;
+pub mod health;
+
+pub use error::{ErrorKind, ProxyError, Side};
 
 use stackd_common::config::ProxyConfig;
 use stackd_common::CancellationToken;
 use tokio::sync::mpsc;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("the proxy is not built yet")]
-    NotBuilt,
-}
 
 /// Serves `cfg` until `shutdown`; each config from `reloads` replaces the running one.
 pub async fn run(
@@ -16,5 +21,5 @@ pub async fn run(
     _reloads: mpsc::Receiver<ProxyConfig>,
     _shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
-    Err(ProxyError::NotBuilt)
+    Err(ProxyError::proxy(ErrorKind::Tls("not built".into())))
 }

@@ -1,5 +1,7 @@
 //! The proxy against real backends on loopback.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::time::Duration;

@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -76,6 +77,7 @@ pub enum ReqBody {
 #[derive(Debug)]
 pub struct ClientBody {
     inner: Incoming,
+    progress: Arc<Progress>,
     /// 0: no limit.
     limit: u64,
     seen: u64,
@@ -89,11 +91,44 @@ impl ReqBody {
     pub fn client(inner: Incoming, limit: u64, idle: Duration) -> ReqBody {
         ReqBody::Client(ClientBody {
             inner,
+            progress: Arc::new(Progress::default()),
             limit,
             seen: 0,
             idle,
             timer: IdleTimer::default(),
         })
+    }
+
+    /// How far the upload got, for upstream timeouts; `None` without a body.
+    pub fn progress(&self) -> Option<Arc<Progress>> {
+        match self {
+            ReqBody::Empty => None,
+            ReqBody::Client(c) => Some(c.progress.clone()),
+        }
+    }
+}
+
+/// When the last request-body frame went upstream, and whether it was the last.
+///
+/// nginx starts `proxy_read_timeout` once the request is sent and applies
+/// `proxy_send_timeout` between writes while it is being sent; the sender
+/// polls this to do the same.
+#[derive(Debug, Default)]
+pub struct Progress(AtomicU64);
+
+const DONE: u64 = 1 << 63;
+
+impl Progress {
+    fn frame(&self, last: bool) {
+        let now = crate::clock::now_ms();
+        self.0
+            .store(if last { now | DONE } else { now }, Ordering::Relaxed);
+    }
+
+    /// (ms of the last frame on [`crate::clock::now_ms`]'s scale, whether the body is complete).
+    pub fn get(&self) -> (u64, bool) {
+        let v = self.0.load(Ordering::Relaxed);
+        (v & !DONE, v & DONE != 0)
     }
 }
 
@@ -112,6 +147,7 @@ impl Body for ReqBody {
         match Pin::new(&mut c.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 c.timer.frame_arrived();
+                c.progress.frame(c.inner.is_end_stream());
                 if let Some(d) = frame.data_ref() {
                     c.seen += d.len() as u64;
                     if c.limit > 0 && c.seen > c.limit {

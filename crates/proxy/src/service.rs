@@ -413,7 +413,8 @@ async fn send(
                 })
             }
         }
-        match tokio::time::timeout(limits.read_timeout, conn.try_send_request(req)).await {
+        let progress = req.body().progress();
+        match wait_response(conn.try_send_request(req), progress.as_deref(), limits).await {
             Err(_) => {
                 return Err(Failed {
                     err: ProxyError::upstream(ErrorKind::ReadTimeout),
@@ -448,6 +449,37 @@ async fn send(
         err: ProxyError::upstream(ErrorKind::NoServer),
         returned: Some(req),
     })
+}
+
+/// Waits for the response head: `send_timeout` between request-body frames
+/// while the body is still going up, then `read_timeout` from its last byte
+/// (from the send itself for bodyless requests), like nginx.
+async fn wait_response<F: std::future::Future>(
+    fut: F,
+    progress: Option<&crate::body::Progress>,
+    limits: &Limits,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::pin!(fut);
+    let sent_at = crate::clock::now_ms();
+    loop {
+        let (last, done) = progress.map_or((sent_at, true), |p| p.get());
+        let limit = if done {
+            limits.read_timeout
+        } else {
+            limits.send_timeout
+        };
+        let since = crate::clock::now_ms().saturating_sub(last.max(sent_at));
+        let left = limit.saturating_sub(Duration::from_millis(since));
+        match tokio::time::timeout(left, &mut fut).await {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                let (now_last, now_done) = progress.map_or((sent_at, true), |p| p.get());
+                if (now_last, now_done) == (last, done) {
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 /// A request-body error raised by our own limits while hyper was sending.

@@ -28,6 +28,7 @@ pub struct Limits {
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub connect_timeout: Duration,
+    pub send_timeout: Duration,
     pub read_timeout: Duration,
     pub upstream_keepalive: usize,
 }
@@ -74,6 +75,7 @@ impl Snapshot {
             body_timeout: cfg.client_body_timeout,
             keepalive_timeout: cfg.keepalive_timeout,
             connect_timeout: cfg.connect_timeout,
+            send_timeout: cfg.send_timeout,
             read_timeout: cfg.read_timeout,
             upstream_keepalive: cfg.upstream_keepalive,
         };

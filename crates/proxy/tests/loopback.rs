@@ -275,3 +275,79 @@ upstream = "app"
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let c = client();
+    for _ in 0..50 {
+        assert_eq!(get(&c, &p.url("/")).await.0, StatusCode::OK);
+    }
+    let conns = a.conns.load(std::sync::atomic::Ordering::Relaxed);
+    println!("50 sequential requests used {conns} upstream connection(s)");
+    assert!(
+        conns <= 2,
+        "{conns} upstream connections for 50 sequential requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_is_retried_when_nothing_was_sent() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let a = Backend::start("a").await;
+    // The dead server is first, so the first pick fails to connect.
+    let p = Proxy::start(&two_servers(dead, a.addr, "")).await;
+    let c = client();
+    for _ in 0..2 {
+        let req = Request::post(p.url("/echo"))
+            .body(Full::new(Bytes::from_static(b"hello")))
+            .unwrap();
+        let (status, body) = send(&c, req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body.contains("body_len: 5"),
+            "the body survived the retry: {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_gets_408() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "client_body_timeout = \"300ms\"")).await;
+    let out = raw(
+        p.addr,
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_prior_knowledge() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://h2c.example.com:{}/echo", p.addr.port()))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains(&format!("host: h2c.example.com:{}\n", p.addr.port())),
+        "{body}"
+    );
+}

@@ -32,6 +32,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub name: &'static str,
     pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted, to see upstream keep-alive at work.
+    pub conns: Arc<AtomicUsize>,
     pub sick: Arc<std::sync::atomic::AtomicBool>,
     stop: CancellationToken,
 }
@@ -46,14 +48,16 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
         let sick = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (s, h, k) = (stop.clone(), hits.clone(), sick.clone());
+        let (s, h, k, n) = (stop.clone(), hits.clone(), sick.clone(), conns.clone());
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
                     _ = s.cancelled() => return,
                     r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
                 };
+                n.fetch_add(1, Ordering::Relaxed);
                 let (s, h, k) = (s.clone(), h.clone(), k.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| answer(name, addr, h.clone(), k.clone(), req));
@@ -72,6 +76,7 @@ impl Backend {
             addr,
             name,
             hits,
+            conns,
             sick,
             stop,
         }

@@ -156,8 +156,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
                 if phase == BUSY || phase == UPGRADED || this.timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                if phase == IDLE {
-                    // keepalive_timeout: a clean EOF lets hyper close quietly.
+                if phase == IDLE || this.first_read {
+                    // keepalive_timeout, or a connection that never sent a byte
+                    // (browsers' preconnects): a clean EOF lets hyper close quietly,
+                    // as nginx does, instead of a 408 nobody asked for.
                     return Poll::Ready(Ok(()));
                 }
                 // Slowloris: answer 408 best-effort, then fail the read so hyper closes.

@@ -159,8 +159,13 @@ async fn proxy(
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     forward::add_forwarding(&mut parts.headers, &peer, client, host.as_ref());
     if !parts.headers.contains_key(header::HOST) {
-        if let Some(h) = &host {
-            parts.headers.insert(header::HOST, h.clone());
+        // h2 carries the host in :authority; an HTTP/1.0 client may send none,
+        // and then the upstream name stands in (nginx's $proxy_host).
+        let h = host
+            .clone()
+            .or_else(|| HeaderValue::from_str(&up.name).ok());
+        if let Some(h) = h {
+            parts.headers.insert(header::HOST, h);
         }
     }
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {

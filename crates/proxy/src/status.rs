@@ -52,7 +52,7 @@ pub fn status(snap: &Snapshot) -> Value {
                 .collect();
             json!({
                 "name": &*u.name,
-                "balance": format!("{:?}", u.policy()),
+                "balance": serde_json::to_value(u.policy()).unwrap_or(Value::Null),
                 "requests": u.stats.requests(),
                 "servers": servers,
             })

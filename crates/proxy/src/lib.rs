@@ -1,20 +1,69 @@
-//! Reverse proxy and load balancer: the nginx part of stackd (being built, issue 4).
+//! Reverse proxy and load balancer: the nginx part of stackd.
+//!
+//! A request flows: [`server`] accepts (TLS by SNI in [`tls`], timeouts in
+//! [`conn`]) → [`service`] checks limits, routes ([`route`]), rewrites the
+//! head ([`forward`]), picks a server ([`upstream`] with [`balance`] and
+//! [`health`]) and sends it over a pooled connection ([`pool`]) with
+//! retries → the response streams back ([`body`]) and its end records
+//! metrics and the access log ([`access`], [`stats`]).
+//!
+//! # Layout
+//! - [`balance`]: pure load-balancing policies over a server tier.
+//! - [`health`]: pure passive and active health hysteresis; [`prober`] feeds it.
+//! - [`route`]: virtual hosts and longest path prefix.
+//! - [`forward`]: pure header rewriting (hop-by-hop, X-Forwarded-*, Forwarded, Location).
+//! - [`snapshot`]: the immutable running config behind an `ArcSwap`.
+//! - [`upstream`], [`pool`]: live server state and idle upstream connections.
+//! - [`service`], [`body`]: the request path and streaming bodies.
+//! - [`server`], [`conn`], [`tls`]: listeners, connection timeouts, TLS.
+//! - [`status`], [`stats`], [`access`]: `/status`, `/metrics`, access log.
+//! - [`error`]: [`ProxyError`] with the failing side and the client status.
+
+pub mod access;
+pub mod balance;
+pub mod body;
+pub mod clock;
+pub mod conn;
+pub mod error;
+pub mod forward;
+pub mod health;
+pub mod pool;
+pub mod prober;
+pub mod route;
+pub mod server;
+pub mod service;
+pub mod snapshot;
+pub mod stats;
+pub mod status;
+pub mod tls;
+pub mod upstream;
+
+pub use error::{ErrorKind, ProxyError, Side};
+pub use server::{bind, serve, Bound};
 
 use stackd_common::config::ProxyConfig;
 use stackd_common::CancellationToken;
 use tokio::sync::mpsc;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("the proxy is not built yet")]
-    NotBuilt,
-}
-
 /// Serves `cfg` until `shutdown`; each config from `reloads` replaces the running one.
+///
+/// Binds every `listen` address and the `admin` address first, so a port in
+/// use is an error before anything is served.
 pub async fn run(
-    _cfg: ProxyConfig,
-    _reloads: mpsc::Receiver<ProxyConfig>,
-    _shutdown: CancellationToken,
+    cfg: ProxyConfig,
+    reloads: mpsc::Receiver<ProxyConfig>,
+    shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
-    Err(ProxyError::NotBuilt)
+    let mut listeners = Vec::with_capacity(cfg.listen.len());
+    for l in &cfg.listen {
+        listeners.push(Bound {
+            listener: bind(l.addr()).await?,
+            tls: l.tls(),
+        });
+    }
+    let admin = match cfg.admin {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    serve(listeners, admin, cfg, reloads, shutdown).await
 }

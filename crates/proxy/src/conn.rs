@@ -1,0 +1,205 @@
+//! Per-connection state and the client-side timeouts hyper does not give us.
+//!
+//! hyper's `header_read_timeout` closes a slow connection without a
+//! response, and also cuts idle keep-alive connections at the header
+//! timeout. nginx answers a slowloris with 408 and keeps idle connections
+//! for `keepalive_timeout`. [`ConnIo`] wraps the client stream and does
+//! both: it knows from its own reads when the next request head starts, and
+//! from [`ConnInfo`] (set by the service and by the response body's end)
+//! when a request is in progress or the connection is idle.
+//!
+//! ```text
+//!   accept ──► Head ──(service called)──► Busy ──(response body done)──► Idle
+//!               ▲ header_timeout: 408        no timer here                │ keepalive_timeout: close
+//!               └───────────────────(first byte of the next request)─────┘
+//! ```
+//!
+//! HTTP/2 connections (prior knowledge or ALPN) skip this: streams interleave
+//! and h2 has its own keep-alive.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const HEAD: u8 = 0;
+const BUSY: u8 = 1;
+const IDLE: u8 = 2;
+/// Switched protocols (WebSocket): the stream is no longer HTTP; no timers.
+const UPGRADED: u8 = 3;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+const RESPONSE_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 20\r\nconnection: close\r\n\r\n408 Request Timeout\n";
+
+/// What every request on one client connection shares.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    phase: AtomicU8,
+}
+
+// === impl ConnInfo ===
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            tls,
+            phase: AtomicU8::new(HEAD),
+        }
+    }
+
+    /// A request head was parsed: no header timer until the response is done.
+    pub fn request_started(&self) {
+        self.phase.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// The response body ended: the connection idles until the next request.
+    pub fn response_done(&self) {
+        let _ = self
+            .phase
+            .compare_exchange(BUSY, IDLE, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The upstream agreed to switch protocols; the connection is a tunnel from now on.
+    pub fn upgraded(&self) {
+        self.phase.store(UPGRADED, Ordering::Relaxed);
+    }
+}
+
+/// The client stream with header and keep-alive timeouts.
+pub struct ConnIo<S> {
+    inner: S,
+    info: std::sync::Arc<ConnInfo>,
+    header_timeout: Duration,
+    keepalive_timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+    /// The phase the timer is armed for (BUSY: not armed).
+    armed: u8,
+    h2: bool,
+    first_read: bool,
+}
+
+// === impl ConnIo ===
+
+impl<S> ConnIo<S> {
+    /// Starts in the head phase: the first request must arrive within `header_timeout`.
+    pub fn new(
+        inner: S,
+        info: std::sync::Arc<ConnInfo>,
+        header_timeout: Duration,
+        keepalive_timeout: Duration,
+        h2: bool,
+    ) -> ConnIo<S> {
+        ConnIo {
+            inner,
+            info,
+            header_timeout,
+            keepalive_timeout,
+            timer: Box::pin(tokio::time::sleep(header_timeout)),
+            armed: HEAD,
+            h2,
+            first_read: true,
+        }
+    }
+
+    fn arm(&mut self, phase: u8) {
+        if self.armed != phase {
+            let d = if phase == HEAD {
+                self.header_timeout
+            } else {
+                self.keepalive_timeout
+            };
+            if phase == HEAD || phase == IDLE {
+                self.timer.as_mut().reset(Instant::now() + d);
+            }
+            self.armed = phase;
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let got = &buf.filled()[before..];
+                if this.first_read && !got.is_empty() {
+                    this.first_read = false;
+                    this.h2 |= got.starts_with(H2_PREFACE);
+                }
+                if !this.h2 && !got.is_empty() && this.info.phase.load(Ordering::Relaxed) == IDLE {
+                    // First bytes of the next request: the header clock starts now.
+                    this.info.phase.store(HEAD, Ordering::Relaxed);
+                    this.arm(HEAD);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending if this.h2 => Poll::Pending,
+            Poll::Pending => {
+                let phase = this.info.phase.load(Ordering::Relaxed);
+                this.arm(phase);
+                if phase == BUSY || phase == UPGRADED || this.timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                if phase == IDLE || this.first_read {
+                    // keepalive_timeout, or a connection that never sent a byte
+                    // (browsers' preconnects): a clean EOF lets hyper close quietly,
+                    // as nginx does, instead of a 408 nobody asked for.
+                    return Poll::Ready(Ok(()));
+                }
+                // Slowloris: answer 408 best-effort, then fail the read so hyper closes.
+                let _ = Pin::new(&mut this.inner).poll_write(cx, RESPONSE_408);
+                let _ = Pin::new(&mut this.inner).poll_flush(cx);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client_header_timeout",
+                )))
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

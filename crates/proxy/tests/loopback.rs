@@ -1,0 +1,353 @@
+//! The proxy against real backends on loopback.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_across_two_backends() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let p = Proxy::start(&two_servers(a.addr, b.addr, "")).await;
+    let c = client();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let (status, body) = get(&c, &p.url("/")).await;
+        assert_eq!(status, StatusCode::OK);
+        seen.push(body);
+    }
+    assert_eq!(seen.iter().filter(|s| *s == "a").count(), 5, "{seen:?}");
+    assert_eq!(seen.iter().filter(|s| *s == "b").count(), 5, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] != w[1]),
+        "interleaved: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_and_host_kept() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let c = client();
+    let req = Request::get(p.url("/echo"))
+        .header("host", "test.example.com:8080")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "1")
+        .header("cookie", "SESSIONID=abc.n1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    println!("{body}");
+    assert!(body.contains("host: test.example.com:8080\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 127.0.0.1\n"),
+        "untrusted XFF replaced: {body}"
+    );
+    assert!(body.contains("x-real-ip: 127.0.0.1\n"), "{body}");
+    assert!(body.contains("x-forwarded-proto: http\n"), "{body}");
+    assert!(
+        body.contains("x-forwarded-host: test.example.com:8080\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("forwarded: for=127.0.0.1;host=\"test.example.com:8080\";proto=http\n"),
+        "{body}"
+    );
+    assert!(body.contains("cookie: SESSIONID=abc.n1\n"), "{body}");
+    assert!(
+        !body.contains("x-drop-me"),
+        "hop-by-hop named in Connection: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_rewritten_to_client_host() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let c = client();
+    let req = Request::get(p.url("/redirect"))
+        .header("host", "shop.example.com:8443")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(
+        resp.headers()["location"],
+        "http://shop.example.com:8443/landed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_backend_costs_no_failed_get() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let p = Proxy::start(&two_servers(a.addr, b.addr, "")).await;
+    let c = client();
+    let mut failures = 0;
+    let mut after_kill = Vec::new();
+    for i in 0..200 {
+        if i == 50 {
+            a.kill();
+        }
+        let (status, body) = get(&c, &p.url("/")).await;
+        if status != StatusCode::OK {
+            failures += 1;
+        }
+        if i > 50 {
+            after_kill.push(body);
+        }
+    }
+    assert_eq!(failures, 0);
+    assert!(after_kill.iter().all(|b| b == "b"));
+    let (_, status) = get(&c, &format!("http://{}/status", p.admin)).await;
+    println!("{status}");
+    assert!(status.contains("\"up\": false"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_down_is_502_then_503() {
+    let dead1 = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead2 = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let p = Proxy::start(&two_servers(dead1, dead2, "")).await;
+    let c = client();
+    let (status, body) = get(&c, &p.url("/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.starts_with("502"), "{body}");
+    // Both are now marked down (max_fails = 1): a clear 503, not a hang.
+    let (status, body) = get(&c, &p.url("/")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upstream_is_504() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "read_timeout = \"300ms\"")).await;
+    let (status, body) = get(&client(), &p.url("/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limits_413() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "client_max_body_size = \"1k\"")).await;
+    let c = client();
+    // Declared too large: refused before reading.
+    let req = Request::post(p.url("/echo"))
+        .body(Full::new(Bytes::from(vec![b'x'; 2048])))
+        .unwrap();
+    let (status, body) = send(&c, req).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // Within the limit: forwarded.
+    let req = Request::post(p.url("/echo"))
+        .body(Full::new(Bytes::from(vec![b'x'; 1000])))
+        .unwrap();
+    let (status, body) = send(&c, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("body_len: 1000"), "{body}");
+    // Chunked (no Content-Length) and crossing the limit while streaming.
+    let chunk = "400\r\n".to_string() + &"y".repeat(1024) + "\r\n";
+    let raw_req = format!(
+        "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+    );
+    let out = raw(p.addr, raw_req.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_limits_431() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "max_header_size = \"4k\"")).await;
+    let big = "b".repeat(6000);
+    let out = raw(
+        p.addr,
+        format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\nconnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    let huge = "b".repeat(20_000);
+    let out = raw(
+        p.addr,
+        format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {huge}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    let out = raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_gets_408_and_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "client_header_timeout = \"500ms\"")).await;
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            // Keep dribbling bytes like a slowloris client.
+            let _ = s.write_all(b"x-a: b\r\n").await;
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(r.is_ok(), "connection was not closed");
+    let out = String::from_utf8_lossy(&out);
+    println!("slowloris closed after {:?}", started.elapsed());
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_route_is_404_and_metrics_count() {
+    let a = Backend::start("a").await;
+    let toml = format!(
+        r#"
+[proxy]
+listen = ["{{listen}}"]
+admin = "{{admin}}"
+[[proxy.upstream]]
+name = "app"
+servers = [ {{ addr = "{}" }} ]
+[[proxy.route]]
+host = "app.example.com"
+path = "/"
+upstream = "app"
+"#,
+        a.addr
+    );
+    let p = Proxy::start(&toml).await;
+    let c = client();
+    let (status, _) = get(&c, &p.url("/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let req = Request::get(p.url("/"))
+        .header("host", "app.example.com")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, body) = send(&c, req).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "a"));
+    let (_, metrics) = get(&c, &format!("http://{}/metrics", p.admin)).await;
+    println!("{metrics}");
+    assert!(
+        metrics.contains("stackd_proxy_requests_total{upstream=\"app\",class=\"2xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stackd_proxy_requests_total{upstream=\"\",class=\"4xx\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stackd_proxy_request_duration_seconds_count{upstream=\"app\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stackd_proxy_upstream_server_up{upstream=\"app\",server=\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let c = client();
+    for _ in 0..50 {
+        assert_eq!(get(&c, &p.url("/")).await.0, StatusCode::OK);
+    }
+    let conns = a.conns.load(std::sync::atomic::Ordering::Relaxed);
+    println!("50 sequential requests used {conns} upstream connection(s)");
+    assert!(
+        conns <= 2,
+        "{conns} upstream connections for 50 sequential requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_is_retried_when_nothing_was_sent() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let a = Backend::start("a").await;
+    // The dead server is first, so the first pick fails to connect.
+    let p = Proxy::start(&two_servers(dead, a.addr, "")).await;
+    let c = client();
+    for _ in 0..2 {
+        let req = Request::post(p.url("/echo"))
+            .body(Full::new(Bytes::from_static(b"hello")))
+            .unwrap();
+        let (status, body) = send(&c, req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body.contains("body_len: 5"),
+            "the body survived the retry: {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_gets_408() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "client_body_timeout = \"300ms\"")).await;
+    let out = raw(
+        p.addr,
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly ten b",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_prior_knowledge() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://h2c.example.com:{}/echo", p.addr.port()))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains(&format!("host: h2c.example.com:{}\n", p.addr.port())),
+        "{body}"
+    );
+}

@@ -1,0 +1,108 @@
+//! Hot reload and graceful shutdown under continuous traffic.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use http::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_load_drops_nothing() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let stop = stackd_common::CancellationToken::new();
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (ok, failed, stop, url) = (ok.clone(), failed.clone(), stop.clone(), p.url("/"));
+        workers.push(tokio::spawn(async move {
+            let c = client();
+            let mut seen_b = false;
+            while !stop.is_cancelled() {
+                let req = http::Request::get(&url)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                match tokio::time::timeout(Duration::from_secs(5), c.request(req)).await {
+                    Ok(Ok(r)) if r.status() == StatusCode::OK => {
+                        let body = http_body_util::BodyExt::collect(r.into_body())
+                            .await
+                            .unwrap()
+                            .to_bytes();
+                        seen_b |= &body[..] == b"b";
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        eprintln!("failed: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            seen_b
+        }));
+    }
+    // Flip between the two backends several times while requests flow.
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let target = if i % 2 == 0 { b.addr } else { a.addr };
+        p.reloads
+            .send(p.config(&one_server(target, "")))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A config whose certificate cannot be read is rejected; the old one keeps serving.
+    let bad = format!(
+        "{}\n[[proxy.tls]]\ncert = \"/nonexistent.pem\"\nkey = \"/nonexistent.key\"\n",
+        one_server(a.addr, "")
+    );
+    p.reloads.send(p.config(&bad)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.cancel();
+    let mut any_b = false;
+    for w in workers {
+        any_b |= w.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("reload under load: {ok} ok, {failed} failed");
+    assert_eq!(failed, 0);
+    assert!(ok > 50, "too few requests to mean anything: {ok}");
+    assert!(any_b, "the reload never took effect");
+    // Last good config pointed at b.
+    let (_, body) = get(&client(), &p.url("/")).await;
+    assert_eq!(body, "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_requests() {
+    let a = Backend::start("a").await;
+    let mut p = Proxy::start(&one_server(a.addr, "shutdown_grace = \"8s\"")).await;
+    let url = p.url("/slow");
+    let in_flight = tokio::spawn(async move { get(&client(), &url).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.shutdown.cancel();
+    // New connections are refused soon after shutdown starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(p.addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "a"),
+        "the in-flight request finished"
+    );
+    let task = p.task.take().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r.is_ok());
+}

@@ -1,5 +1,6 @@
 //! One suite of store semantics, run on [`MemoryStore`] and on a real
 //! `redis-server` started by the harness (not optional, not env-gated).
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod support;
 

@@ -39,6 +39,7 @@ pub mod store;
 
 pub use cookie::CookieSettings;
 pub use id::{CookieValue, SessionId};
+pub use layer::SessionLayer;
 
 pub use memory::MemoryStore;
 pub use redis::{open_store, OpenError, RedisStore};

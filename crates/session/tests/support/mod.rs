@@ -165,3 +165,22 @@ impl Drop for RedisProc {
         self.stop();
     }
 }
+
+pub mod backend;
+pub mod http;
+
+impl RedisProc {
+    /// Freezes the process (SIGSTOP): it keeps its port but answers nothing,
+    /// which is what a hung Redis looks like to clients.
+    pub fn freeze(&self, on: bool) {
+        if let Some(c) = &self.child {
+            let sig = if on { "-STOP" } else { "-CONT" };
+            let ok = Command::new("kill")
+                .arg(sig)
+                .arg(c.id().to_string())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} {}", c.id());
+        }
+    }
+}

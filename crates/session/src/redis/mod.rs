@@ -12,6 +12,12 @@
 //!   two steps loses that one session (the user logs in again), it never
 //!   leaves two copies.
 //!
+//! Sentinel replicates asynchronously: a write acknowledged by the old
+//! master after the replica was promoted, but before the sentinels demoted
+//! it, is lost in the resync (tested in `tests/sentinel.rs`). Setting
+//! `min-replicas-to-write 1` on the Redis servers closes most of that window;
+//! the store treats the resulting `NOREPLICAS` like `READONLY` (ask again).
+//!
 //! Nothing connects when the store is built: a backend can start while Redis
 //! is down and answers 503 until it is back.
 
@@ -222,7 +228,7 @@ impl RedisStore {
                     || e.is_connection_refusal()
                     || e.is_connection_dropped()
                     || e.is_timeout()
-                    || e.code() == Some("READONLY");
+                    || wrong_master(&e);
                 if reconnect && !matches!(self.backend, Backend::Single(..)) {
                     // Ask the sentinels (or the cluster seeds) again next time.
                     *self.cached() = None;
@@ -239,13 +245,23 @@ impl RedisStore {
     }
 }
 
+/// Replies that mean "this server is no longer (or not yet) the writable master".
+fn wrong_master(e: &RedisError) -> bool {
+    matches!(
+        e.code(),
+        Some("READONLY" | "NOREPLICAS" | "MASTERDOWN" | "LOADING")
+    )
+}
+
 fn classify(e: RedisError, timeout: Duration) -> StoreError {
     if e.is_timeout() {
         StoreError::Timeout(timeout)
     } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
         StoreError::Unavailable(e.to_string())
-    } else if e.code() == Some("READONLY") {
-        StoreError::Unavailable("connected to a read-only replica (failover in progress)".into())
+    } else if wrong_master(&e) {
+        StoreError::Unavailable(format!(
+            "not the master any more (failover in progress): {e}"
+        ))
     } else {
         StoreError::Command(e.to_string())
     }

@@ -22,7 +22,8 @@ pub enum Target {
         /// `redis://host:port` of each sentinel.
         sentinels: Vec<String>,
         master: String,
-        /// `redis://[user:pass@]0.0.0.0:0/db`: credentials and db for the master.
+        /// `redis://[user:pass@]127.0.0.1:6379/db`: only credentials and db are used
+        /// (the address is a placeholder; the sentinels name the master).
         node: String,
         tls: bool,
     },
@@ -70,7 +71,7 @@ impl Target {
                 Ok(Target::Sentinel {
                     sentinels,
                     master: master.to_owned(),
-                    node: format!("{data_scheme}://{auth}0.0.0.0:0/{db}"),
+                    node: format!("{data_scheme}://{auth}127.0.0.1:6379/{db}"),
                     tls,
                 })
             }
@@ -144,7 +145,7 @@ mod tests {
             Ok(Target::Sentinel {
                 sentinels: vec!["redis://a:26380".into(), "redis://b:26379".into()],
                 master: "mymaster".into(),
-                node: "redis://u:p@0.0.0.0:0/3".into(),
+                node: "redis://u:p@127.0.0.1:6379/3".into(),
                 tls: false,
             })
         );

@@ -70,9 +70,30 @@ impl RedisProc {
         })
     }
 
+    /// A Redis Cluster node (its bus port, port + 10000, must be free too).
+    pub fn cluster_node() -> RedisProc {
+        Self::spawn_retrying("redis-server", |_, dir| {
+            let conf = dir.join("nodes.conf").display().to_string();
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf,
+                "--cluster-node-timeout",
+                "2000",
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+    }
+
     fn spawn_retrying(bin: &'static str, extra: impl Fn(u16, &Path) -> Vec<String>) -> RedisProc {
         for _ in 0..5 {
-            let port = free_port();
+            let mut port = free_port();
+            // Keep room for a cluster bus port (port + 10000) that is also free.
+            while port > 55_000 || TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
+                port = free_port();
+            }
             let dir = tempfile::tempdir().expect("tempdir");
             let mut args = extra(port, dir.path());
             if bin == "redis-server" {

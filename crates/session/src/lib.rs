@@ -1,20 +1,47 @@
-//! Shared sessions and the demo backend (being built, issue 5).
+//! Shared sessions for stackd: a [`Session`] per request, kept in Redis (or
+//! memory), and the session-aware demo backend (`stackd demo-backend`).
+//!
+//! Two Tomcats behind a balancer share sessions through Redis so that a user
+//! who logged in on one is still logged in on the other, even after the first
+//! dies. This crate is that, for any hyper service.
+//!
+//! # Layout
+//! - [`id`]: 128-bit CSPRNG session ids and the `<id>.<node>` cookie value.
+//! - [`cookie`]: `Set-Cookie` building and `Cookie` parsing.
+//! - [`store`]: the [`SessionStore`] trait, [`Ttl`], [`StoreError`].
+//! - [`memory`]: [`MemoryStore`], in-process with the same semantics.
+//! - [`redis`]: [`RedisStore`]: plain, TLS, Sentinel and Cluster URLs.
+//! - [`session`]: [`Session`]: typed values, dirty tracking, sliding TTL,
+//!   rotation, destroy.
+//! - [`layer`]: loads the session per request and saves it after.
+//! - [`demo`]: the demo backend's routes and server.
+//!
+//! # Concurrency
+//! A session is a Redis hash, one field per value. A request sends only its
+//! own changes, atomically (one Lua script): `insert` is a field `HSET` (last
+//! writer wins *for that field only*), `remove` an `HDEL`, `incr` an `HINCRBY`
+//! (increments from concurrent requests on any backend add up; none is lost).
+//! Two requests that change different values never interfere. A write to a
+//! session that was destroyed meanwhile (logout elsewhere) does not bring it
+//! back: it fails as `Missing` and the changes start a new session.
+//! Rotation renames the hash in the same script (standalone and Sentinel);
+//! in Cluster, where the two keys live in different slots, it takes the old
+//! hash atomically and then writes the new one (see [`redis`]).
 
-pub mod demo {
-    use stackd_common::config::DemoBackendConfig;
-    use stackd_common::CancellationToken;
+pub mod cookie;
+pub mod demo;
+pub mod id;
+pub mod layer;
+pub mod memory;
+pub mod redis;
+pub mod session;
+pub mod store;
 
-    #[derive(Debug, thiserror::Error)]
-    pub enum DemoError {
-        #[error("the demo backend is not built yet")]
-        NotBuilt,
-    }
+pub use cookie::CookieSettings;
+pub use id::{CookieValue, SessionId};
+pub use layer::SessionLayer;
 
-    /// Serves the demo app until `shutdown`.
-    pub async fn run(
-        _cfg: DemoBackendConfig,
-        _shutdown: CancellationToken,
-    ) -> Result<(), DemoError> {
-        Err(DemoError::NotBuilt)
-    }
-}
+pub use memory::MemoryStore;
+pub use redis::{open_store, OpenError, RedisStore};
+pub use session::{CookieChange, Session, SessionError};
+pub use store::{Op, Record, SessionStore, StoreError, Ttl, WriteMode, Written};

@@ -1,0 +1,139 @@
+//! `stackd demo-backend`: the Tomcat + index.jsp of the classic setup, with
+//! sessions in Redis. Routes follow SPEC.md "Demo backend HTTP contract".
+//!
+//! ```text
+//!   accept loop ──(permit from a Semaphore)──> one task per connection (hyper auto: h1/h2)
+//!        │                                         │ /echo, /healthz: no session
+//!   shutdown token                                 │ /, /session, /login, /logout:
+//!        └─> stop accepting, GracefulShutdown      │   SessionLayer: load -> handler -> save + cookie,
+//!            of open connections (bounded grace)   │   all within redis_timeout, else 503
+//! ```
+
+mod http_util;
+mod page;
+mod routes;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use stackd_common::config::DemoBackendConfig;
+use stackd_common::CancellationToken;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::cookie::CookieSettings;
+use crate::layer::SessionLayer;
+use crate::redis::{open_store, OpenError};
+use crate::store::{SessionStore, Ttl};
+
+/// Connections served at once; the next accept waits for a free slot.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long open connections get to finish after shutdown.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Why the demo backend could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("session store: {0}")]
+    Store(#[from] OpenError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("session_ttl {0:?} must be whole seconds, at least 1s")]
+    Ttl(Duration),
+}
+
+/// Opens the store named by `cfg.redis`, binds `cfg.listen` and serves until `shutdown`.
+pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<(), DemoError> {
+    let store = open_store(&cfg.redis, &cfg.key_prefix, cfg.redis_timeout)?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| DemoError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    serve(listener, store, &cfg, shutdown).await
+}
+
+/// Serves the demo app on an already-bound `listener` with `store` (tests and
+/// `stackd lab` pass a shared or in-memory store here). `cfg.listen` and
+/// `cfg.redis` are not used; everything else is.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn SessionStore>,
+    cfg: &DemoBackendConfig,
+    shutdown: CancellationToken,
+) -> Result<(), DemoError> {
+    let ttl = Ttl::new(cfg.session_ttl).ok_or(DemoError::Ttl(cfg.session_ttl))?;
+    let layer = SessionLayer::new(
+        store,
+        ttl,
+        CookieSettings::from(&cfg.cookie),
+        Some(cfg.node_id.clone()),
+        cfg.redis_timeout,
+    );
+    let app = Arc::new(routes::App {
+        layer,
+        node: cfg.node_id.clone(),
+    });
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        node = %cfg.node_id,
+        store = %app.layer.store().describe(),
+        ttl_secs = ttl.secs(),
+        "demo backend serving"
+    );
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+        });
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {GRACE:?}; closing them");
+    }
+    Ok(())
+}

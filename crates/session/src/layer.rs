@@ -1,0 +1,185 @@
+//! Sessions for any hyper service: load per request, save after.
+//!
+//! [`SessionLayer`] holds what every request needs (store, TTL, cookie
+//! attributes, node id). [`SessionLayer::service`] wraps a hyper service so the
+//! handler finds its [`Session`] in the request extensions; apps that want
+//! control over ordering (the demo reads bodies first) call
+//! [`SessionLayer::session_for`] and [`SessionLayer::finish`] themselves.
+//!
+//! Store trouble becomes 503 with a short reason (and `Retry-After`), never a
+//! hung request: each store call is bounded by the store's timeout, and the
+//! wrapped service is bounded by [`SessionLayer::deadline`] as a whole.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+use hyper::service::Service;
+
+use crate::cookie::CookieSettings;
+use crate::session::{CookieChange, Session, SessionError};
+use crate::store::{SessionStore, StoreError, Ttl};
+
+/// Per-service session settings; share it behind an `Arc`.
+pub struct SessionLayer {
+    store: Arc<dyn SessionStore>,
+    ttl: Ttl,
+    cookie: CookieSettings,
+    node: Option<String>,
+    deadline: Duration,
+}
+
+// === impl SessionLayer ===
+
+impl SessionLayer {
+    /// `node` becomes the cookie suffix (`<id>.<node>`) for sticky routing;
+    /// `deadline` bounds the session work of one request (use the store timeout).
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        ttl: Ttl,
+        cookie: CookieSettings,
+        node: Option<String>,
+        deadline: Duration,
+    ) -> SessionLayer {
+        SessionLayer {
+            store,
+            ttl,
+            cookie,
+            node,
+            deadline,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    pub fn ttl(&self) -> Ttl {
+        self.ttl
+    }
+
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.cookie
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The session named by the request's cookie; nothing is loaded yet.
+    pub fn session_for(&self, headers: &HeaderMap) -> Session {
+        Session::new(self.store.clone(), self.ttl, self.cookie.find(headers))
+    }
+
+    /// Saves the session and sets or expires the cookie on `headers`.
+    pub async fn finish(
+        &self,
+        session: &Session,
+        headers: &mut HeaderMap,
+    ) -> Result<(), SessionError> {
+        session.save().await?;
+        let value = match session.cookie_change(self.node()).await {
+            CookieChange::None => return Ok(()),
+            CookieChange::Set(v) => self.cookie.set(&v),
+            CookieChange::Expire => self.cookie.expire(),
+        };
+        // Every part was validated (config) or generated (id), so this holds.
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.append(SET_COOKIE, v);
+        }
+        Ok(())
+    }
+
+    /// Wraps `inner` so each request carries a [`Session`] extension.
+    pub fn service<S>(self: &Arc<Self>, inner: S) -> WithSession<S> {
+        WithSession {
+            layer: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The response for a failed session operation: 503 for store trouble (with
+/// the reason and `Retry-After: 1`), 500 for a bug in the handler's types.
+///
+/// ```
+/// use std::time::Duration;
+/// use stackd_session::{layer::error_response, SessionError, StoreError};
+/// let r: http::Response<String> = error_response(&SessionError::Store(StoreError::Timeout(Duration::from_secs(2))));
+/// assert_eq!(r.status(), 503);
+/// assert_eq!(r.body(), "503 session store unavailable: session store did not answer within 2s\n");
+/// ```
+pub fn error_response<B: From<String>>(e: &SessionError) -> Response<B> {
+    let (status, body) = match e {
+        SessionError::Store(s) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("503 session store unavailable: {}\n", s.reason()),
+        ),
+        other => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("500 session error: {other}\n"),
+        ),
+    };
+    let mut r = Response::new(B::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+/// A hyper service with sessions; see [`SessionLayer::service`].
+#[derive(Clone)]
+pub struct WithSession<S> {
+    layer: Arc<SessionLayer>,
+    inner: S,
+}
+
+impl<S, B, RB> Service<Request<B>> for WithSession<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    RB: From<String> + Send + 'static,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<RB>, S::Error>> + Send>>;
+
+    fn call(&self, mut req: Request<B>) -> Self::Future {
+        let layer = self.layer.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let session = layer.session_for(req.headers());
+            req.extensions_mut().insert(session.clone());
+            let call = inner.call(req);
+            let work = async {
+                let mut resp = call.await?;
+                Ok(layer
+                    .finish(&session, resp.headers_mut())
+                    .await
+                    .map(|()| resp))
+            };
+            match tokio::time::timeout(layer.deadline, work).await {
+                Ok(Ok(Ok(resp))) => Ok(resp),
+                Ok(Ok(Err(e))) => Ok(error_response(&e)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Ok(error_response(&SessionError::Store(StoreError::Timeout(
+                    layer.deadline,
+                )))),
+            }
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! [`RedisStore`]: sessions as Redis hashes `<prefix><id>`, with every call
+//! bounded by `redis_timeout` and every connection re-established by itself.
+//!
+//! - `redis://` / `rediss://`: one [`ConnectionManager`], which reconnects in
+//!   the background after Redis restarts.
+//! - Sentinel: the master is asked of the sentinels on first use and again
+//!   after any connection error or `READONLY` reply (the old master was
+//!   demoted), so a failover costs the requests in flight, not the sessions.
+//! - Cluster: the redis crate's cluster client follows slots and MOVED. A
+//!   rotation cannot rename across slots, so it [`TAKE`](scripts::TAKE)s the
+//!   old hash (atomic read+delete) and writes the new one; a crash between the
+//!   two steps loses that one session (the user logs in again), it never
+//!   leaves two copies.
+//!
+//! Sentinel replicates asynchronously: a write acknowledged by the old
+//! master after the replica was promoted, but before the sentinels demoted
+//! it, is lost in the resync (tested in `tests/sentinel.rs`). Setting
+//! `min-replicas-to-write 1` on the Redis servers closes most of that window;
+//! the store treats the resulting `NOREPLICAS` like `READONLY` (ask again).
+//!
+//! Nothing connects when the store is built: a backend can start while Redis
+//! is down and answers 503 until it is back.
+
+mod scripts;
+pub mod url;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{
+    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Script,
+    TlsMode, Value,
+};
+
+use crate::memory::MemoryStore;
+use crate::store::{SessionStore, StoreError};
+use url::{redact, Target, UrlError};
+
+/// Why a store could not be built from its URL (nothing is connected yet, so
+/// this is always a configuration problem).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("{url}: {reason}")]
+    Client { url: String, reason: String },
+}
+
+/// Sessions in Redis (standalone, Sentinel or Cluster).
+pub struct RedisStore {
+    backend: Backend,
+    prefix: String,
+    timeout: Duration,
+    name: String,
+    conn: Mutex<Option<Conn>>,
+    write: Script,
+    load: Script,
+    take: Script,
+}
+
+enum Backend {
+    Single(Client, ConnectionManagerConfig),
+    Sentinel {
+        sentinel: tokio::sync::Mutex<Sentinel>,
+        master: String,
+        node: SentinelNodeConnectionInfo,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(ClusterClient),
+}
+
+/// A connection of either kind; cheap to clone (both are handles).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Builds the store a `[demo_backend] redis` URL names; `memory://` gives a
+/// [`MemoryStore`]. Connects lazily, so it succeeds while Redis is down.
+pub fn open_store(
+    url: &str,
+    key_prefix: &str,
+    timeout: Duration,
+) -> Result<Arc<dyn SessionStore>, OpenError> {
+    match Target::parse(url)? {
+        Target::Memory => Ok(Arc::new(MemoryStore::new())),
+        target => Ok(Arc::new(RedisStore::from_target(
+            url, target, key_prefix, timeout,
+        )?)),
+    }
+}
+
+// === impl RedisStore ===
+
+impl RedisStore {
+    /// A Redis store for `url` (any scheme but `memory://`).
+    pub fn open(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, OpenError> {
+        match Target::parse(url)? {
+            Target::Memory => Err(OpenError::Client {
+                url: url.into(),
+                reason: "memory:// is not Redis; use open_store".into(),
+            }),
+            target => RedisStore::from_target(url, target, key_prefix, timeout),
+        }
+    }
+
+    fn from_target(
+        url: &str,
+        target: Target,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisStore, OpenError> {
+        let err = |e: RedisError| OpenError::Client {
+            url: redact(url),
+            reason: e.to_string(),
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let backend = match target {
+            Target::Memory | Target::Single(_) => {
+                Backend::Single(Client::open(url).map_err(err)?, config)
+            }
+            Target::Sentinel {
+                sentinels,
+                master,
+                node,
+                tls,
+            } => {
+                let info = node.as_str().into_connection_info().map_err(err)?;
+                let mut node = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(info.redis_settings().clone());
+                if tls {
+                    node = node.set_tls_mode(TlsMode::Secure);
+                }
+                let sentinel = Sentinel::build(sentinels).map_err(err)?;
+                Backend::Sentinel {
+                    sentinel: tokio::sync::Mutex::new(sentinel),
+                    master,
+                    node,
+                    config,
+                }
+            }
+            Target::Cluster(nodes) => Backend::Cluster(
+                ClusterClient::builder(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()
+                    .map_err(err)?,
+            ),
+        };
+        Ok(RedisStore {
+            backend,
+            prefix: prefix.to_owned(),
+            timeout,
+            name: redact(url),
+            conn: Mutex::new(None),
+            write: Script::new(scripts::WRITE),
+            load: Script::new(scripts::LOAD),
+            take: Script::new(scripts::TAKE),
+        })
+    }
+
+    pub(crate) fn key(&self, id: &crate::SessionId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster(_))
+    }
+
+    /// The cached connection, or a new one (asking the sentinels if needed).
+    async fn conn(&self) -> RedisResult<Conn> {
+        if let Some(c) = self.cached().clone() {
+            return Ok(c);
+        }
+        let c = match &self.backend {
+            Backend::Single(client, config) => Conn::Single(
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            ),
+            Backend::Sentinel {
+                sentinel,
+                master,
+                node,
+                config,
+            } => {
+                let client = sentinel
+                    .lock()
+                    .await
+                    .async_master_for(master, Some(node))
+                    .await?;
+                Conn::Single(ConnectionManager::new_lazy_with_config(
+                    client,
+                    config.clone(),
+                )?)
+            }
+            Backend::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+        };
+        *self.cached() = Some(c.clone());
+        Ok(c)
+    }
+
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on a connection within the timeout, classifying failures.
+    pub(crate) async fn run<T, Fut>(&self, f: impl FnOnce(Conn) -> Fut) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let attempt = async { f(self.conn().await?).await };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let reconnect = e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || wrong_master(&e);
+                if reconnect && !matches!(self.backend, Backend::Single(..)) {
+                    // Ask the sentinels (or the cluster seeds) again next time.
+                    *self.cached() = None;
+                }
+                Err(classify(e, self.timeout))
+            }
+            Err(_) => {
+                if !matches!(self.backend, Backend::Single(..)) {
+                    *self.cached() = None;
+                }
+                Err(StoreError::Timeout(self.timeout))
+            }
+        }
+    }
+}
+
+/// Replies that mean "this server is no longer (or not yet) the writable master".
+fn wrong_master(e: &RedisError) -> bool {
+    matches!(
+        e.code(),
+        Some("READONLY" | "NOREPLICAS" | "MASTERDOWN" | "LOADING")
+    )
+}
+
+fn classify(e: RedisError, timeout: Duration) -> StoreError {
+    if e.is_timeout() {
+        StoreError::Timeout(timeout)
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        StoreError::Unavailable(e.to_string())
+    } else if wrong_master(&e) {
+        StoreError::Unavailable(format!(
+            "not the master any more (failover in progress): {e}"
+        ))
+    } else {
+        StoreError::Command(e.to_string())
+    }
+}
+
+mod ops;
+
+// === impl Conn ===
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+fn boxed<'a, T>(f: impl Future<Output = T> + Send + 'a) -> BoxFuture<'a, T> {
+    f.boxed()
+}

@@ -7,11 +7,13 @@
 //!
 //! # Layout
 //! - [`local`]: loopback mode: Redis, two demo backends, the proxy.
+//! - [`backends`]: the demo backends as processes, or in-process on a memory store.
 //! - [`procs`]: child processes by PID, logs in the lab directory, stop on exit.
 //! - [`redis`]: a throwaway `redis-server` on a free port.
 //! - [`probe`]: bounded HTTP GET / Redis PING used for readiness and status.
 //! - [`page`]: the live status page.
 
+pub mod backends;
 pub mod local;
 pub mod page;
 pub mod probe;

@@ -17,13 +17,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 
+use crate::backends::Backends;
 use crate::page::{self, Snapshot};
 use crate::probe::{self, HttpClient};
-use crate::procs::Procs;
+use crate::procs::{Procs, GRACE};
 use crate::{redis, LabError, LabOptions};
 
 const NODES: [&str; 2] = ["137server1", "139server2"];
-const GRACE: Duration = Duration::from_secs(5);
 
 /// Addresses of one running loopback stack.
 struct Stack {
@@ -32,7 +32,6 @@ struct Stack {
     proxy_admin: SocketAddr,
     status: SocketAddr,
     backends: Vec<(String, SocketAddr)>,
-    redis: SocketAddr,
 }
 
 pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), LabError> {
@@ -40,7 +39,9 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
     std::fs::create_dir_all(&dir)
         .map_err(|e| LabError::io(format!("create {}", dir.display()), e))?;
     let mut procs = Procs::default();
-    let result = run_with(opts, &dir, &mut procs, shutdown).await;
+    let mut backends = Backends::in_memory();
+    let result = run_with(opts, &dir, &mut procs, &mut backends, shutdown).await;
+    backends.stop_in_process();
     procs.stop_all(GRACE).await;
     println!(
         "stackd lab stopped everything it started; logs are in {}",
@@ -53,6 +54,7 @@ async fn run_with(
     opts: &LabOptions,
     dir: &Path,
     procs: &mut Procs,
+    backends: &mut Backends,
     shutdown: CancellationToken,
 ) -> Result<(), LabError> {
     let proxy_listener = bind(opts.port).await?;
@@ -66,17 +68,17 @@ async fn run_with(
             .iter()
             .map(|n| Ok(((*n).to_owned(), free_addr()?)))
             .collect::<Result<_, LabError>>()?,
-        redis: SocketAddr::from(([127, 0, 0, 1], 0)),
     };
-    let server = redis::find_redis_server().ok_or_else(|| {
-        LabError::Start("redis-server is not on PATH; install it (apt-get install redis-server) so sessions can be shared".into())
-    })?;
-    let stack = Stack {
-        redis: redis::start(&server, procs, dir).await?,
-        ..stack
-    };
+    match redis::find_redis_server() {
+        Some(server) => *backends = Backends::processes(&opts.exe, redis::start(&server, procs, dir).await?),
+        None => println!(
+            "lab: NOTICE: redis-server is not on PATH, so both backends run inside this process and share an \
+             in-memory session store. Install redis-server (apt-get install redis-server) to see sessions \
+             shared through Redis as in production."
+        ),
+    }
     for (node, addr) in &stack.backends {
-        start_backend(opts, procs, &stack, node, *addr)?;
+        backends.start(procs, dir, node, *addr).await?;
     }
     let proxy_cfg = write_proxy_config(&stack)?;
     drop(proxy_listener); // the proxy binds it now
@@ -88,8 +90,8 @@ async fn run_with(
     wait_ready(&client, &stack).await?;
     let snapshot = Snapshot::default();
     tokio::spawn(page::admin(snapshot.clone()).serve(status_listener, shutdown.child_token()));
-    print_banner(&stack, procs);
-    supervise(opts, procs, &stack, &client, &snapshot, shutdown).await
+    print_banner(&stack, procs, backends);
+    supervise(procs, backends, &stack, &client, &snapshot, shutdown).await
 }
 
 async fn bind(port: u16) -> Result<TcpListener, LabError> {
@@ -110,22 +112,8 @@ fn free_addr() -> Result<SocketAddr, LabError> {
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-fn start_backend(
-    opts: &LabOptions,
-    procs: &mut Procs,
-    s: &Stack,
-    node: &str,
-    addr: SocketAddr,
-) -> Result<u32, LabError> {
-    let mut cmd = Command::new(&opts.exe);
-    cmd.arg("demo-backend")
-        .args(["--listen", &addr.to_string(), "--node-id", node])
-        .args(["--redis", &format!("redis://{}/", s.redis)]);
-    procs.spawn(node, cmd, &s.dir)
-}
-
 /// The proxy's config: round robin over both backends, active health checks
-/// every 500 ms so a killed backend leaves the rotation within a second.
+/// every 500 ms so a stopped backend leaves the rotation within a second.
 fn write_proxy_config(s: &Stack) -> Result<PathBuf, LabError> {
     let mut servers = String::new();
     for (node, addr) in &s.backends {
@@ -190,8 +178,13 @@ async fn ok_200(client: &HttpClient, url: String) -> Result<(), String> {
     }
 }
 
-fn print_banner(s: &Stack, procs: &Procs) {
-    let pid = |n: &str| procs.get(n).map_or(0, |p| p.pid);
+fn pid_of(procs: &Procs, name: &str) -> String {
+    procs
+        .get(name)
+        .map_or_else(|| "-".to_owned(), |p| p.pid.to_string())
+}
+
+fn print_banner(s: &Stack, procs: &Procs, backends: &Backends) {
     println!("\nstackd lab is up on loopback. Ctrl-C stops everything it started.\n");
     println!(
         "  open     http://{}/          the demo app through the proxy",
@@ -203,33 +196,47 @@ fn print_banner(s: &Stack, procs: &Procs) {
     );
     println!(
         "  proxy    pid {:<7} admin http://{}/status",
-        pid("proxy"),
+        pid_of(procs, "proxy"),
         s.proxy_admin
     );
     for (node, addr) in &s.backends {
-        println!("  backend  pid {:<7} {node} on http://{addr}/", pid(node));
+        println!(
+            "  backend  pid {:<7} {node} on http://{addr}/",
+            pid_of(procs, node)
+        );
     }
-    println!("  redis    pid {:<7} redis://{}/", pid("redis"), s.redis);
+    println!(
+        "  sessions pid {:<7} {}",
+        pid_of(procs, "redis"),
+        backends.describe()
+    );
     println!("  logs     {}\n", s.dir.display());
     for t in try_lines(s, procs) {
         println!("  try: {t}");
     }
-    println!("  type 1 or 2 and Enter to stop/start a backend\n");
+    println!();
 }
 
 fn try_lines(s: &Stack, procs: &Procs) -> Vec<String> {
-    let b1 = procs.get(NODES[0]).map_or(0, |p| p.pid);
-    vec![
-        format!("curl -s -c /tmp/lab.jar -b /tmp/lab.jar http://{}/session   (repeat: the node alternates, visits keep counting)", s.proxy),
-        format!("kill {b1}   (stops backend {}: requests keep working, the session stays)", NODES[0]),
-    ]
+    let mut lines = vec![format!(
+        "curl -s -c /tmp/lab.jar -b /tmp/lab.jar http://{}/session   (repeat: the node alternates, visits keep counting)",
+        s.proxy
+    )];
+    if let Some(p) = procs.get(NODES[0]) {
+        lines.push(format!(
+            "kill {}   (stops backend {}: requests keep working, the session stays)",
+            p.pid, NODES[0]
+        ));
+    }
+    lines.push("type 1 or 2 and Enter here to stop or start a backend".into());
+    lines
 }
 
 /// Runs until shutdown: refreshes the status page, reports processes that
 /// died, and takes `1`/`2` on stdin to stop or restart a backend.
 async fn supervise(
-    opts: &LabOptions,
     procs: &mut Procs,
+    backends: &mut Backends,
     s: &Stack,
     client: &HttpClient,
     snapshot: &Snapshot,
@@ -243,21 +250,21 @@ async fn supervise(
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(l)) => toggle_backend(opts, procs, s, l.trim()).await,
+                Ok(Some(l)) => toggle_backend(procs, backends, s, l.trim()).await,
                 _ => stdin_open = false,
             },
             _ = tick.tick() => {
                 for (name, status) in procs.reap_exited() {
                     println!("lab: {name} exited ({status})");
                 }
-                let view = collect(client, s, procs, &mut last_total).await;
+                let view = collect(client, s, procs, backends, &mut last_total).await;
                 snapshot.set(view);
             }
         }
     }
 }
 
-async fn toggle_backend(opts: &LabOptions, procs: &mut Procs, s: &Stack, cmd: &str) {
+async fn toggle_backend(procs: &mut Procs, backends: &mut Backends, s: &Stack, cmd: &str) {
     let Some((node, addr)) = cmd
         .parse::<usize>()
         .ok()
@@ -268,12 +275,12 @@ async fn toggle_backend(opts: &LabOptions, procs: &mut Procs, s: &Stack, cmd: &s
         }
         return;
     };
-    if procs.running(node) {
-        procs.stop(node, GRACE).await;
-        println!("lab: stopped {node}; requests go to the other backend, sessions stay in Redis");
+    if backends.running(procs, node) {
+        backends.stop(procs, node).await;
+        println!("lab: stopped {node}; requests go to the other backend, sessions stay");
     } else {
-        match start_backend(opts, procs, s, node, *addr) {
-            Ok(pid) => println!("lab: started {node} again (pid {pid})"),
+        match backends.start(procs, &s.dir, node, *addr).await {
+            Ok(_) => println!("lab: started {node} again"),
             Err(e) => println!("lab: cannot start {node}: {e}"),
         }
     }
@@ -284,10 +291,11 @@ async fn collect(
     client: &HttpClient,
     s: &Stack,
     procs: &mut Procs,
+    backends: &Backends,
     last_total: &mut Option<f64>,
 ) -> Value {
     let t = Duration::from_millis(800);
-    let mut backends = Vec::new();
+    let mut rows = Vec::new();
     for (node, addr) in &s.backends {
         let (ok, detail) = match probe::get(client, &format!("http://{addr}/healthz"), t).await {
             Ok((200, _)) => (true, "200 OK".to_owned()),
@@ -301,35 +309,34 @@ async fn collect(
             .running(node)
             .then(|| procs.get(node).map(|p| p.pid))
             .flatten();
-        backends.push(
+        rows.push(
             json!({"node": node, "addr": addr.to_string(), "pid": pid, "ok": ok, "detail": detail}),
         );
     }
     let status = probe::get(client, &format!("http://{}/status", s.proxy_admin), t).await;
-    let metrics = probe::get(client, &format!("http://{}/metrics", s.proxy_admin), t).await;
-    let total = metrics
-        .as_ref()
-        .ok()
-        .map(|(_, b)| page::requests_total(&String::from_utf8_lossy(b)));
-    let rps = match (total, *last_total) {
-        (Some(now), Some(before)) if now >= before => now - before,
-        _ => 0.0,
-    };
-    *last_total = total;
     let status_json: Value = status
         .as_ref()
         .ok()
         .and_then(|(_, b)| serde_json::from_slice(b).ok())
         .unwrap_or(Value::Null);
-    let redis = match probe::redis_ping(s.redis, t).await {
-        Ok(()) => json!({"ok": true, "detail": format!("redis://{}/ answers PING", s.redis)}),
-        Err(e) => json!({"ok": false, "detail": e}),
+    let total = status.is_ok().then(|| page::requests_total(&status_json));
+    let rps = match (total, *last_total) {
+        (Some(now), Some(before)) if now >= before => now - before,
+        _ => 0.0,
+    };
+    *last_total = total;
+    let redis = match backends.redis() {
+        Some(addr) => match probe::redis_ping(addr, t).await {
+            Ok(()) => json!({"ok": true, "detail": format!("redis://{addr}/ answers PING")}),
+            Err(e) => json!({"ok": false, "detail": e}),
+        },
+        None => json!({"ok": true, "detail": backends.describe()}),
     };
     json!({
         "mode": "loopback",
-        "updated": chrono_now(),
-        "proxy": {"url": format!("http://{}/", s.proxy), "up": status.is_ok(), "rps": rps, "servers": servers_of(&status_json), "status": status_json},
-        "backends": backends,
+        "updated": clock_now(),
+        "proxy": {"url": format!("http://{}/", s.proxy), "up": status.is_ok(), "rps": rps, "servers": servers_of(&status_json)},
+        "backends": rows,
         "redis": redis,
         "vip": [],
         "try": try_lines(s, procs),
@@ -337,7 +344,7 @@ async fn collect(
 }
 
 /// Upstream servers from the proxy's `/status`, flattened for the page.
-fn servers_of(status: &Value) -> Vec<Value> {
+pub(crate) fn servers_of(status: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     for up in status
         .get("upstreams")
@@ -362,7 +369,8 @@ fn servers_of(status: &Value) -> Vec<Value> {
     out
 }
 
-fn chrono_now() -> String {
+/// Wall-clock time of day for the page (UTC, no date: it refreshes every second).
+pub(crate) fn clock_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

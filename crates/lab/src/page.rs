@@ -34,19 +34,21 @@ pub fn admin(snapshot: Snapshot) -> Admin {
         .status(move || snapshot.get())
 }
 
-/// Sum of every `*requests_total` sample in a Prometheus text body.
-pub fn requests_total(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, rest) = l.split_once([' ', '{'])?;
-            if !name.ends_with("requests_total") {
-                return None;
-            }
-            rest.rsplit(' ').next()?.trim().parse::<f64>().ok()
-        })
-        .sum()
+/// Requests the proxy has handled so far, from its `/status`: the sum over
+/// upstreams plus requests no route matched.
+pub fn requests_total(status: &Value) -> f64 {
+    let upstreams: f64 = status
+        .get("upstreams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.get("requests").and_then(Value::as_f64))
+        .sum();
+    upstreams
+        + status
+            .get("unrouted_requests")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
 }
 
 const HTML: &str = r#"<!doctype html>
@@ -80,7 +82,7 @@ async function tick(){
   document.getElementById('vip').innerHTML=vip.length?table(vip,[['host',r=>esc(r.host)],['state',r=>ok(r.state==='MASTER',r.state||'unknown')],['priority',r=>esc(r.priority??'')],['detail',r=>esc(r.detail||'')]]):'<span class="muted">loopback mode has no VIP; run <code>stackd lab --netns</code></span>';
   const p=s.proxy||{};
   document.getElementById('proxy').innerHTML=`${ok(p.up,p.up?'up':'down')} <a href="${esc(p.url||'')}">${esc(p.url||'')}</a> &middot; ${esc((p.rps||0).toFixed(1))} requests/s`+
-   (p.servers&&p.servers.length?table(p.servers,[['upstream',r=>esc(r.upstream||'')],['server',r=>esc(r.addr||'')],['health',r=>ok(r.up,r.up?'up':'down')],['active',r=>esc(r.active??'')],['requests',r=>esc(r.requests??'')],['failures',r=>esc(r.failures??'')]]):'');
+   (p.servers&&p.servers.length?table(p.servers,[['upstream',r=>esc(r.upstream||'')],['server',r=>esc(r.addr||'')],['health',r=>ok(r.up,r.up?'up':'down')],['active',r=>esc(r.active_connections??'')],['requests',r=>esc(r.requests??'')],['failures',r=>esc(r.failures??'')]]):'');
   document.getElementById('backends').innerHTML=table(s.backends||[],[['node',r=>esc(r.node)],['address',r=>esc(r.addr)],['pid',r=>esc(r.pid??'')],['healthz',r=>ok(r.ok,r.detail)]]);
   const rd=s.redis||{};
   document.getElementById('redis').innerHTML=`${ok(rd.ok,rd.ok?'reachable':'unreachable')} ${esc(rd.detail||'')}`;
@@ -96,10 +98,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sums_request_counters() {
-        let m = "# HELP x\nproxy_requests_total{upstream=\"a\",class=\"2xx\"} 3\nproxy_requests_total{upstream=\"b\",class=\"5xx\"} 2\nother_total 9\n";
-        assert_eq!(requests_total(m), 5.0);
-        assert_eq!(requests_total(""), 0.0);
+    fn sums_requests_from_status() {
+        let st = serde_json::json!({"upstreams": [{"requests": 3}, {"requests": 2}], "unrouted_requests": 1});
+        assert_eq!(requests_total(&st), 6.0);
+        assert_eq!(requests_total(&Value::Null), 0.0);
     }
 
     #[test]

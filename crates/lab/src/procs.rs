@@ -13,6 +13,9 @@ use tokio::process::{Child, Command};
 
 use crate::LabError;
 
+/// How long a stopped process gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
+
 /// One started process.
 #[derive(Debug)]
 pub struct Proc {

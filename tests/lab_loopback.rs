@@ -3,6 +3,7 @@
 //! (the PID the lab printed), the status page reports it, and Ctrl-C (SIGINT)
 //! stops every process the lab started.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+#![allow(clippy::disallowed_methods)] // a blocking test has no tokio clock to pause
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

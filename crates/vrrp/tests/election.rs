@@ -48,7 +48,11 @@ impl Bus {
                 inbox: Vec::new(),
             })
             .collect();
-        Bus { now: Duration::ZERO, nodes, log: Vec::new() }
+        Bus {
+            now: Duration::ZERO,
+            nodes,
+            log: Vec::new(),
+        }
     }
 
     fn apply(&mut self, i: usize, event: Event) {
@@ -60,7 +64,14 @@ impl Bus {
                     let interval = self.nodes[i].vr.params().adver_int;
                     for (j, n) in self.nodes.iter_mut().enumerate() {
                         if j != i && n.alive {
-                            n.inbox.push((self.now + LATENCY, Event::Advert { src, priority, interval }));
+                            n.inbox.push((
+                                self.now + LATENCY,
+                                Event::Advert {
+                                    src,
+                                    priority,
+                                    interval,
+                                },
+                            ));
                         }
                     }
                 }
@@ -102,7 +113,11 @@ impl Bus {
         for _ in 0..1_000_000 {
             let mut next: Option<(Duration, usize, u8)> = None;
             for (i, n) in self.nodes.iter().enumerate() {
-                let cands = [(n.master_down, 0u8), (n.adver, 1u8), (n.inbox.iter().map(|m| m.0).min(), 2u8)];
+                let cands = [
+                    (n.master_down, 0u8),
+                    (n.adver, 1u8),
+                    (n.inbox.iter().map(|m| m.0).min(), 2u8),
+                ];
                 for (t, kind) in cands {
                     if let Some(t) = t {
                         if next.is_none_or(|(bt, _, _)| t < bt) {
@@ -126,7 +141,11 @@ impl Bus {
                     self.apply(i, Event::AdverExpired);
                 }
                 _ => {
-                    let k = self.nodes[i].inbox.iter().position(|m| m.0 == t).unwrap_or(0);
+                    let k = self.nodes[i]
+                        .inbox
+                        .iter()
+                        .position(|m| m.0 == t)
+                        .unwrap_or(0);
                     let (_, ev) = self.nodes[i].inbox.remove(k);
                     self.apply(i, ev);
                 }
@@ -136,12 +155,18 @@ impl Bus {
     }
 
     fn masters(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|&i| self.nodes[i].alive && self.nodes[i].vr.state() == State::Master).collect()
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].alive && self.nodes[i].vr.state() == State::Master)
+            .collect()
     }
 
     /// When node `i` last became MASTER.
     fn became_master(&self, i: usize) -> Option<Duration> {
-        self.log.iter().rev().find(|(_, n, s)| *n == i && *s == State::Master).map(|(t, _, _)| *t)
+        self.log
+            .iter()
+            .rev()
+            .find(|(_, n, s)| *n == i && *s == State::Master)
+            .map(|(t, _, _)| *t)
     }
 }
 
@@ -162,7 +187,10 @@ fn three_routers_elect_the_highest_and_fail_over_in_order() {
     assert_eq!(bus.masters(), vec![1]);
     let took = bus.became_master(1).map(|t| t - t0);
     println!("v3 100ms crash failover (virtual): {took:?}");
-    assert!(took.is_some_and(|d| d <= Duration::from_micros(361_328)), "{took:?}");
+    assert!(
+        took.is_some_and(|d| d <= Duration::from_micros(361_328)),
+        "{took:?}"
+    );
 
     // Graceful shutdown: priority 0 means Skew_Time, not Master_Down_Interval.
     let t1 = bus.now;
@@ -201,7 +229,13 @@ fn v2_one_second_failover_stays_within_master_down_interval() {
     println!("v2 1s crash failover (virtual): {took:?}");
     assert!(took.is_some_and(|d| d <= Duration::from_micros(3_613_281)));
     // Exactly one master at every moment after convergence: no flapping.
-    assert_eq!(bus.log.iter().filter(|(_, _, s)| *s == State::Master).count(), 2);
+    assert_eq!(
+        bus.log
+            .iter()
+            .filter(|(_, _, s)| *s == State::Master)
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -213,5 +247,9 @@ fn owner_takes_over_immediately() {
     let t0 = bus.now;
     bus.start(1);
     bus.run_until(t0 + MS(5));
-    assert_eq!(bus.masters(), vec![1], "the owner starts as master and the other yields at its first advert");
+    assert_eq!(
+        bus.masters(),
+        vec![1],
+        "the owner starts as master and the other yields at its first advert"
+    );
 }

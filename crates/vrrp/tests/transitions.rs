@@ -18,7 +18,11 @@ fn params(version: Version, priority: u8) -> Params {
     Params {
         version,
         priority,
-        adver_int: if version == Version::V3 { MS(100) } else { Duration::from_secs(1) },
+        adver_int: if version == Version::V3 {
+            MS(100)
+        } else {
+            Duration::from_secs(1)
+        },
         preempt: true,
         preempt_delay: Duration::ZERO,
         primary: ip(135),
@@ -38,7 +42,13 @@ fn router_in(state: State, p: Params) -> VirtualRouter {
         }
         State::Fault => {
             let prio = r.priority();
-            r.step(Event::Health { fault: true, priority: prio }, Duration::ZERO);
+            r.step(
+                Event::Health {
+                    fault: true,
+                    priority: prio,
+                },
+                Duration::ZERO,
+            );
             r.step(Event::Startup, Duration::ZERO);
         }
     }
@@ -47,8 +57,15 @@ fn router_in(state: State, p: Params) -> VirtualRouter {
 }
 
 fn advert(src: u8, priority: u8, ms: u64) -> Event {
-    Event::Advert { src: ip(src), priority, interval: MS(ms) }
+    Event::Advert {
+        src: ip(src),
+        priority,
+        interval: MS(ms),
+    }
 }
+
+/// (name, start state, priority, event, end state, actions).
+type Row = (&'static str, State, u8, Event, State, Vec<Action>);
 
 fn tr(from: State, to: State, reason: Reason) -> Action {
     Action::Transition { from, to, reason }
@@ -63,7 +80,7 @@ fn rfc5798_transition_table() {
     let mdi99 = Duration::from_micros(361_328);
     let skew99 = Duration::from_micros(61_328);
     #[rustfmt::skip]
-    let rows: Vec<(&str, State, u8, Event, State, Vec<Action>)> = vec![
+    let rows: Vec<Row> = vec![
         ("§6.4.1 startup, priority < 255 -> Backup", Initialize, 99, Event::Startup, Backup,
             vec![ArmMasterDown(mdi99), tr(Initialize, Backup, Reason::Startup)]),
         ("§6.4.1 startup, priority 255 -> Master", Initialize, 255, Event::Startup, Master,
@@ -118,10 +135,22 @@ fn rfc5798_transition_table() {
 #[test]
 fn fault_before_startup_waits_in_fault() {
     let mut r = VirtualRouter::new(params(Version::V3, 100));
-    r.step(Event::Health { fault: true, priority: 100 }, Duration::ZERO);
+    r.step(
+        Event::Health {
+            fault: true,
+            priority: 100,
+        },
+        Duration::ZERO,
+    );
     let a = r.step(Event::Startup, Duration::ZERO);
     assert_eq!(a, vec![tr(State::Initialize, State::Fault, Reason::Fault)]);
-    let a = r.step(Event::Health { fault: false, priority: 100 }, MS(500));
+    let a = r.step(
+        Event::Health {
+            fault: false,
+            priority: 100,
+        },
+        MS(500),
+    );
     assert_eq!(r.state(), State::Backup);
     assert!(matches!(a[0], Action::ArmMasterDown(_)));
 }
@@ -129,8 +158,17 @@ fn fault_before_startup_waits_in_fault() {
 #[test]
 fn tracked_priority_is_advertised() {
     let mut r = router_in(State::Master, params(Version::V3, 100));
-    r.step(Event::Health { fault: false, priority: 60 }, MS(1));
-    assert_eq!(r.step(Event::AdverExpired, MS(2))[0], Action::SendAdvert { priority: 60 });
+    r.step(
+        Event::Health {
+            fault: false,
+            priority: 60,
+        },
+        MS(1),
+    );
+    assert_eq!(
+        r.step(Event::AdverExpired, MS(2))[0],
+        Action::SendAdvert { priority: 60 }
+    );
 }
 
 #[test]
@@ -139,7 +177,10 @@ fn no_preempt_accepts_lower_priority_master() {
     p.preempt = false;
     let mut r = router_in(State::Backup, p);
     let a = r.step(advert(133, 50, 100), MS(1));
-    assert_eq!(a, vec![Action::ArmMasterDown(Duration::from_micros(360_937))]);
+    assert_eq!(
+        a,
+        vec![Action::ArmMasterDown(Duration::from_micros(360_937))]
+    );
 }
 
 #[test]
@@ -148,7 +189,10 @@ fn preempt_delay_defers_then_preempts() {
     p.preempt_delay = Duration::from_secs(2);
     let mut r = router_in(State::Backup, p);
     // Within the delay the lower-priority master is accepted (timer reset) ...
-    assert_eq!(r.step(advert(133, 50, 100), Duration::from_secs(1)).len(), 1);
+    assert_eq!(
+        r.step(advert(133, 50, 100), Duration::from_secs(1)).len(),
+        1
+    );
     assert_eq!(r.step(advert(133, 50, 100), MS(2900)).len(), 1);
     // ... after it, discarded, so the Master_Down_Timer fires and we preempt.
     assert_eq!(r.step(advert(133, 50, 100), MS(3001)), vec![]);
@@ -158,8 +202,14 @@ fn preempt_delay_defers_then_preempts() {
 fn v2_ignores_advertised_interval_and_uses_second_skew() {
     let mut r = router_in(State::Backup, params(Version::V2, 99));
     let a = r.step(advert(133, 100, 3000), MS(1));
-    assert_eq!(a, vec![Action::ArmMasterDown(Duration::from_micros(3_613_281))]);
-    assert_eq!(r.step(advert(133, 0, 1000), MS(2)), vec![Action::ArmMasterDown(Duration::from_micros(613_281))]);
+    assert_eq!(
+        a,
+        vec![Action::ArmMasterDown(Duration::from_micros(3_613_281))]
+    );
+    assert_eq!(
+        r.step(advert(133, 0, 1000), MS(2)),
+        vec![Action::ArmMasterDown(Duration::from_micros(613_281))]
+    );
 }
 
 #[test]

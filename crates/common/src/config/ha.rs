@@ -177,9 +177,16 @@ impl HaConfig {
             if inst.name.is_empty() {
                 out.push(ip.key("name"), "must not be empty");
             } else if !names.insert(inst.name.as_str()) {
-                out.push(ip.key("name"), format!("duplicate instance name \"{}\"", inst.name));
+                out.push(
+                    ip.key("name"),
+                    format!("duplicate instance name \"{}\"", inst.name),
+                );
             }
-            if !vrids.insert((inst.interface.as_str(), inst.virtual_router_id, inst.version)) {
+            if !vrids.insert((
+                inst.interface.as_str(),
+                inst.virtual_router_id,
+                inst.version,
+            )) {
                 out.push(
                     ip.key("virtual_router_id"),
                     format!(
@@ -193,7 +200,10 @@ impl HaConfig {
         if let Some(e) = &self.email {
             let ep = at.key("email");
             if !e.smtp_server.contains(':') {
-                out.push(ep.key("smtp_server"), "write host:port, e.g. \"127.0.0.1:25\"");
+                out.push(
+                    ep.key("smtp_server"),
+                    "write host:port, e.g. \"127.0.0.1:25\"",
+                );
             }
             if e.to.is_empty() {
                 out.push(ep.key("to"), "at least one recipient is needed");
@@ -207,7 +217,10 @@ impl HaConfig {
 impl Instance {
     fn validate(&self, ip: &KeyPath, out: &mut Findings) {
         if self.interface.is_empty() || self.interface.len() > 15 {
-            out.push(ip.key("interface"), "an interface name has 1 to 15 characters");
+            out.push(
+                ip.key("interface"),
+                "an interface name has 1 to 15 characters",
+            );
         }
         if !(1..=255).contains(&self.virtual_router_id) {
             out.push(
@@ -254,26 +267,45 @@ impl Instance {
                     out.push(ip.key("auth_pass"), "VRRPv3 has no authentication (RFC 5798 removed it); remove auth_pass or use version = 2");
                 }
             }
-            v => out.push(ip.key("version"), format!("version {v} does not exist; use 2 or 3")),
+            v => out.push(
+                ip.key("version"),
+                format!("version {v} does not exist; use 2 or 3"),
+            ),
         }
         if let Some(p) = &self.auth_pass {
             if p.is_empty() || p.len() > 8 || !p.is_ascii() {
-                out.push(ip.key("auth_pass"), "a VRRPv2 password is 1 to 8 ASCII characters");
+                out.push(
+                    ip.key("auth_pass"),
+                    "a VRRPv2 password is 1 to 8 ASCII characters",
+                );
             }
         }
         if self.virtual_ipaddress.is_empty() {
-            out.push(ip.key("virtual_ipaddress"), "at least one virtual address is needed, e.g. [\"192.0.2.88/24\"]");
+            out.push(
+                ip.key("virtual_ipaddress"),
+                "at least one virtual address is needed, e.g. [\"192.0.2.88/24\"]",
+            );
         }
         let mut vips = HashSet::new();
         for (j, v) in self.virtual_ipaddress.iter().enumerate() {
             if !vips.insert(v.addr()) {
-                out.push(ip.key("virtual_ipaddress").index(j), format!("{} is listed twice", v.addr()));
+                out.push(
+                    ip.key("virtual_ipaddress").index(j),
+                    format!("{} is listed twice", v.addr()),
+                );
             }
             if v.addr().is_unspecified() || v.addr().is_multicast() || v.addr().is_loopback() {
-                out.push(ip.key("virtual_ipaddress").index(j), format!("{} cannot be a virtual address", v.addr()));
+                out.push(
+                    ip.key("virtual_ipaddress").index(j),
+                    format!("{} cannot be a virtual address", v.addr()),
+                );
             }
         }
-        let families: HashSet<bool> = self.virtual_ipaddress.iter().map(|v| v.addr().is_ipv4()).collect();
+        let families: HashSet<bool> = self
+            .virtual_ipaddress
+            .iter()
+            .map(|v| v.addr().is_ipv4())
+            .collect();
         if families.len() > 1 {
             out.push(ip.key("virtual_ipaddress"), "one instance carries either IPv4 or IPv6 addresses (RFC 5798 §7.1); split them into two instances");
         }
@@ -286,12 +318,22 @@ impl Instance {
             if kinds.len() != 1 {
                 out.push(
                     tp.clone(),
-                    format!("set exactly one of http, process, script, interface (found {})", if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") }),
+                    format!(
+                        "set exactly one of http, process, script, interface (found {})",
+                        if kinds.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            kinds.join(", ")
+                        }
+                    ),
                 );
             }
             if let Some(u) = &t.http {
                 if !u.starts_with("http://") {
-                    out.push(tp.key("http"), "must be an http:// URL, e.g. \"http://127.0.0.1:9090/healthz\"");
+                    out.push(
+                        tp.key("http"),
+                        "must be an http:// URL, e.g. \"http://127.0.0.1:9090/healthz\"",
+                    );
                 }
             }
             if t.interval < Duration::from_millis(10) {

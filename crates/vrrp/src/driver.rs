@@ -97,7 +97,6 @@ impl<P: Ports> Driver<P> {
         loop {
             let (md, adv, garp) = (self.master_down, self.adver, self.garp_again);
             tokio::select! {
-                biased;
                 _ = shutdown.cancelled() => break,
                 _ = at(md) => {
                     self.master_down = None;
@@ -227,7 +226,10 @@ impl<P: Ports> Driver<P> {
     async fn apply(&mut self, event: Event) {
         let now = self.now();
         for action in self.vr.step(event, now) {
+            let t0 = Instant::now();
+            let what = format!("{action:?}");
             self.execute(action).await;
+            tracing::trace!(instance = %self.cfg.name, action = %what, took = ?t0.elapsed(), "executed");
         }
     }
 

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::checksum;
 
@@ -69,39 +70,56 @@ pub fn frames(mac: Mac, vips: &[IpAddr]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Sends raw Ethernet frames out of interface `ifindex` (AF_PACKET).
-pub fn send_frames(ifindex: u32, frames: &[Vec<u8>]) -> io::Result<()> {
-    // SAFETY: plain socket(2) call; the result is checked below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor we own; OwnedFd closes it on drop.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    for f in frames {
-        // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&f[..6]);
-        let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: buffer and address pointers are valid for the given lengths.
-        let n = unsafe {
-            libc::sendto(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                len,
-            )
-        };
-        if n < 0 {
+/// An AF_PACKET socket for sending raw Ethernet frames out of one interface.
+///
+/// Opened once and kept: closing a packet socket waits for an RCU grace
+/// period (tens of milliseconds), which would sit right on the failover path.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+// === impl PacketSocket ===
+
+impl PacketSocket {
+    pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
+        // SAFETY: plain socket(2) call; the result is checked below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: `fd` is a fresh descriptor we own; OwnedFd closes it on drop.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(PacketSocket { fd, ifindex })
     }
-    Ok(())
+
+    /// Sends each frame once; the destination MAC is the frame's first 6 bytes.
+    pub fn send(&self, frames: &[Vec<u8>]) -> io::Result<()> {
+        for f in frames {
+            // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = self.ifindex as i32;
+            sll.sll_halen = 6;
+            sll.sll_addr[..6].copy_from_slice(f.get(..6).unwrap_or(&BROADCAST));
+            let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: buffer and address pointers are valid for the given lengths.
+            let n = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    len,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub trait Ports: Send + Sync + 'static {
 
 /// The real thing.
 pub struct LinuxPorts {
+    pub garp: crate::garp::PacketSocket,
     pub iface: Iface,
     pub src: Ipv4Addr,
     pub sock: VrrpSocket,
@@ -67,7 +68,7 @@ impl Ports for LinuxPorts {
     fn announce(&self, count: u32) -> io::Result<()> {
         let frames = crate::garp::frames(self.iface.mac, &self.vips.addrs());
         for _ in 0..count {
-            crate::garp::send_frames(self.iface.index, &frames)?;
+            self.garp.send(&frames)?;
         }
         Ok(())
     }

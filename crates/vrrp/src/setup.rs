@@ -68,6 +68,8 @@ pub(crate) fn instance(
     let vrid = inst.virtual_router_id.clamp(1, 255) as u8;
     let sock = VrrpSocket::open(&inst.interface, iface.index, src, &inst.unicast_peers)
         .map_err(setup("VRRP raw socket (needs CAP_NET_RAW)"))?;
+    let garp = crate::garp::PacketSocket::open(iface.index)
+        .map_err(setup("AF_PACKET socket for gratuitous ARP"))?;
     let vips = Vips::new(
         &inst.interface,
         iface.index,
@@ -147,6 +149,7 @@ pub(crate) fn instance(
         email,
     };
     let ports = LinuxPorts {
+        garp,
         iface,
         src,
         sock,

@@ -36,6 +36,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 ip netns add "${P}br"
 ip -n "${P}br" link add br0 type bridge
@@ -123,6 +124,7 @@ stop_all() {
     ip -n "$P$n" link set eth0 up
     ip -n "$P$n" addr del "$VIP/24" dev eth0 2>/dev/null || true
   done
+  rm -f "$W"/*.p "$W"/*.r "$W"/*.c
   sleep 0.3
 }
 wait_until() { # seconds, command...
@@ -143,9 +145,11 @@ run_once() { # impl version case -> prints ms or FAIL
   nsx cl perl -e "$PROBE" "$window" > "$W/gap" &
   local probe=$!
   sleep 0.5
+  px1_master || echo "warning: px1 lost the VIP before the trigger ($impl v$v $case)" >&2
   case $case in
-    crash) kill -9 "${DPID[px1]}"; for p in $(ip netns pids "${P}px1"); do [ "$p" = "${SVC[px1]}" ] || kill -9 "$p" 2>/dev/null || true; done
-           ip -n "${P}px1" link set eth0 down ;;
+    # Link first, so nothing (not even a dying daemon's priority-0 advert) leaves the host.
+    crash) ip -n "${P}px1" link set eth0 down
+           for p in $(ip netns pids "${P}px1"); do [ "$p" = "${SVC[px1]}" ] || kill -9 "$p" 2>/dev/null || true; done ;;
     term)  kill -TERM "${DPID[px1]}" ;;
     track) kill -9 "${SVC[px1]}" ;;
   esac

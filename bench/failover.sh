@@ -144,7 +144,9 @@ run_once() { # impl version case -> prints ms or FAIL
   window=$([ "$v" = 2 ] && echo 7 || echo 4)
   nsx cl perl -e "$PROBE" "$window" > "$W/gap" &
   local probe=$!
-  sleep 0.5
+  # Random phase against the advert timer, so neither side is favoured by the
+  # moment of the trigger (outage = Master_Down_Interval - time since last advert).
+  sleep "$(awk -v r="$RANDOM" -v v="$v" 'BEGIN { printf "%.3f", 0.5 + (v == 2 ? 1 : 0.1) * r / 32768 }')"
   px1_master || echo "warning: px1 lost the VIP before the trigger ($impl v$v $case)" >&2
   case $case in
     # Link first, so nothing (not even a dying daemon's priority-0 advert) leaves the host.

@@ -79,3 +79,28 @@ fn v3_1s_sigterm_switchover_takes_skew_time_not_master_down_interval() {
         "took {took:?}: that is Master_Down_Interval, not Skew_Time"
     );
 }
+
+#[test]
+fn unicast_peers_elect_and_fail_over() {
+    // Clouds without multicast: adverts go to the listed peer only.
+    let ha = Ha::new("hau");
+    let px1 = ha.stackd(
+        "px1",
+        &ha_config(100, 3, "unicast_peers = [\"192.0.2.135\"]\n"),
+    );
+    ha.stackd(
+        "px2",
+        &ha_config(99, 3, "unicast_peers = [\"192.0.2.133\"]\n"),
+    );
+    assert!(
+        wait_for(S(5), || ha.only("px1")).is_some(),
+        "px1 wins over unicast"
+    );
+    assert!(wait_for(S(3), || ha
+        .status("px2")
+        .contains("\"master\": \"192.0.2.133\""))
+    .is_some());
+    ha.lab.signal(px1, "TERM").expect("SIGTERM");
+    let took = wait_for(S(3), || ha.only("px2")).expect("px2 takes over");
+    println!("v3 100ms unicast SIGTERM switchover: {took:?}");
+}

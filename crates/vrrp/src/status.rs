@@ -144,3 +144,53 @@ pub fn render(all: &[SharedStatus]) -> serde_json::Value {
         .collect();
     serde_json::json!({ "instances": instances })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_metrics_pages() {
+        let s: SharedStatus = Arc::new(Mutex::new(InstanceStatus {
+            name: "VI_1".into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            version: 3,
+            state: "MASTER".into(),
+            priority: 100,
+            effective_priority: 80,
+            master: Some("192.0.2.133".parse().expect("ip")),
+            vips: vec!["192.0.2.88/24".into()],
+            last_transition: None,
+            adverts_sent: 3,
+            adverts_received: 0,
+            transitions: 2,
+            rejected: BTreeMap::from([("bad_ttl", 1)]),
+            tracks: vec![],
+        }));
+        let v = render(&[s]);
+        assert_eq!(v["instances"][0]["name"], "VI_1");
+        assert_eq!(v["instances"][0]["effective_priority"], 80);
+        assert_eq!(v["instances"][0]["rejected"]["bad_ttl"], 1);
+
+        let m = Metrics::default();
+        let mut reg = Registry::default();
+        m.register(&mut reg);
+        m.init_instance("VI_1");
+        m.rejected
+            .get_or_create(&labels("VI_1", Some(("reason", "bad_ttl"))))
+            .inc();
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &reg).expect("encode");
+        assert!(
+            out.contains("vrrp_rejected_packets_total{instance=\"VI_1\",reason=\"bad_ttl\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "vrrp_rejected_packets_total{instance=\"VI_1\",reason=\"bad_checksum\"} 0"
+            ),
+            "{out}"
+        );
+    }
+}

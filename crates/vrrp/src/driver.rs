@@ -9,6 +9,7 @@
 //!      └──── Ports: send advert, add/del VIPs, GARP; status, notify ◄──────┘
 //! ```
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stackd_common::config::ha::Instance;
@@ -20,10 +21,11 @@ use crate::notify::{Notice, Notifier};
 use crate::packet::{Advert, Auth, Version};
 use crate::ports::Ports;
 use crate::probe::Sample;
+use crate::socket::Received;
 use crate::state::{Action, Event, State, VirtualRouter};
 use crate::status::{labels, state_code, LastTransition, Metrics, SharedStatus};
 use crate::track::{effective, Hysteresis};
-use crate::validate::{receive_v4, Expect};
+use crate::validate::{receive_v4, receive_v6, Expect};
 use crate::{status, timers};
 
 /// Everything one instance's loop owns.
@@ -107,7 +109,7 @@ impl<P: Ports> Driver<P> {
                     self.apply(Event::AdverExpired).await;
                 }
                 r = self.ports.recv(&mut buf) => match r {
-                    Ok(n) => self.packet(&buf[..n]).await,
+                    Ok(got) => self.packet(&buf, got).await,
                     Err(e) => {
                         tracing::warn!(instance = %self.cfg.name, error = %e, "VRRP receive failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -138,9 +140,26 @@ impl<P: Ports> Driver<P> {
         self.epoch.elapsed()
     }
 
-    async fn packet(&mut self, bytes: &[u8]) {
+    async fn packet(&mut self, buf: &[u8], got: Received) {
         let name = self.cfg.name.clone();
-        match receive_v4(bytes, &self.expect) {
+        let checked = match got {
+            Received::V4 { len } => receive_v4(buf.get(..len).unwrap_or(buf), &self.expect)
+                .map(|(s, a)| (IpAddr::V4(s), a)),
+            Received::V6 {
+                len,
+                src,
+                dst,
+                hop_limit,
+            } => receive_v6(
+                buf.get(..len).unwrap_or(buf),
+                src,
+                dst,
+                hop_limit,
+                &self.expect,
+            )
+            .map(|a| (IpAddr::V6(src), a)),
+        };
+        match checked {
             Ok((src, a)) => {
                 self.metrics
                     .received
@@ -149,7 +168,7 @@ impl<P: Ports> Driver<P> {
                 self.bump(|s| s.adverts_received += 1);
                 let interval = timers::centis(a.interval_cs);
                 self.apply(Event::Advert {
-                    src: src.into(),
+                    src,
                     priority: a.priority,
                     interval,
                 })

@@ -3,7 +3,7 @@
 //! netlink round trip and work the same inside a network namespace.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::garp::Mac;
 
@@ -15,6 +15,8 @@ pub struct Iface {
     pub mac: Mac,
     /// Every IPv4 address, primary first (kernel order).
     pub v4: Vec<Ipv4Addr>,
+    /// Every IPv6 address; the link-local one is the VRRPv3 source (RFC 5798 §5.1.2.1).
+    pub v6: Vec<Ipv6Addr>,
 }
 
 // === impl Iface ===
@@ -26,6 +28,7 @@ impl Iface {
         })?;
         let mut mac = [0u8; 6];
         let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
         for a in nix::ifaddrs::getifaddrs().map_err(io::Error::from)? {
             if a.interface_name != name {
                 continue;
@@ -35,6 +38,8 @@ impl Iface {
                 mac = l;
             } else if let Some(s) = addr.as_sockaddr_in() {
                 v4.push(s.ip());
+            } else if let Some(s) = addr.as_sockaddr_in6() {
+                v6.push(s.ip());
             }
         }
         Ok(Iface {
@@ -42,7 +47,16 @@ impl Iface {
             index,
             mac,
             v4,
+            v6,
         })
+    }
+
+    /// RFC 5798 §5.1.2.1: IPv6 adverts come from the link-local address.
+    pub fn link_local(&self) -> Option<Ipv6Addr> {
+        self.v6
+            .iter()
+            .copied()
+            .find(|a| a.segments()[0] & 0xffc0 == 0xfe80)
     }
 
     /// RFC 5798 §5.1.1.2: the source is the interface's primary address,

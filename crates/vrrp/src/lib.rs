@@ -14,7 +14,7 @@
 //!
 //! Edges:
 //! - [`driver`]: one async loop per instance, executing actions via [`ports`].
-//! - [`socket`] (raw IP 112), [`netlink`] (VIPs), [`iface`] (addresses, link).
+//! - [`socket`] (raw IP 112, IPv4 and IPv6), [`netlink`] (VIPs), [`iface`] (addresses, link).
 //! - [`probe`] (tracking checks), [`notify`] (script, webhook, mail),
 //!   [`status`] (`/status` JSON and `/metrics`), [`http`] (tiny client).
 //!
@@ -40,6 +40,7 @@ pub mod notify;
 pub mod ports;
 pub mod probe;
 pub mod socket;
+mod socket6;
 pub mod status;
 
 mod setup;

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags};
 use rtnetlink::Handle;
 
 /// Adds and removes one instance's VIPs.
@@ -63,6 +63,11 @@ impl Vips {
                 req.message_mut()
                     .attributes
                     .push(AddressAttribute::Label(l.clone()));
+            }
+            if v.addr().is_ipv6() {
+                // No duplicate address detection: the VIP must answer at once,
+                // and its previous holder has just given it up.
+                req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
             }
             match req.execute().await.map_err(to_io) {
                 Ok(()) => {}

@@ -5,13 +5,13 @@
 //! against an in-memory bus; the pure parts are tested that way already.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use futures::future::BoxFuture;
 
 use crate::iface::Iface;
 use crate::netlink::Vips;
-use crate::socket::VrrpSocket;
+use crate::socket::{Received, VrrpSocket};
 
 /// What the driver needs from the network.
 pub trait Ports: Send + Sync + 'static {
@@ -19,8 +19,8 @@ pub trait Ports: Send + Sync + 'static {
     fn source(&self) -> IpAddr;
     /// Sends one encoded VRRP message; `encode` gets (src, dst) for the checksum.
     fn send(&self, encode: &dyn Fn(IpAddr, IpAddr) -> Vec<u8>) -> io::Result<()>;
-    /// Next raw datagram (IPv4 header included).
-    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>>;
+    /// Next datagram (IPv4: header included; IPv6: header fields alongside).
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>>;
     fn add_vips(&self) -> BoxFuture<'_, io::Result<()>>;
     fn del_vips(&self) -> BoxFuture<'_, io::Result<()>>;
     /// Sends `count` gratuitous ARPs / NAs for every VIP.
@@ -31,7 +31,6 @@ pub trait Ports: Send + Sync + 'static {
 pub struct LinuxPorts {
     pub garp: crate::garp::PacketSocket,
     pub iface: Iface,
-    pub src: Ipv4Addr,
     pub sock: VrrpSocket,
     pub vips: Vips,
 }
@@ -40,20 +39,20 @@ pub struct LinuxPorts {
 
 impl Ports for LinuxPorts {
     fn source(&self) -> IpAddr {
-        IpAddr::V4(self.src)
+        self.sock.source()
     }
 
     fn send(&self, encode: &dyn Fn(IpAddr, IpAddr) -> Vec<u8>) -> io::Result<()> {
         let mut first_err = None;
         for &dst in self.sock.dests() {
-            if let Err(e) = self.sock.send_to(&encode(IpAddr::V4(self.src), dst), dst) {
+            if let Err(e) = self.sock.send_to(&encode(self.sock.source(), dst), dst) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
     }
 
-    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>> {
         Box::pin(self.sock.recv(buf))
     }
 

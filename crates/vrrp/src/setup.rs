@@ -43,28 +43,36 @@ pub(crate) fn instance(
         }
     };
     let vip_addrs: Vec<IpAddr> = inst.virtual_ipaddress.iter().map(|v| v.addr()).collect();
-    if vip_addrs.iter().any(IpAddr::is_ipv6) {
-        return Err(HaError::Unsupported { instance: name, what: "IPv6 virtual addresses are not supported yet (the codec and NA frames are; the socket is not)" });
-    }
     let iface = Iface::lookup(&inst.interface).map_err(setup("interface"))?;
-    let src = match inst.unicast_src_ip {
-        Some(IpAddr::V4(a)) => a,
-        Some(IpAddr::V6(_)) => {
-            return Err(HaError::Unsupported {
-                instance: name,
-                what: "an IPv6 unicast_src_ip",
-            })
-        }
-        None => iface.primary_v4(&vip_addrs).ok_or_else(|| {
-            setup("interface")(std::io::Error::new(
-                std::io::ErrorKind::AddrNotAvailable,
-                format!(
-                    "{} has no IPv4 address of its own to send adverts from",
-                    inst.interface
-                ),
-            ))
-        })?,
+    let v6 = vip_addrs.iter().any(IpAddr::is_ipv6);
+    let no_source = |family: &str| {
+        setup("interface")(std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!(
+                "{} has no {family} address of its own to send adverts from",
+                inst.interface
+            ),
+        ))
     };
+    let src = match (inst.unicast_src_ip, v6) {
+        (Some(a), _) => a,
+        (None, false) => IpAddr::V4(
+            iface
+                .primary_v4(&vip_addrs)
+                .ok_or_else(|| no_source("IPv4"))?,
+        ),
+        (None, true) => IpAddr::V6(
+            iface
+                .link_local()
+                .ok_or_else(|| no_source("link-local IPv6"))?,
+        ),
+    };
+    if src.is_ipv6() != v6 {
+        return Err(HaError::Unsupported {
+            instance: name,
+            what: "unicast_src_ip of another family than the virtual addresses",
+        });
+    }
     let vrid = inst.virtual_router_id.clamp(1, 255) as u8;
     let sock = VrrpSocket::open(&inst.interface, iface.index, src, &inst.unicast_peers)
         .map_err(setup("VRRP raw socket (needs CAP_NET_RAW)"))?;
@@ -88,21 +96,22 @@ pub(crate) fn instance(
         adver_int: inst.advert_int,
         preempt: inst.preempt,
         preempt_delay: inst.preempt_delay,
-        primary: IpAddr::V4(src),
+        primary: src,
     };
     let expect = Expect {
         version,
         vrid,
         auth: inst.auth_pass.as_deref().map(pass),
         adver_int: inst.advert_int,
-        vips: vip_addrs,
         own: iface
             .v4
             .iter()
-            .copied()
-            .map(IpAddr::V4)
-            .chain([IpAddr::V4(src)])
+            .map(|a| IpAddr::V4(*a))
+            .chain(iface.v6.iter().map(|a| IpAddr::V6(*a)))
+            .chain([src])
+            .filter(|a| !vip_addrs.contains(a))
             .collect(),
+        vips: vip_addrs,
     };
     let status: SharedStatus = Arc::new(Mutex::new(InstanceStatus {
         name: name.clone(),
@@ -151,7 +160,6 @@ pub(crate) fn instance(
     let ports = LinuxPorts {
         garp,
         iface,
-        src,
         sock,
         vips,
     };

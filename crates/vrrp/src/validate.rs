@@ -5,7 +5,7 @@
 //! the two mean very different things to an operator (a router off-link vs a
 //! misconfigured peer).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::ip::{parse_ipv4, IpError};
@@ -119,6 +119,25 @@ pub fn receive_v4(buf: &[u8], expect: &Expect) -> Result<(Ipv4Addr, Advert), Rej
     }
     let advert = check(ip.payload, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), expect)?;
     Ok((ip.src, advert))
+}
+
+/// Validates one VRRP message from an IPv6 raw socket, whose header fields
+/// came as ancillary data.
+pub fn receive_v6(
+    vrrp: &[u8],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    expect: &Expect,
+) -> Result<Advert, Reject> {
+    if expect.own.contains(&IpAddr::V6(src)) {
+        return Err(Reject::Own);
+    }
+    // RFC 5798 §7.1: "MUST verify that the IPv6 Hop Limit is 255".
+    if hop_limit != 255 {
+        return Err(Reject::Ttl(hop_limit));
+    }
+    check(vrrp, IpAddr::V6(src), IpAddr::V6(dst), expect)
 }
 
 /// The VRRP-level checks, shared by IPv4 and IPv6 receive paths.

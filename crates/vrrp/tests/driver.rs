@@ -12,6 +12,7 @@ use stackd_vrrp::driver::Driver;
 use stackd_vrrp::notify::Notifier;
 use stackd_vrrp::packet::{Advert, Auth, Version};
 use stackd_vrrp::ports::Ports;
+use stackd_vrrp::socket::Received;
 use stackd_vrrp::state::{Params, VirtualRouter};
 use stackd_vrrp::status::{InstanceStatus, Metrics, SharedStatus};
 use stackd_vrrp::validate::Expect;
@@ -42,13 +43,13 @@ impl Ports for Fake {
         self.note(format!("advert prio {}", b[2]));
         Ok(())
     }
-    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>> {
         Box::pin(async move {
             match self.rx.lock().await.recv().await {
                 Some(d) => {
                     let n = d.len().min(buf.len());
                     buf[..n].copy_from_slice(&d[..n]);
-                    Ok(n)
+                    Ok(Received::V4 { len: n })
                 }
                 None => std::future::pending().await,
             }

@@ -199,3 +199,31 @@ fn wrong_password_and_interval_are_rejected_by_reason() {
         Err("other_vrid")
     );
 }
+
+#[test]
+fn v3_ipv6_round_trip_and_checksum_covers_the_pseudo_header() {
+    let src: IpAddr = "fe80::1".parse().unwrap();
+    let dst: IpAddr = "ff02::12".parse().unwrap();
+    let a = Advert {
+        version: Version::V3,
+        vrid: 51,
+        priority: 100,
+        interval_cs: 10,
+        addrs: vec![
+            "2001:db8::88".parse().unwrap(),
+            "2001:db8::89".parse().unwrap(),
+        ],
+        auth: Auth::None,
+    };
+    let b = a.encode(src, dst);
+    assert_eq!(b.len(), 8 + 2 * 16);
+    assert_eq!(
+        Advert::decode(&b, src, dst),
+        Ok(stackd_vrrp::packet::Decoded::Done(a))
+    );
+    let other: IpAddr = "fe80::2".parse().unwrap();
+    assert_eq!(
+        Advert::decode(&b, other, dst),
+        Err(stackd_vrrp::packet::DecodeError::Checksum)
+    );
+}

@@ -1,146 +1,30 @@
-//! The per-instance event loop: the only place where time passes.
-//!
-//! ```text
-//!   raw socket ──recv──► validate ──Advert──┐
-//!   probes ──(i, ok)──► Hysteresis ─Health──┤
-//!   timers (deadlines below) ──Expired──────┼──► VirtualRouter::step ──► [Action]
-//!   shutdown token ──Shutdown───────────────┘                             │
-//!      ▲                                                                   │
-//!      └──── Ports: send advert, add/del VIPs, GARP; status, notify ◄──────┘
-//! ```
+//! Executing the state machine's actions and feeding it inputs: packets,
+//! tracking results. The loop itself is in the parent module.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
-use stackd_common::config::ha::Instance;
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
-
-use crate::notify::{Notice, Notifier};
+use crate::notify::Notice;
 use crate::packet::{Advert, Auth, Version};
 use crate::ports::Ports;
-use crate::probe::Sample;
 use crate::socket::Received;
-use crate::state::{Action, Event, State, VirtualRouter};
-use crate::status::{labels, state_code, LastTransition, Metrics, SharedStatus};
-use crate::track::{effective, Hysteresis};
-use crate::validate::{receive_v4, receive_v6, Expect};
+use crate::state::{Action, Event, State};
+use crate::status::{labels, state_code, LastTransition};
+use crate::track::effective;
+use crate::validate::{receive_v4, receive_v6};
 use crate::{status, timers};
 
-/// Everything one instance's loop owns.
-pub struct Driver<P: Ports> {
-    pub cfg: Instance,
-    pub vr: VirtualRouter,
-    pub ports: P,
-    pub expect: Expect,
-    pub status: SharedStatus,
-    pub metrics: Metrics,
-    pub notifier: Notifier,
-    pub checks: Vec<Hysteresis>,
-    epoch: Instant,
-    master_down: Option<Instant>,
-    adver: Option<Instant>,
-    garp_again: Option<Instant>,
-}
-
-async fn at(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
+use super::Driver;
 
 // === impl Driver ===
 
 impl<P: Ports> Driver<P> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        cfg: Instance,
-        vr: VirtualRouter,
-        ports: P,
-        expect: Expect,
-        status: SharedStatus,
-        metrics: Metrics,
-        notifier: Notifier,
-    ) -> Driver<P> {
-        let checks = cfg
-            .track
-            .iter()
-            .map(|t| Hysteresis::new(t.fall, t.rise))
-            .collect();
-        Driver {
-            cfg,
-            vr,
-            ports,
-            expect,
-            status,
-            metrics,
-            notifier,
-            checks,
-            epoch: Instant::now(),
-            master_down: None,
-            adver: None,
-            garp_again: None,
-        }
-    }
-
-    /// Runs until `shutdown`; on the way out a MASTER sends priority 0 and
-    /// every VIP is removed.
-    pub async fn run(mut self, mut samples: mpsc::Receiver<Sample>, shutdown: CancellationToken) {
-        if let Err(e) = self.ports.del_vips().await {
-            tracing::warn!(instance = %self.cfg.name, error = %e, "could not clean stale VIPs");
-        }
-        if !self.checks.is_empty() {
-            self.health().await;
-        }
-        self.apply(Event::Startup).await;
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let (md, adv, garp) = (self.master_down, self.adver, self.garp_again);
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = at(md) => {
-                    self.master_down = None;
-                    self.apply(Event::MasterDownExpired).await;
-                }
-                _ = at(adv) => {
-                    self.adver = None;
-                    self.apply(Event::AdverExpired).await;
-                }
-                r = self.ports.recv(&mut buf) => match r {
-                    Ok(got) => self.packet(&buf, got).await,
-                    Err(e) => {
-                        tracing::warn!(instance = %self.cfg.name, error = %e, "VRRP receive failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                },
-                Some((i, ok)) = samples.recv() => {
-                    let changed = self.checks.get_mut(i).and_then(|h| h.observe(ok));
-                    if let Some(h) = changed {
-                        tracing::info!(instance = %self.cfg.name, check = i, health = h.as_str(), "tracked check changed");
-                        self.health().await;
-                    }
-                }
-                _ = at(garp) => {
-                    self.garp_again = None;
-                    if self.vr.state() == State::Master {
-                        self.announce(false);
-                    }
-                }
-            }
-        }
-        self.apply(Event::Shutdown).await;
-        if let Err(e) = self.ports.del_vips().await {
-            tracing::warn!(instance = %self.cfg.name, error = %e, "could not remove VIPs on exit");
-        }
-    }
-
-    fn now(&self) -> Duration {
+    pub(super) fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
 
-    async fn packet(&mut self, buf: &[u8], got: Received) {
+    pub(super) async fn packet(&mut self, buf: &[u8], got: Received) {
         let name = self.cfg.name.clone();
         let checked = match got {
             Received::V4 { len } => receive_v4(buf.get(..len).unwrap_or(buf), &self.expect)
@@ -189,7 +73,7 @@ impl<P: Ports> Driver<P> {
     }
 
     /// Recomputes fault and effective priority from the checks.
-    async fn health(&mut self) {
+    pub(super) async fn health(&mut self) {
         let weights = self.cfg.track.iter().map(|t| t.weight);
         let (fault, priority) = effective(
             self.vr.params().priority,
@@ -233,7 +117,7 @@ impl<P: Ports> Driver<P> {
         }
     }
 
-    fn announce(&mut self, first: bool) {
+    pub(super) fn announce(&mut self, first: bool) {
         if let Err(e) = self.ports.announce(self.cfg.garp_master_repeat) {
             tracing::warn!(instance = %self.cfg.name, error = %e, "gratuitous ARP failed");
         }
@@ -242,7 +126,7 @@ impl<P: Ports> Driver<P> {
         }
     }
 
-    async fn apply(&mut self, event: Event) {
+    pub(super) async fn apply(&mut self, event: Event) {
         let now = self.now();
         for action in self.vr.step(event, now) {
             let t0 = Instant::now();

@@ -90,10 +90,7 @@ impl Admin {
     /// Answers one request; public so services can test their pages without a socket.
     pub fn handle(&self, method: &Method, path: &str) -> Page {
         if method != Method::GET && method != Method::HEAD {
-            return Page::text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "405 Method Not Allowed: use GET\n",
-            );
+            return Page::text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed: use GET\n");
         }
         if path == "/metrics" {
             let mut out = String::new();
@@ -103,10 +100,7 @@ impl Admin {
                     content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     body: Bytes::from(out),
                 },
-                Err(e) => Page::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("metrics encoding failed: {e}\n"),
-                ),
+                Err(e) => Page::text(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics encoding failed: {e}\n")),
             };
         }
         match self.routes.get(path) {
@@ -115,10 +109,7 @@ impl Admin {
                 let mut known: Vec<&str> = self.routes.keys().map(String::as_str).collect();
                 known.push("/metrics");
                 known.sort_unstable();
-                Page::text(
-                    StatusCode::NOT_FOUND,
-                    format!("404 Not Found; try {}\n", known.join(", ")),
-                )
+                Page::text(StatusCode::NOT_FOUND, format!("404 Not Found; try {}\n", known.join(", ")))
             }
         }
     }
@@ -161,14 +152,10 @@ fn to_response(page: Page, head: bool) -> Response<Full<Bytes>> {
     let body = if head { Bytes::new() } else { page.body };
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = page.status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(page.content_type),
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(page.content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -184,27 +171,14 @@ mod tests {
         reg.register("requests", "Requests served", c.clone());
         c.inc();
         let admin = Admin::new(Arc::new(reg)).status(|| serde_json::json!({"ok": true}));
-        assert_eq!(
-            admin.handle(&Method::GET, "/healthz").status,
-            StatusCode::OK
-        );
+        assert_eq!(admin.handle(&Method::GET, "/healthz").status, StatusCode::OK);
         let s = admin.handle(&Method::GET, "/status");
         assert_eq!(s.content_type, "application/json");
-        assert!(std::str::from_utf8(&s.body)
-            .unwrap()
-            .contains("\"ok\": true"));
+        assert!(std::str::from_utf8(&s.body).unwrap().contains("\"ok\": true"));
         let m = admin.handle(&Method::GET, "/metrics");
-        assert!(std::str::from_utf8(&m.body)
-            .unwrap()
-            .contains("requests_total 1"));
-        assert_eq!(
-            admin.handle(&Method::GET, "/nope").status,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            admin.handle(&Method::POST, "/status").status,
-            StatusCode::METHOD_NOT_ALLOWED
-        );
+        assert!(std::str::from_utf8(&m.body).unwrap().contains("requests_total 1"));
+        assert_eq!(admin.handle(&Method::GET, "/nope").status, StatusCode::NOT_FOUND);
+        assert_eq!(admin.handle(&Method::POST, "/status").status, StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[tokio::test]
@@ -212,20 +186,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let token = CancellationToken::new();
-        let task =
-            tokio::spawn(Admin::new(Arc::new(Registry::default())).serve(listener, token.clone()));
+        let task = tokio::spawn(Admin::new(Arc::new(Registry::default())).serve(listener, token.clone()));
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).await.unwrap();
         assert!(buf.starts_with("HTTP/1.1 200"), "{buf}");
         token.cancel();
-        tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap();
     }
 }

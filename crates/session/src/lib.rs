@@ -11,10 +11,7 @@ pub mod demo {
     }
 
     /// Serves the demo app until `shutdown`.
-    pub async fn run(
-        _cfg: DemoBackendConfig,
-        _shutdown: CancellationToken,
-    ) -> Result<(), DemoError> {
+    pub async fn run(_cfg: DemoBackendConfig, _shutdown: CancellationToken) -> Result<(), DemoError> {
         Err(DemoError::NotBuilt)
     }
 }

@@ -106,12 +106,7 @@ mod defaults {
 
 impl DemoBackendConfig {
     pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
-        if self.node_id.is_empty()
-            || !self
-                .node_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if self.node_id.is_empty() || !self.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             out.push(
                 at.key("node_id"),
                 "a node id is letters, digits, '-' or '_' (it becomes the session id suffix), e.g. \"137server1\"",
@@ -121,41 +116,24 @@ impl DemoBackendConfig {
             Some((scheme, _)) if REDIS_SCHEMES.contains(&scheme) => {}
             _ => out.push(
                 at.key("redis"),
-                format!(
-                    "\"{}\" is not a session store URL; use one of the schemes {:?}",
-                    self.redis, REDIS_SCHEMES
-                ),
+                format!("\"{}\" is not a session store URL; use one of the schemes {:?}", self.redis, REDIS_SCHEMES),
             ),
         }
         if self.session_ttl < Duration::from_secs(1) || self.session_ttl.subsec_nanos() != 0 {
-            out.push(
-                at.key("session_ttl"),
-                "must be whole seconds, at least 1s (Redis expires keys in seconds)",
-            );
+            out.push(at.key("session_ttl"), "must be whole seconds, at least 1s (Redis expires keys in seconds)");
         }
         if self.redis_timeout.is_zero() {
             out.push(at.key("redis_timeout"), "must be greater than 0s");
         }
         let c = &self.cookie;
-        if c.name.is_empty()
-            || !c
-                .name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-        {
-            out.push(
-                at.key("cookie").key("name"),
-                "a cookie name is letters, digits, '-', '_' or '.'",
-            );
+        if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+            out.push(at.key("cookie").key("name"), "a cookie name is letters, digits, '-', '_' or '.'");
         }
         if !c.path.starts_with('/') {
             out.push(at.key("cookie").key("path"), "must start with '/'");
         }
         if c.same_site == SameSite::None && !c.secure {
-            out.push(
-                at.key("cookie").key("same_site"),
-                "browsers reject SameSite=None without secure = true",
-            );
+            out.push(at.key("cookie").key("same_site"), "browsers reject SameSite=None without secure = true");
         }
     }
 }

@@ -137,10 +137,7 @@ impl<'a> Locator<'a> {
     /// Locates a finding: the value at its path, or the nearest existing parent
     /// (a missing key is reported where its table is).
     pub fn locate(&self, f: &Finding) -> Problem {
-        let span = self
-            .doc
-            .as_ref()
-            .and_then(|d| span_of(d.as_item(), &f.path.0));
+        let span = self.doc.as_ref().and_then(|d| span_of(d.as_item(), &f.path.0));
         self.at_span(span, f.path.to_string(), f.message.clone())
     }
 }
@@ -153,10 +150,12 @@ fn span_of(item: &toml_edit::Item, path: &[Seg]) -> Option<Range<usize>> {
     };
     let here = item.span();
     let child: Option<(Option<Range<usize>>, Item)> = match (seg, item) {
-        (Seg::Key(k), Item::Table(t)) => t.get_key_value(k).map(|(key, v)| (key.span(), v.clone())),
-        (Seg::Key(k), Item::Value(Value::InlineTable(t))) => {
-            t.get_key_value(k).map(|(key, v)| (key.span(), v.clone()))
-        }
+        (Seg::Key(k), Item::Table(t)) => t
+            .get_key_value(k)
+            .map(|(key, v)| (key.span(), v.clone())),
+        (Seg::Key(k), Item::Value(Value::InlineTable(t))) => t
+            .get_key_value(k)
+            .map(|(key, v)| (key.span(), v.clone())),
         (Seg::Index(i), Item::ArrayOfTables(a)) => {
             a.get(*i).map(|t| (t.span(), Item::Table(t.clone())))
         }
@@ -222,9 +221,7 @@ fn path_at(item: &toml_edit::Item, pos: usize, path: &mut KeyPath) {
 fn has_pos(item: &toml_edit::Item, pos: usize) -> bool {
     use toml_edit::Item;
     match item {
-        Item::Table(t) => t
-            .iter()
-            .any(|(_, v)| contains(v.span(), pos) || has_pos(v, pos)),
+        Item::Table(t) => t.iter().any(|(_, v)| contains(v.span(), pos) || has_pos(v, pos)),
         Item::ArrayOfTables(a) => a
             .iter()
             .any(|t| contains(t.span(), pos) || has_pos(&Item::Table(t.clone()), pos)),
@@ -269,32 +266,22 @@ mod tests {
             message: "bad".into(),
         });
         assert_eq!((p.line, p.column), (6, 52), "{p}");
-        assert_eq!(
-            p.to_string(),
-            "t.toml:6:52: proxy.upstream[0].servers[1].weight: bad"
-        );
+        assert_eq!(p.to_string(), "t.toml:6:52: proxy.upstream[0].servers[1].weight: bad");
     }
 
     #[test]
     fn names_the_key_at_a_position() {
-        let text =
-            "[ha]\n[[ha.instance]]\nname = \"a\"\nvirtual_ipaddress = [\"192.0.2.1/24\", \"x\"]\n";
+        let text = "[ha]\n[[ha.instance]]\nname = \"a\"\nvirtual_ipaddress = [\"192.0.2.1/24\", \"x\"]\n";
         let loc = Locator::new(Path::new("t.toml"), text);
         let pos = text.find("\"x\"").unwrap();
-        assert_eq!(
-            loc.path_at(pos).to_string(),
-            "ha.instance[0].virtual_ipaddress[1]"
-        );
+        assert_eq!(loc.path_at(pos).to_string(), "ha.instance[0].virtual_ipaddress[1]");
     }
 
     #[test]
     fn missing_key_points_at_its_table() {
         let text = "[proxy]\nlisten = []\n\n[[proxy.upstream]]\nname = \"a\"\n";
         let loc = Locator::new(Path::new("t.toml"), text);
-        let path = KeyPath::root("proxy")
-            .key("upstream")
-            .index(0)
-            .key("servers");
+        let path = KeyPath::root("proxy").key("upstream").index(0).key("servers");
         let p = loc.locate(&Finding {
             path,
             message: "missing".into(),

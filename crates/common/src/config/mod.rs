@@ -75,15 +75,8 @@ impl Config {
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         let locator = Locator::new(origin, text);
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| locator.path_at(s.start).to_string())
-                .unwrap_or_default();
-            ConfigError::Invalid(vec![locator.at_span(
-                e.span(),
-                key,
-                e.message().trim().to_owned(),
-            )])
+            let key = e.span().map(|s| locator.path_at(s.start).to_string()).unwrap_or_default();
+            ConfigError::Invalid(vec![locator.at_span(e.span(), key, e.message().trim().to_owned())])
         })?;
         let findings = cfg.validate();
         if findings.is_empty() {
@@ -131,11 +124,7 @@ impl Config {
         }
         if let Some(h) = &self.ha {
             let vips: usize = h.instance.iter().map(|i| i.virtual_ipaddress.len()).sum();
-            parts.push(format!(
-                "ha: {} instance(s), {} virtual address(es)",
-                h.instance.len(),
-                vips
-            ));
+            parts.push(format!("ha: {} instance(s), {} virtual address(es)", h.instance.len(), vips));
         }
         if let Some(d) = &self.demo_backend {
             parts.push(format!("demo_backend: node {} on {}", d.node_id, d.listen));

@@ -265,18 +265,12 @@ impl ProxyConfig {
     /// Checks what serde cannot: references, ranges and combinations.
     pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
         if self.listen.is_empty() {
-            out.push(
-                at.key("listen"),
-                "at least one listen address is needed, e.g. listen = [\"0.0.0.0:80\"]",
-            );
+            out.push(at.key("listen"), "at least one listen address is needed, e.g. listen = [\"0.0.0.0:80\"]");
         }
         let mut seen_listen = HashSet::new();
         for (i, l) in self.listen.iter().enumerate() {
             if !seen_listen.insert(l.addr()) {
-                out.push(
-                    at.key("listen").index(i),
-                    format!("{} is listed twice", l.addr()),
-                );
+                out.push(at.key("listen").index(i), format!("{} is listed twice", l.addr()));
             }
             if l.tls() && self.tls.is_empty() {
                 out.push(
@@ -287,12 +281,7 @@ impl ProxyConfig {
         }
         if let Some(admin) = self.admin {
             if seen_listen.contains(&admin) {
-                out.push(
-                    at.key("admin"),
-                    format!(
-                        "{admin} is also a client listener; give the admin listener its own port"
-                    ),
-                );
+                out.push(at.key("admin"), format!("{admin} is also a client listener; give the admin listener its own port"));
             }
         }
         if self.max_connections == 0 {
@@ -319,10 +308,7 @@ impl ProxyConfig {
             if u.name.is_empty() {
                 out.push(up.key("name"), "must not be empty");
             } else if !names.insert(u.name.as_str()) {
-                out.push(
-                    up.key("name"),
-                    format!("duplicate upstream name \"{}\"", u.name),
-                );
+                out.push(up.key("name"), format!("duplicate upstream name \"{}\"", u.name));
             }
             u.validate(&up, out);
         }
@@ -342,49 +328,29 @@ impl ProxyConfig {
                 let known: Vec<_> = self.upstream.iter().map(|u| u.name.as_str()).collect();
                 out.push(
                     rp.key("upstream"),
-                    format!(
-                        "unknown upstream \"{}\"; defined upstreams: {:?}",
-                        r.upstream, known
-                    ),
+                    format!("unknown upstream \"{}\"; defined upstreams: {:?}", r.upstream, known),
                 );
             }
             if !r.path.starts_with('/') {
-                out.push(
-                    rp.key("path"),
-                    format!("\"{}\" must start with '/'", r.path),
-                );
+                out.push(rp.key("path"), format!("\"{}\" must start with '/'", r.path));
             }
             if let Some(h) = &r.host {
                 let bare = h.strip_prefix("*.").unwrap_or(h);
                 if bare.is_empty() || bare.contains(['*', '/', ' ']) {
-                    out.push(
-                        rp.key("host"),
-                        format!(
-                            "\"{h}\" is not a host name; use \"example.com\" or \"*.example.com\""
-                        ),
-                    );
+                    out.push(rp.key("host"), format!("\"{h}\" is not a host name; use \"example.com\" or \"*.example.com\""));
                 }
             }
-            if !routes.insert((
-                r.host.as_deref().map(str::to_ascii_lowercase),
-                r.path.as_str(),
-            )) {
+            if !routes.insert((r.host.as_deref().map(str::to_ascii_lowercase), r.path.as_str())) {
                 out.push(rp.clone(), "another route has the same host and path");
             }
             for name in r.add_headers.keys() {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    out.push(
-                        rp.key("add_headers").key(name),
-                        format!("\"{name}\" is not a valid header name"),
-                    );
+                    out.push(rp.key("add_headers").key(name), format!("\"{name}\" is not a valid header name"));
                 }
             }
             for (name, value) in &r.add_headers {
                 if http::HeaderValue::from_str(value).is_err() {
-                    out.push(
-                        rp.key("add_headers").key(name),
-                        "value has characters not allowed in a header",
-                    );
+                    out.push(rp.key("add_headers").key(name), "value has characters not allowed in a header");
                 }
             }
         }
@@ -398,35 +364,23 @@ impl Upstream {
         if self.servers.is_empty() {
             out.push(up.key("servers"), "an upstream needs at least one server");
         } else if self.servers.iter().all(|s| s.backup) {
-            out.push(
-                up.key("servers"),
-                "every server is a backup; at least one must be primary",
-            );
+            out.push(up.key("servers"), "every server is a backup; at least one must be primary");
         }
         let mut addrs = HashSet::new();
         for (j, s) in self.servers.iter().enumerate() {
             let sp = up.key("servers").index(j);
             if s.weight == 0 || s.weight > 1000 {
-                out.push(
-                    sp.key("weight"),
-                    format!("weight {} is outside 1..=1000", s.weight),
-                );
+                out.push(sp.key("weight"), format!("weight {} is outside 1..=1000", s.weight));
             }
             if !addrs.insert(s.addr) {
-                out.push(
-                    sp.key("addr"),
-                    format!("{} is listed twice in this upstream", s.addr),
-                );
+                out.push(sp.key("addr"), format!("{} is listed twice in this upstream", s.addr));
             }
             if s.addr.port() == 0 {
                 out.push(sp.key("addr"), "port 0 is not a server port");
             }
             if let Some(n) = &s.node_id {
                 if n.is_empty() || n.contains(['.', ';', ' ']) {
-                    out.push(
-                        sp.key("node_id"),
-                        "a node id is a non-empty word without '.', ';' or spaces",
-                    );
+                    out.push(sp.key("node_id"), "a node id is a non-empty word without '.', ';' or spaces");
                 }
             }
         }
@@ -437,10 +391,7 @@ impl Upstream {
             );
         }
         if self.max_fails > 0 && self.fail_timeout.is_zero() {
-            out.push(
-                up.key("fail_timeout"),
-                "must be greater than 0s when max_fails is set",
-            );
+            out.push(up.key("fail_timeout"), "must be greater than 0s when max_fails is set");
         }
         if let Some(h) = &self.health {
             let hp = up.key("health");

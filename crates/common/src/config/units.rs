@@ -25,9 +25,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "\"{s}\" has no unit: write \"{t}s\" for seconds or \"{t}ms\" for milliseconds"
         ));
     }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("\"{s}\" is not a duration ({e}); write e.g. \"250ms\", \"1s\", \"30m\"")
-    })
+    humantime::parse_duration(t).map_err(|e| format!("\"{s}\" is not a duration ({e}); write e.g. \"250ms\", \"1s\", \"30m\""))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it.
@@ -88,19 +86,16 @@ impl ByteSize {
                     'k' => 1u64 << 10,
                     'm' => 1 << 20,
                     'g' => 1 << 30,
-                    _ => {
-                        return Err(format!(
-                            "\"{s}\": unknown size suffix '{c}'; use k, m or g (e.g. \"10m\")"
-                        ))
-                    }
+                    _ => return Err(format!("\"{s}\": unknown size suffix '{c}'; use k, m or g (e.g. \"10m\")")),
                 };
                 (&t[..i], mult)
             }
             _ => (t, 1),
         };
-        let n: u64 = digits.trim().parse().map_err(|_| {
-            format!("\"{s}\" is not a size; write e.g. \"10m\", \"128k\" or a number of bytes")
-        })?;
+        let n: u64 = digits
+            .trim()
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not a size; write e.g. \"10m\", \"128k\" or a number of bytes"))?;
         n.checked_mul(mult)
             .map(ByteSize)
             .ok_or_else(|| format!("\"{s}\" is too large"))

@@ -360,5 +360,60 @@ impl Instance {
                 out.push(ip.key("notify_webhook"), "must be an http:// URL");
             }
         }
+        // Adverts go from one family to the same family (RFC 5798 §5.1.1 / §5.1.2).
+        if let Some(first) = self.virtual_ipaddress.first() {
+            let v4 = first.addr().is_ipv4();
+            let family = if v4 { "IPv4" } else { "IPv6" };
+            if let Some(src) = self.unicast_src_ip {
+                if src.is_ipv4() != v4 {
+                    out.push(
+                        ip.key("unicast_src_ip"),
+                        format!("{src} is not {family} like the virtual addresses"),
+                    );
+                }
+            }
+            for (j, p) in self.unicast_peers.iter().enumerate() {
+                if p.is_ipv4() != v4 {
+                    out.push(
+                        ip.key("unicast_peers").index(j),
+                        format!("{p} is not {family} like the virtual addresses"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn load(extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[ha]\n[[ha.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 100\nversion = 3\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.88/24\"]\n{extra}"
+        );
+        Config::from_toml_str(&text, Path::new("stackd.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unicast_addresses_must_match_the_vip_family() {
+        let e = load("unicast_src_ip = \"2001:db8::1\"\nunicast_peers = [\"192.0.2.135\", \"2001:db8::2\"]\n").unwrap_err();
+        assert!(
+            e.contains("2001:db8::1 is not IPv4 like the virtual addresses"),
+            "{e}"
+        );
+        assert!(e.contains("ha.instance[0].unicast_peers[1]"), "{e}");
+        assert!(
+            e.contains("stackd.toml:11"),
+            "located at the peers line: {e}"
+        );
+    }
+
+    #[test]
+    fn unicast_addresses_of_the_same_family_pass() {
+        let cfg = load("unicast_src_ip = \"192.0.2.133\"\nunicast_peers = [\"192.0.2.135\"]\n");
+        assert!(cfg.is_ok(), "{cfg:?}");
     }
 }

@@ -1,0 +1,74 @@
+//! The I/O seams of the driver: everything it does to the outside world.
+//!
+//! [`Ports`] is implemented by [`LinuxPorts`] (raw socket, rtnetlink,
+//! AF_PACKET). The driver only sees the trait, so its loop could run
+//! against an in-memory bus; the pure parts are tested that way already.
+
+use std::io;
+use std::net::IpAddr;
+
+use futures::future::BoxFuture;
+
+use crate::iface::Iface;
+use crate::netlink::Vips;
+use crate::socket::{Received, VrrpSocket};
+
+/// What the driver needs from the network.
+pub trait Ports: Send + Sync + 'static {
+    /// Our source address (the interface's primary address).
+    fn source(&self) -> IpAddr;
+    /// Sends one encoded VRRP message; `encode` gets (src, dst) for the checksum.
+    fn send(&self, encode: &dyn Fn(IpAddr, IpAddr) -> Vec<u8>) -> io::Result<()>;
+    /// Next datagram (IPv4: header included; IPv6: header fields alongside).
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>>;
+    fn add_vips(&self) -> BoxFuture<'_, io::Result<()>>;
+    fn del_vips(&self) -> BoxFuture<'_, io::Result<()>>;
+    /// Sends `count` gratuitous ARPs / NAs for every VIP.
+    fn announce(&self, count: u32) -> io::Result<()>;
+}
+
+/// The real thing.
+pub struct LinuxPorts {
+    pub garp: crate::garp::PacketSocket,
+    pub iface: Iface,
+    pub sock: VrrpSocket,
+    pub vips: Vips,
+}
+
+// === impl LinuxPorts ===
+
+impl Ports for LinuxPorts {
+    fn source(&self) -> IpAddr {
+        self.sock.source()
+    }
+
+    fn send(&self, encode: &dyn Fn(IpAddr, IpAddr) -> Vec<u8>) -> io::Result<()> {
+        let mut first_err = None;
+        for &dst in self.sock.dests() {
+            if let Err(e) = self.sock.send_to(&encode(self.sock.source(), dst), dst) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>> {
+        Box::pin(self.sock.recv(buf))
+    }
+
+    fn add_vips(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.vips.add())
+    }
+
+    fn del_vips(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.vips.del())
+    }
+
+    fn announce(&self, count: u32) -> io::Result<()> {
+        let frames = crate::garp::frames(self.iface.mac, &self.vips.addrs());
+        for _ in 0..count {
+            self.garp.send(&frames)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! The VRRP state machine of RFC 5798 §6.4 (same shape as RFC 3768 §6.4),
+//! plus keepalived's FAULT state for failed tracking.
+//!
+//! [`VirtualRouter::step`] is a pure function of (state, event, now): no
+//! sockets, no clock, no sleeps. Timers are [`Action`]s; their expiries come
+//! back as [`Event`]s. That makes every transition a table test and a whole
+//! election a deterministic simulation (`tests/election.rs`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::packet::Version;
+use crate::timers;
+
+mod step;
+
+/// RFC 5798 §6.4 states, plus FAULT (keepalived: a weight-0 check failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    Fault,
+}
+
+/// What the router was configured with (RFC 5798 §6.1 parameters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub version: Version,
+    /// Configured priority; tracking lowers the effective one.
+    pub priority: u8,
+    pub adver_int: Duration,
+    pub preempt: bool,
+    /// keepalived's `preempt_delay`: after first seeing a lower-priority
+    /// master, keep deferring to it this long before preempting.
+    pub preempt_delay: Duration,
+    /// Our primary address: breaks priority ties (RFC 5798 §6.4.3).
+    pub primary: IpAddr,
+}
+
+/// Inputs to the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Startup,
+    Shutdown,
+    /// A validated advertisement for our VRID.
+    Advert {
+        src: IpAddr,
+        priority: u8,
+        interval: Duration,
+    },
+    MasterDownExpired,
+    AdverExpired,
+    /// Tracking changed: `fault` if a weight-0 check is down, else the
+    /// effective priority after weights.
+    Health {
+        fault: bool,
+        priority: u8,
+    },
+}
+
+/// Why a transition happened, for logs, `/status` and notifications.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Startup,
+    AddressOwner,
+    MasterDown,
+    Preempted { by: IpAddr, priority: u8 },
+    Shutdown,
+    Fault,
+    FaultCleared,
+}
+
+/// Outputs the driver executes, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    SendAdvert {
+        priority: u8,
+    },
+    ArmMasterDown(Duration),
+    ArmAdver(Duration),
+    CancelTimers,
+    AddVips,
+    DelVips,
+    /// Gratuitous ARP / unsolicited NA for the VIPs.
+    Announce,
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+}
+
+/// One virtual router's protocol state.
+#[derive(Clone, Debug)]
+pub struct VirtualRouter {
+    params: Params,
+    state: State,
+    priority: u8,
+    fault: bool,
+    master_adver_int: Duration,
+    master: Option<IpAddr>,
+    preempt_at: Option<Duration>,
+}
+
+// === impl State ===
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        })
+    }
+}
+
+// === impl Reason ===
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Startup => f.write_str("startup"),
+            Reason::AddressOwner => f.write_str("priority 255: address owner"),
+            Reason::MasterDown => f.write_str("master down timer expired"),
+            Reason::Preempted { by, priority } => {
+                write!(f, "advert from {by} with priority {priority}")
+            }
+            Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Fault => f.write_str("tracked check failed"),
+            Reason::FaultCleared => f.write_str("tracked checks recovered"),
+        }
+    }
+}
+
+// === impl VirtualRouter ===
+
+impl VirtualRouter {
+    pub fn new(params: Params) -> VirtualRouter {
+        VirtualRouter {
+            priority: params.priority,
+            master_adver_int: params.adver_int,
+            params,
+            state: State::Initialize,
+            fault: false,
+            master: None,
+            preempt_at: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Effective priority (configured minus tracking weights).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The current master as far as we know (ourselves when MASTER).
+    pub fn master(&self) -> Option<IpAddr> {
+        match self.state {
+            State::Master => Some(self.params.primary),
+            _ => self.master,
+        }
+    }
+
+    pub fn master_adver_int(&self) -> Duration {
+        self.master_adver_int
+    }
+
+    fn skew(&self) -> Duration {
+        timers::skew(self.params.version, self.priority, self.master_adver_int)
+    }
+
+    fn master_down(&self) -> Duration {
+        timers::master_down(self.params.version, self.priority, self.master_adver_int)
+    }
+
+    fn go(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+        out.push(Action::Transition {
+            from: self.state,
+            to,
+            reason,
+        });
+        self.state = to;
+    }
+
+    fn become_master(&mut self, reason: Reason, out: &mut Vec<Action>) {
+        // RFC 5798 §6.4.1/§6.4.2: send an ADVERTISEMENT, broadcast gratuitous
+        // ARP for each VIP, set the Adver_Timer, transition to Master.
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        out.push(Action::AddVips);
+        out.push(Action::Announce);
+        out.push(Action::ArmAdver(self.params.adver_int));
+        self.master = None;
+        self.go(State::Master, reason, out);
+    }
+
+    fn become_backup(&mut self, reason: Reason, out: &mut Vec<Action>) {
+        // RFC 5798 §6.4.1: Master_Adver_Interval = Advertisement_Interval,
+        // Master_Down_Timer = Master_Down_Interval, transition to Backup.
+        self.master_adver_int = self.params.adver_int;
+        out.push(Action::ArmMasterDown(self.master_down()));
+        self.go(State::Backup, reason, out);
+    }
+
+    /// Leaves MASTER for `to`: stop adverts, say priority 0, drop the VIPs.
+    fn resign(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+        out.push(Action::CancelTimers);
+        out.push(Action::SendAdvert { priority: 0 });
+        out.push(Action::DelVips);
+        self.go(to, reason, out);
+    }
+
+    /// Startup logic shared by Initialize and a cleared Fault.
+    fn start(&mut self, reason: Reason, out: &mut Vec<Action>) {
+        if self.fault {
+            self.go(State::Fault, Reason::Fault, out);
+        } else if self.priority == 255 {
+            // RFC 5798 §6.4.1: "If the Priority = 255 ... transition to the Master state".
+            self.become_master(Reason::AddressOwner, out);
+        } else {
+            self.become_backup(reason, out);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Tracking arithmetic, pure: fall/rise hysteresis per check and the
+//! effective priority of an instance.
+//!
+//! keepalived semantics: a check is down after `fall` consecutive failures
+//! and up after `rise` consecutive successes; a down check with weight 0 puts
+//! the instance in FAULT, one with weight N lowers its priority by N. A check
+//! that has not answered yet counts as down, so an instance whose proxy is
+//! not running yet waits in FAULT instead of grabbing the VIP (startup
+//! ordering must not matter). The probes themselves live in `probe.rs`.
+
+/// Health of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// No result yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+/// Consecutive-result counter with hysteresis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hysteresis {
+    health: Health,
+    run: u32,
+    fall: u32,
+    rise: u32,
+}
+
+// === impl Health ===
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+// === impl Hysteresis ===
+
+impl Hysteresis {
+    /// `fall` and `rise` below 1 are treated as 1.
+    pub fn new(fall: u32, rise: u32) -> Hysteresis {
+        Hysteresis {
+            health: Health::Unknown,
+            run: 0,
+            fall: fall.max(1),
+            rise: rise.max(1),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// Feeds one probe result; returns the new health when it changes.
+    /// The first result decides at once (nothing to be hysteretic about).
+    pub fn observe(&mut self, ok: bool) -> Option<Health> {
+        let next = match (self.health, ok) {
+            (Health::Unknown, true) => Some(Health::Up),
+            (Health::Unknown, false) => Some(Health::Down),
+            (Health::Up, true) | (Health::Down, false) => {
+                self.run = 0;
+                None
+            }
+            (Health::Up, false) => {
+                self.run += 1;
+                (self.run >= self.fall).then_some(Health::Down)
+            }
+            (Health::Down, true) => {
+                self.run += 1;
+                (self.run >= self.rise).then_some(Health::Up)
+            }
+        };
+        if let Some(h) = next {
+            self.health = h;
+            self.run = 0;
+        }
+        next
+    }
+}
+
+/// (fault, effective priority) from the configured priority and each
+/// check's (health, weight). Priority stays within 1..=254 once lowered;
+/// 255 (the address owner) only while nothing is down.
+pub fn effective(base: u8, checks: impl IntoIterator<Item = (Health, u16)>) -> (bool, u8) {
+    let mut fault = false;
+    let mut minus: u32 = 0;
+    for (h, w) in checks {
+        if h != Health::Up {
+            if w == 0 {
+                fault = true;
+            } else {
+                minus += u32::from(w);
+            }
+        }
+    }
+    if minus == 0 {
+        return (fault, base);
+    }
+    let p = i64::from(base.min(254)) - i64::from(minus);
+    (fault, p.clamp(1, 254) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_result_decides_then_fall_and_rise() {
+        let mut h = Hysteresis::new(2, 3);
+        assert_eq!(h.observe(true), Some(Health::Up));
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(true), None, "a success resets the failure run");
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(false), Some(Health::Down));
+        assert_eq!(h.observe(true), None);
+        assert_eq!(h.observe(true), None);
+        assert_eq!(h.observe(true), Some(Health::Up));
+    }
+
+    #[test]
+    fn unknown_first_failure_is_down() {
+        let mut h = Hysteresis::new(3, 3);
+        assert_eq!(h.observe(false), Some(Health::Down));
+        assert_eq!(h.health(), Health::Down);
+    }
+
+    #[test]
+    fn fall_one_rise_one_flips_each_time() {
+        let mut h = Hysteresis::new(0, 0);
+        assert_eq!(h.observe(true), Some(Health::Up));
+        assert_eq!(h.observe(false), Some(Health::Down));
+        assert_eq!(h.observe(true), Some(Health::Up));
+    }
+
+    #[test]
+    fn weights_and_fault() {
+        use Health::*;
+        assert_eq!(effective(100, []), (false, 100));
+        assert_eq!(effective(100, [(Up, 0), (Up, 20)]), (false, 100));
+        assert_eq!(effective(100, [(Down, 20), (Down, 30)]), (false, 50));
+        assert_eq!(effective(100, [(Down, 0), (Up, 20)]), (true, 100));
+        assert_eq!(
+            effective(100, [(Unknown, 0)]),
+            (true, 100),
+            "not answered yet: wait in FAULT"
+        );
+        assert_eq!(
+            effective(100, [(Down, 200)]),
+            (false, 1),
+            "never reaches 0 (that means leaving)"
+        );
+        assert_eq!(
+            effective(255, [(Down, 1)]),
+            (false, 253),
+            "an owner that lost a check is no owner"
+        );
+        assert_eq!(effective(255, [(Up, 1)]), (false, 255));
+    }
+}

@@ -1,0 +1,112 @@
+//! Hostile packets from the client namespace are ignored, counted by reason
+//! in `/metrics` and `/status`, and change nothing.
+
+#[path = "ha_support.rs"]
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use stackd_vrrp::packet::{Advert, Auth, Version};
+use support::*;
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+/// Sends `payload` as IP protocol 112 from cl to `dst` with `ttl` (perl raw socket).
+fn inject(ha: &Ha, dst: &str, ttl: u8, payload: &[u8]) {
+    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    let perl = r#"use Socket; socket(my $s, PF_INET, SOCK_RAW, 112) or die "socket: $!"; setsockopt($s, IPPROTO_IP, IP_TTL, pack("i", $ARGV[1])) or die "ttl: $!"; send($s, pack("H*", $ARGV[2]), 0, sockaddr_in(0, inet_aton($ARGV[0]))) or die "send: $!";"#;
+    let out = ha
+        .lab
+        .exec("cl", &["perl", "-e", perl, dst, &ttl.to_string(), &hex])
+        .expect("perl");
+    assert!(
+        out.status.success(),
+        "inject: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn advert(vrid: u8, priority: u8, vip: Ipv4Addr) -> Vec<u8> {
+    let a = Advert {
+        version: Version::V3,
+        vrid,
+        priority,
+        interval_cs: 10,
+        addrs: vec![IpAddr::V4(vip)],
+        auth: Auth::None,
+    };
+    a.encode(
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 135)),
+    )
+}
+
+#[test]
+fn malformed_packets_are_ignored_and_counted() {
+    let ha = Ha::new("ham");
+    ha.stackd("px1", &ha_config(100, 3, ""));
+    ha.stackd("px2", &ha_config(99, 3, ""));
+    assert!(wait_for(S(5), || ha.only("px1")).is_some());
+    assert!(wait_for(S(3), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
+    let transitions_before = ha.status("px2");
+
+    let vip = Ipv4Addr::new(192, 0, 2, 88);
+    // Would win (priority 254) if it were accepted: each must be refused.
+    let good = advert(51, 254, vip);
+    inject(&ha, "192.0.2.135", 64, &good); // off-link TTL
+    let mut bad_sum = good.clone();
+    bad_sum[7] ^= 0xff;
+    inject(&ha, "192.0.2.135", 255, &bad_sum);
+    inject(&ha, "192.0.2.135", 255, &good[..4]); // truncated
+    let mut v4 = good.clone();
+    v4[0] = 0x41;
+    inject(&ha, "192.0.2.135", 255, &v4);
+    inject(&ha, "192.0.2.135", 255, &advert(52, 254, vip));
+    inject(
+        &ha,
+        "192.0.2.135",
+        255,
+        &advert(51, 254, Ipv4Addr::new(192, 0, 2, 99)),
+    );
+    inject(&ha, "192.0.2.135", 255, &[0x3f; 40]); // v3, type 15
+
+    let m = |reason: &str| {
+        format!("vrrp_rejected_packets_total{{instance=\"VI_1\",reason=\"{reason}\"}} 1")
+    };
+    let want = [
+        "bad_ttl",
+        "bad_checksum",
+        "truncated",
+        "bad_version",
+        "other_vrid",
+        "address_mismatch",
+        "bad_type",
+    ];
+    let ok = wait_for(S(3), || {
+        let metrics = ha.metrics("px2");
+        want.iter().all(|r| metrics.contains(&m(r)))
+    });
+    assert!(ok.is_some(), "{}", ha.metrics("px2"));
+    let st = ha.status("px2");
+    assert!(st.contains("\"bad_checksum\": 1"), "{st}");
+    assert!(st.contains("\"state\": \"BACKUP\""), "{st}");
+    let count = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("\"transitions\""))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        count(&st),
+        count(&transitions_before),
+        "no transition caused by junk"
+    );
+    assert!(ha.only("px1"), "the master is undisturbed");
+
+    // A valid, higher-priority advert is the control: it is accepted.
+    inject(&ha, "192.0.2.135", 255, &good);
+    assert!(wait_for(S(2), || ha
+        .metrics("px2")
+        .contains("vrrp_adverts_received_total{instance=\"VI_1\"}"))
+    .is_some());
+}

@@ -1,0 +1,225 @@
+//! Shared helpers for the `ha_*` process-level tests: a namespace lab with
+//! px1/px2/cl, `stackd ha` and keepalived nodes started inside it, and
+//! bounded polling. Everything is torn down by `Lab`'s Drop, even on panic.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::thread::sleep;
+use std::time::Duration;
+
+pub use stackd_common::netns::Lab;
+
+pub const VIP: &str = "192.0.2.88";
+pub const STACKD: &str = env!("CARGO_BIN_EXE_stackd");
+
+/// Panics with a clear message when not root: these tests need namespaces.
+pub fn require_root() {
+    let uid = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    });
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "the ha_* tests need root (network namespaces, raw sockets)"
+    );
+}
+
+/// A lab with px1 (.133), px2 (.135) and a client cl (.10); a scratch dir.
+pub struct Ha {
+    pub lab: Lab,
+    pub dir: PathBuf,
+}
+
+impl Ha {
+    pub fn new(tag: &str) -> Ha {
+        require_root();
+        let _ = stackd_common::netns::cleanup_stale(tag);
+        let mut lab = Lab::new(tag).expect("bridge namespace");
+        lab.add_host("px1", "192.0.2.133/24").expect("px1");
+        lab.add_host("px2", "192.0.2.135/24").expect("px2");
+        lab.add_host("cl", "192.0.2.10/24").expect("cl");
+        let dir = std::env::temp_dir().join(lab.prefix().trim_end_matches('-'));
+        fs::create_dir_all(&dir).expect("scratch dir");
+        Ha { lab, dir }
+    }
+
+    /// Starts `stackd ha` on `host` with an [ha] table; returns its PID.
+    pub fn stackd(&self, host: &str, ha_toml: &str) -> u32 {
+        let cfg = self.dir.join(format!("{host}.toml"));
+        fs::write(&cfg, ha_toml).expect("write config");
+        let log = fs::File::create(self.dir.join(format!("{host}.log"))).expect("log file");
+        let mut cmd = self.lab.command(
+            host,
+            &[
+                STACKD,
+                "--log-level",
+                "info,stackd_vrrp=debug",
+                "ha",
+                "--config",
+            ],
+        );
+        cmd.arg(&cfg)
+            .stdout(Stdio::from(log.try_clone().expect("dup")))
+            .stderr(Stdio::from(log));
+        self.lab.spawn(cmd).expect("spawn stackd")
+    }
+
+    /// Starts keepalived 2.x in the foreground on `host`; returns its PID.
+    pub fn keepalived(&self, host: &str, conf: &str) -> u32 {
+        let c = self.dir.join(format!("{host}-keepalived.conf"));
+        fs::write(&c, conf).expect("write keepalived.conf");
+        let d = self.dir.display().to_string();
+        let log = fs::File::create(self.dir.join(format!("{host}-keepalived.log"))).expect("log");
+        let mut cmd = self
+            .lab
+            .command(host, &["keepalived", "-n", "-l", "-D", "--vrrp", "-f"]);
+        cmd.arg(&c)
+            .args([
+                "-p",
+                &format!("{d}/{host}-k.pid"),
+                "-r",
+                &format!("{d}/{host}-kv.pid"),
+                "-c",
+                &format!("{d}/{host}-kc.pid"),
+            ])
+            .stdout(Stdio::from(log.try_clone().expect("dup")))
+            .stderr(Stdio::from(log));
+        self.lab.spawn(cmd).expect("spawn keepalived")
+    }
+
+    pub fn log(&self, host: &str) -> String {
+        fs::read_to_string(self.dir.join(format!("{host}.log"))).unwrap_or_default()
+    }
+
+    /// Whether `host` has the VIP on eth0.
+    pub fn has_vip(&self, host: &str) -> bool {
+        self.lab
+            .exec(host, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{VIP}/")))
+            .unwrap_or(false)
+    }
+
+    /// `/status` of the stackd on `host` (admin on 127.0.0.1:9091).
+    pub fn status(&self, host: &str) -> String {
+        self.lab
+            .exec(
+                host,
+                &["curl", "-s", "-m", "2", "http://127.0.0.1:9091/status"],
+            )
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `/metrics` of the stackd on `host`.
+    pub fn metrics(&self, host: &str) -> String {
+        self.lab
+            .exec(
+                host,
+                &["curl", "-s", "-m", "2", "http://127.0.0.1:9091/metrics"],
+            )
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// MAC of `host`'s eth0.
+    pub fn mac(&self, host: &str) -> String {
+        self.lab
+            .exec(host, &["cat", "/sys/class/net/eth0/address"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Exactly one of px1/px2 holds the VIP, and it is `host`.
+    pub fn only(&self, host: &str) -> bool {
+        let other = if host == "px1" { "px2" } else { "px1" };
+        self.has_vip(host) && !self.has_vip(other)
+    }
+
+    /// Starts tcpdump for ARP on cl's eth0, writing to a file; waits until it listens.
+    pub fn capture_arp(&self) -> PathBuf {
+        let out = self.dir.join("arp.txt");
+        let err = self.dir.join("arp.err");
+        let mut cmd = self.lab.command(
+            "cl",
+            &["tcpdump", "-i", "eth0", "-n", "-e", "-l", "-U", "arp"],
+        );
+        cmd.stdout(Stdio::from(fs::File::create(&out).expect("arp.txt")))
+            .stderr(Stdio::from(fs::File::create(&err).expect("arp.err")));
+        self.lab.spawn(cmd).expect("tcpdump");
+        let ok = wait_for(Duration::from_secs(5), || {
+            fs::read_to_string(&err)
+                .unwrap_or_default()
+                .contains("listening on")
+        });
+        assert!(ok.is_some(), "tcpdump did not start");
+        out
+    }
+}
+
+impl Drop for Ha {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for f in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                if f.path().extension().is_some_and(|e| e == "log") {
+                    let text = fs::read_to_string(f.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    eprintln!("---- {} (last 40 lines) ----", f.path().display());
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `cond` every 5 ms for at most `timeout`; returns how long it took.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let step = Duration::from_millis(5);
+    let mut waited = Duration::ZERO;
+    // Elapsed time is measured with the system clock: std Instant is banned
+    // by clippy in this workspace, and a monotonic-enough source is fine here.
+    let start = std::time::SystemTime::now();
+    while waited <= timeout {
+        if cond() {
+            return Some(start.elapsed().unwrap_or(waited));
+        }
+        sleep(step);
+        waited += step;
+    }
+    None
+}
+
+/// `[ha]` for one node of VRID 51 with the lab VIP.
+pub fn ha_config(priority: u8, version: u8, extra: &str) -> String {
+    let (int, auth) = if version == 3 {
+        ("100ms", "")
+    } else {
+        ("1s", "auth_pass = \"1111\"\n")
+    };
+    format!(
+        "[ha]\nadmin = \"127.0.0.1:9091\"\n\n[[ha.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = {priority}\nadvert_int = \"{int}\"\nversion = {version}\n{auth}virtual_ipaddress = [\"{VIP}/24\"]\n{extra}"
+    )
+}
+
+/// keepalived.conf with the same settings as [`ha_config`].
+pub fn keepalived_config(priority: u8, version: u8) -> String {
+    let (int, auth) = if version == 3 {
+        ("0.1", String::new())
+    } else {
+        (
+            "1",
+            "    authentication {\n        auth_type PASS\n        auth_pass 1111\n    }\n"
+                .to_owned(),
+        )
+    };
+    format!(
+        "global_defs {{\n    vrrp_version {version}\n    script_user root\n    enable_script_security\n}}\nvrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    priority {priority}\n    advert_int {int}\n{auth}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+    )
+}

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`local`]: loopback mode: Redis, two demo backends, the proxy.
+//! - [`five_hosts`]: the SPEC.md topology in network namespaces (for `--netns` and tests).
 //! - [`backends`]: the demo backends as processes, or in-process on a memory store.
 //! - [`procs`]: child processes by PID, logs in the lab directory, stop on exit.
 //! - [`redis`]: a throwaway `redis-server` on a free port.
@@ -14,6 +15,7 @@
 //! - [`page`]: the live status page.
 
 pub mod backends;
+pub mod five_hosts;
 pub mod local;
 pub mod page;
 pub mod probe;

@@ -106,7 +106,12 @@ mod defaults {
 
 impl DemoBackendConfig {
     pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
-        if self.node_id.is_empty() || !self.node_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if self.node_id.is_empty()
+            || !self
+                .node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             out.push(
                 at.key("node_id"),
                 "a node id is letters, digits, '-' or '_' (it becomes the session id suffix), e.g. \"137server1\"",
@@ -116,24 +121,105 @@ impl DemoBackendConfig {
             Some((scheme, _)) if REDIS_SCHEMES.contains(&scheme) => {}
             _ => out.push(
                 at.key("redis"),
-                format!("\"{}\" is not a session store URL; use one of the schemes {:?}", self.redis, REDIS_SCHEMES),
+                format!(
+                    "\"{}\" is not a session store URL; use one of the schemes {:?}",
+                    self.redis, REDIS_SCHEMES
+                ),
             ),
         }
         if self.session_ttl < Duration::from_secs(1) || self.session_ttl.subsec_nanos() != 0 {
-            out.push(at.key("session_ttl"), "must be whole seconds, at least 1s (Redis expires keys in seconds)");
+            out.push(
+                at.key("session_ttl"),
+                "must be whole seconds, at least 1s (Redis expires keys in seconds)",
+            );
         }
         if self.redis_timeout.is_zero() {
             out.push(at.key("redis_timeout"), "must be greater than 0s");
         }
         let c = &self.cookie;
-        if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
-            out.push(at.key("cookie").key("name"), "a cookie name is letters, digits, '-', '_' or '.'");
+        if c.name.is_empty()
+            || !c
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            out.push(
+                at.key("cookie").key("name"),
+                "a cookie name is letters, digits, '-', '_' or '.'",
+            );
+        }
+        if let Some(d) = &c.domain {
+            if d.is_empty()
+                || !d
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-.".contains(ch))
+            {
+                out.push(
+                    at.key("cookie").key("domain"),
+                    format!("\"{d}\" is not a cookie domain: letters, digits, '-' and '.', e.g. \"example.com\""),
+                );
+            }
+        }
+        if self.key_prefix.is_empty()
+            || self
+                .key_prefix
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            out.push(
+                at.key("key_prefix"),
+                "must be non-empty without spaces, e.g. \"stackd:session:\" (an empty prefix mixes sessions with other keys)",
+            );
         }
         if !c.path.starts_with('/') {
             out.push(at.key("cookie").key("path"), "must start with '/'");
         }
         if c.same_site == SameSite::None && !c.secure {
-            out.push(at.key("cookie").key("same_site"), "browsers reject SameSite=None without secure = true");
+            out.push(
+                at.key("cookie").key("same_site"),
+                "browsers reject SameSite=None without secure = true",
+            );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::ConfigError;
+
+    fn check(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[demo_backend]\nnode_id = \"n1\"\nredis = \"redis://127.0.0.1:6379/\"\n{extra}"
+        );
+        Config::from_toml_str(&text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn cookie_domain_and_key_prefix_are_checked_with_location() {
+        let e = check("key_prefix = \"a b\"\ncookie = { domain = \"ex ample.com\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml:4") && e.contains("key_prefix"), "{e}");
+        assert!(
+            e.contains("t.toml:5") && e.contains("not a cookie domain"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn good_domain_and_prefix_pass() {
+        let cfg = check("key_prefix = \"app1:s:\"\ncookie = { domain = \"shop.example.com\", secure = true, same_site = \"None\" }\n").unwrap();
+        let d = cfg.demo_backend.unwrap();
+        assert_eq!(d.cookie.domain.as_deref(), Some("shop.example.com"));
+        assert_eq!(d.session_ttl, std::time::Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn ttl_in_fractions_of_a_second_is_refused() {
+        let e = check("session_ttl = \"1500ms\"\n").unwrap_err().to_string();
+        assert!(e.contains("whole seconds"), "{e}");
     }
 }

@@ -77,12 +77,13 @@ run_wrk() { # run_wrk PATH [COOKIE] -> "req/s avg p99"
   p99=$(awk '/^ +99%/ {print $2}' "$WORK/wrk.txt")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.txt")
   [ -z "$non2xx" ] || { echo "$1: $non2xx non-2xx answers" >&2; cat "$WORK/wrk.txt" >&2; exit 1; }
-  echo "$rps $avg $p99"
+  total=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+  echo "$rps $avg $p99 $total"
 }
 
 echo "==> ${DURATION}s per run, $CONNS connections, wrk -t$THREADS (machine: $(nproc) cores)"
-read -r E_RPS E_AVG E_P99 < <(run_wrk /echo)
-read -r S_RPS S_AVG S_P99 < <(run_wrk /session "$COOKIE")
+read -r E_RPS E_AVG E_P99 _ < <(run_wrk /echo)
+read -r S_RPS S_AVG S_P99 S_TOTAL < <(run_wrk /session "$COOKIE")
 VISITS="$(curl -fsS -H "Cookie: $COOKIE" "http://127.0.0.1:$BPORT/session" | sed -n 's/.*"visits":\([0-9]*\).*/\1/p')"
 
 # redis-benchmark: same Redis, same connection count, pipelining off (like the backend).
@@ -99,4 +100,10 @@ printf '%-46s %12s %10s %10s\n' "GET /session (load+EXPIRE, HINCRBY save: 2 RTT)
 printf '%-46s %12s %10s %10s\n' "redis-benchmark SET (ceiling)" "$(rb SET)" "$(rb_avg SET)ms" "$(rb_p99 SET)ms"
 printf '%-46s %12s %10s %10s\n' "redis-benchmark GET (ceiling)" "$(rb GET)" "$(rb_avg GET)ms" "$(rb_p99 GET)ms"
 echo
-echo "visits counted on the benchmarked session: $VISITS (every request saved, none lost)"
+# 1 (cookie fetch) + every answered wrk request + the final check; wrk does not
+# count requests still in flight when it stops, so there may be a few more.
+if [ "$VISITS" -ge $((S_TOTAL + 2)) ]; then
+  echo "visits on the benchmarked session: $VISITS >= 2 + $S_TOTAL answered /session requests: no increment lost"
+else
+  echo "LOST INCREMENTS: visits $VISITS < 2 + $S_TOTAL answered requests" >&2; exit 1
+fi

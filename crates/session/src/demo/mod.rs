@@ -10,6 +10,7 @@
 //! ```
 
 mod http_util;
+mod metrics;
 mod page;
 mod routes;
 
@@ -83,6 +84,7 @@ pub async fn serve(
     let app = Arc::new(routes::App {
         layer,
         node: cfg.node_id.clone(),
+        metrics: metrics::Metrics::new(&cfg.node_id),
     });
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),

@@ -16,6 +16,7 @@ use hyper::Request;
 use serde_json::{json, Value};
 
 use super::http_util::{count_body, json, read_limited, respond, text, Resp};
+use super::metrics::{Metrics, RouteLabels};
 use super::page;
 use crate::id::CookieValue;
 use crate::layer::{error_response, SessionLayer};
@@ -32,6 +33,7 @@ const USER_MAX_CHARS: usize = 64;
 pub struct App {
     pub layer: SessionLayer,
     pub node: String,
+    pub metrics: Metrics,
 }
 
 /// What a session route does once its body (if any) is read.
@@ -57,8 +59,14 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         let post = *req.method() == Method::POST;
+        let route = route_label(req.uri().path());
         let mut resp = match req.uri().path() {
             "/echo" => self.echo(req, peer).await,
+            "/metrics" if get => respond(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.encode(),
+            ),
             "/healthz" if get => self.healthz().await,
             "/" if get => self.session_route(req.headers(), Action::Page).await,
             "/session" if get => self.session_route(req.headers(), Action::Session).await,
@@ -70,7 +78,7 @@ impl App {
                     Err(r) => r,
                 }
             }
-            "/healthz" | "/" | "/session" => not_allowed("GET, HEAD"),
+            "/healthz" | "/" | "/session" | "/metrics" => not_allowed("GET, HEAD"),
             "/login" | "/logout" => not_allowed("POST"),
             other => json(
                 StatusCode::NOT_FOUND,
@@ -80,6 +88,13 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&self.node) {
             resp.headers_mut().insert("x-stackd-node", v);
         }
+        self.metrics
+            .requests
+            .get_or_create(&RouteLabels {
+                route,
+                status: resp.status().as_u16(),
+            })
+            .inc();
         resp
     }
 
@@ -91,7 +106,12 @@ impl App {
             Ok::<_, SessionError>(resp)
         };
         let deadline = self.layer.deadline();
-        match tokio::time::timeout(deadline, work).await {
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::time::timeout(deadline, work).await;
+        self.metrics
+            .session_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "session request failed");
@@ -220,6 +240,20 @@ impl App {
                 "peer": peer.to_string(),
             }),
         )
+    }
+}
+
+/// A bounded label set: unknown paths share one label.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/session" => "/session",
+        "/login" => "/login",
+        "/logout" => "/logout",
+        "/echo" => "/echo",
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        _ => "other",
     }
 }
 

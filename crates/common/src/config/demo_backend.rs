@@ -29,6 +29,11 @@ pub struct DemoBackendConfig {
     /// Prefix of session keys in Redis.
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
+    /// PEM file of the CA that signed the Redis servers' TLS certificates, for
+    /// `rediss://` URLs when that CA is not in the system trust store (a
+    /// private CA). Applies to the data nodes (server, master, cluster nodes).
+    #[serde(default)]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub cookie: CookieConfig,
 }
@@ -133,6 +138,12 @@ impl DemoBackendConfig {
                 "must be whole seconds, at least 1s (Redis expires keys in seconds)",
             );
         }
+        if self.redis_ca_file.is_some() && !self.redis.starts_with("rediss") {
+            out.push(
+                at.key("redis_ca_file"),
+                "only used with TLS: make `redis` a rediss:// (or rediss+sentinel://, rediss+cluster://) URL, or remove this key",
+            );
+        }
         if self.redis_timeout.is_zero() {
             out.push(at.key("redis_timeout"), "must be greater than 0s");
         }
@@ -215,6 +226,19 @@ mod tests {
         let d = cfg.demo_backend.unwrap();
         assert_eq!(d.cookie.domain.as_deref(), Some("shop.example.com"));
         assert_eq!(d.session_ttl, std::time::Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn redis_ca_file_needs_a_tls_url() {
+        let e = check("redis_ca_file = \"/etc/ssl/redis-ca.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:4") && e.contains("only used with TLS"),
+            "{e}"
+        );
+        let text = "[demo_backend]\nnode_id = \"n1\"\nredis = \"rediss://r:6380/\"\nredis_ca_file = \"/etc/ssl/redis-ca.pem\"\n";
+        assert!(Config::from_toml_str(text, Path::new("t.toml")).is_ok());
     }
 
     #[test]

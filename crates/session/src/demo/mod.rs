@@ -33,7 +33,7 @@ use tokio::sync::Semaphore;
 
 use crate::cookie::CookieSettings;
 use crate::layer::SessionLayer;
-use crate::redis::{open_store, OpenError};
+use crate::redis::{open_store_with, OpenError, StoreOptions};
 use crate::store::{SessionStore, Ttl};
 
 /// Connections served at once; the next accept waits for a free slot.
@@ -54,7 +54,7 @@ pub enum DemoError {
 
 /// Opens the store named by `cfg.redis`, binds `cfg.listen` and serves until `shutdown`.
 pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<(), DemoError> {
-    let store = open_store(&cfg.redis, &cfg.key_prefix, cfg.redis_timeout)?;
+    let store = open_store_with(&cfg.redis, &StoreOptions::from(&cfg))?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| DemoError::Bind {

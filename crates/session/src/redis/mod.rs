@@ -25,6 +25,7 @@ mod scripts;
 pub mod url;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,8 +36,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{
     Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Script,
-    TlsMode, Value,
+    TlsCertificates, TlsMode, Value,
 };
+use stackd_common::config::DemoBackendConfig;
 
 use crate::memory::MemoryStore;
 use crate::store::{SessionStore, StoreError};
@@ -71,6 +73,8 @@ enum Backend {
         master: String,
         node: SentinelNodeConnectionInfo,
         config: ConnectionManagerConfig,
+        /// The private CA, re-applied to the master client the sentinels name.
+        certs: Option<TlsCertificates>,
     },
     Cluster(ClusterClient),
 }
@@ -82,18 +86,48 @@ pub(crate) enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// How to reach the store besides its URL.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Prefix of every session key (`[demo_backend] key_prefix`).
+    pub key_prefix: String,
+    /// Bound on every store call (`[demo_backend] redis_timeout`).
+    pub timeout: Duration,
+    /// PEM CA for `rediss://` servers signed by a private CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl From<&DemoBackendConfig> for StoreOptions {
+    fn from(c: &DemoBackendConfig) -> Self {
+        StoreOptions {
+            key_prefix: c.key_prefix.clone(),
+            timeout: c.redis_timeout,
+            ca_file: c.redis_ca_file.clone(),
+        }
+    }
+}
+
 /// Builds the store a `[demo_backend] redis` URL names; `memory://` gives a
-/// [`MemoryStore`]. Connects lazily, so it succeeds while Redis is down.
+/// [`MemoryStore`] (a new, empty one per call: share the `Arc` to share
+/// sessions). Connects lazily, so it succeeds while Redis is down.
 pub fn open_store(
     url: &str,
     key_prefix: &str,
     timeout: Duration,
 ) -> Result<Arc<dyn SessionStore>, OpenError> {
+    let opts = StoreOptions {
+        key_prefix: key_prefix.into(),
+        timeout,
+        ca_file: None,
+    };
+    open_store_with(url, &opts)
+}
+
+/// [`open_store`] with every option (a private CA for TLS).
+pub fn open_store_with(url: &str, opts: &StoreOptions) -> Result<Arc<dyn SessionStore>, OpenError> {
     match Target::parse(url)? {
         Target::Memory => Ok(Arc::new(MemoryStore::new())),
-        target => Ok(Arc::new(RedisStore::from_target(
-            url, target, key_prefix, timeout,
-        )?)),
+        target => Ok(Arc::new(RedisStore::from_target(url, target, opts)?)),
     }
 }
 
@@ -101,25 +135,43 @@ pub fn open_store(
 
 impl RedisStore {
     /// A Redis store for `url` (any scheme but `memory://`).
-    pub fn open(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, OpenError> {
+    pub fn open(url: &str, opts: &StoreOptions) -> Result<RedisStore, OpenError> {
         match Target::parse(url)? {
             Target::Memory => Err(OpenError::Client {
                 url: url.into(),
                 reason: "memory:// is not Redis; use open_store".into(),
             }),
-            target => RedisStore::from_target(url, target, key_prefix, timeout),
+            target => RedisStore::from_target(url, target, opts),
         }
     }
 
     fn from_target(
         url: &str,
         target: Target,
-        prefix: &str,
-        timeout: Duration,
+        opts: &StoreOptions,
     ) -> Result<RedisStore, OpenError> {
         let err = |e: RedisError| OpenError::Client {
             url: redact(url),
             reason: e.to_string(),
+        };
+        let timeout = opts.timeout;
+        if url.starts_with("rediss") {
+            // rustls needs a process-wide crypto provider; pick ring (the one the
+            // workspace builds) unless the process already chose one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let certs = match &opts.ca_file {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| OpenError::Client {
+                    url: redact(url),
+                    reason: format!("cannot read redis_ca_file {}: {e}", path.display()),
+                })?;
+                Some(TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                })
+            }
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -129,7 +181,11 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let backend = match target {
             Target::Memory | Target::Single(_) => {
-                Backend::Single(Client::open(url).map_err(err)?, config)
+                let client = match &certs {
+                    Some(c) => Client::build_with_tls(url, c.clone()),
+                    None => Client::open(url),
+                };
+                Backend::Single(client.map_err(err)?, config)
             }
             Target::Sentinel {
                 sentinels,
@@ -149,20 +205,23 @@ impl RedisStore {
                     master,
                     node,
                     config,
+                    certs,
                 }
             }
-            Target::Cluster(nodes) => Backend::Cluster(
-                ClusterClient::builder(nodes)
+            Target::Cluster(nodes) => {
+                let mut b = ClusterClient::builder(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
-                    .retries(1)
-                    .build()
-                    .map_err(err)?,
-            ),
+                    .retries(1);
+                if let Some(c) = certs {
+                    b = b.certs(c);
+                }
+                Backend::Cluster(b.build().map_err(err)?)
+            }
         };
         Ok(RedisStore {
             backend,
-            prefix: prefix.to_owned(),
+            prefix: opts.key_prefix.clone(),
             timeout,
             name: redact(url),
             conn: Mutex::new(None),
@@ -194,12 +253,17 @@ impl RedisStore {
                 master,
                 node,
                 config,
+                certs,
             } => {
-                let client = sentinel
+                let mut client = sentinel
                     .lock()
                     .await
                     .async_master_for(master, Some(node))
                     .await?;
+                if let Some(c) = certs {
+                    client =
+                        Client::build_with_tls(client.get_connection_info().clone(), c.clone())?;
+                }
                 Conn::Single(ConnectionManager::new_lazy_with_config(
                     client,
                     config.clone(),

@@ -1,9 +1,16 @@
 //! `stackd demo-backend`: the Tomcat + index.jsp of the classic setup, with
-//! sessions in Redis. Routes follow SPEC.md "Demo backend HTTP contract".
+//! sessions in Redis. Routes follow SPEC.md "Demo backend HTTP contract",
+//! plus `GET /metrics` (Prometheus text) since the demo has no admin port.
+//! Every answer carries `X-Stackd-Node`, so a test can see which node served it.
+//!
+//! [`run`] is what `stackd demo-backend` calls; [`serve`] takes a bound
+//! listener and a store, so one process can run several backends on one
+//! shared store (tests; `stackd lab` with `memory://`, where the backends
+//! must share one `Arc` of the store to share sessions).
 //!
 //! ```text
 //!   accept loop ──(permit from a Semaphore)──> one task per connection (hyper auto: h1/h2)
-//!        │                                         │ /echo, /healthz: no session
+//!        │                                         │ /echo, /healthz, /metrics: no session
 //!   shutdown token                                 │ /, /session, /login, /logout:
 //!        └─> stop accepting, GracefulShutdown      │   SessionLayer: load -> handler -> save + cookie,
 //!            of open connections (bounded grace)   │   all within redis_timeout, else 503

@@ -7,8 +7,8 @@
 //!   after any connection error or `READONLY` reply (the old master was
 //!   demoted), so a failover costs the requests in flight, not the sessions.
 //! - Cluster: the redis crate's cluster client follows slots and MOVED. A
-//!   rotation cannot rename across slots, so it takes (`TAKE` script: read + delete)
-//!   old hash (atomic read+delete) and writes the new one; a crash between the
+//!   rotation cannot rename across slots, so it takes the old hash (one
+//!   script: read + delete, atomic) and then writes the new one; a crash between the
 //!   two steps loses that one session (the user logs in again), it never
 //!   leaves two copies.
 //!

@@ -19,6 +19,7 @@
 mod http_util;
 mod metrics;
 mod page;
+mod probes;
 mod routes;
 
 use std::convert::Infallible;

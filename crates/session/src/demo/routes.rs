@@ -3,10 +3,9 @@
 //! `/`, `/session`, `/login` and `/logout` go through the [`SessionLayer`]
 //! under one deadline (`redis_timeout`); bodies are read *before* the deadline
 //! starts so a slow client is never reported as a slow Redis. `/echo` and
-//! `/healthz` never touch a session, so they answer even with Redis down
+//! `/healthz` (in `probes.rs`) never touch a session, so they answer even with Redis down
 //! (`/healthz` then says so with 503).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use http::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE};
@@ -15,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
 
-use super::http_util::{count_body, json, read_limited, respond, text, Resp};
+use super::http_util::{json, read_limited, respond, text, Resp};
 use super::metrics::{Metrics, RouteLabels};
 use super::page;
 use crate::id::CookieValue;
@@ -25,8 +24,6 @@ use crate::store::StoreError;
 
 /// Largest `/login` body.
 const LOGIN_BODY_LIMIT: usize = 16 * 1024;
-/// Largest `/echo` body (counted, not kept).
-const ECHO_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 /// Longest user name accepted at login.
 const USER_MAX_CHARS: usize = 64;
 
@@ -183,63 +180,6 @@ impl App {
             "created_at": v.created_at,
             "ttl_secs": v.ttl_secs,
         })
-    }
-
-    async fn healthz(&self) -> Resp {
-        let store = self.layer.store();
-        match tokio::time::timeout(self.layer.deadline(), store.ping()).await {
-            Ok(Ok(())) => text(
-                StatusCode::OK,
-                format!("ok: session store {} answers\n", store.describe()),
-            ),
-            Ok(Err(e)) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "503 session store {} unavailable: {}\n",
-                    store.describe(),
-                    e.reason()
-                ),
-            ),
-            Err(_) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "503 session store {} unavailable: no answer within {:?}\n",
-                    store.describe(),
-                    self.layer.deadline()
-                ),
-            ),
-        }
-    }
-
-    async fn echo(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
-        let (parts, body) = req.into_parts();
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in &parts.headers {
-            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers
-                .entry(name.as_str().to_ascii_lowercase())
-                .and_modify(|e| {
-                    e.push_str(", ");
-                    e.push_str(&v);
-                })
-                .or_insert(v);
-        }
-        let body_len = match count_body(body, ECHO_BODY_LIMIT).await {
-            Ok(n) => n,
-            Err(r) => return r,
-        };
-        json(
-            StatusCode::OK,
-            &json!({
-                "node": self.node,
-                "method": parts.method.as_str(),
-                "path": parts.uri.path(),
-                "query": parts.uri.query(),
-                "headers": headers,
-                "body_len": body_len,
-                "peer": peer.to_string(),
-            }),
-        )
     }
 }
 

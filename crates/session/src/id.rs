@@ -17,7 +17,7 @@ use rand::RngCore;
 
 /// Bytes of randomness in an id (128 bits, the floor SPEC asks for).
 const ID_BYTES: usize = 16;
-/// Length of the base64url text of [`ID_BYTES`] without padding.
+/// Length of the base64url text of the 16 id bytes, without padding.
 pub const ID_LEN: usize = 22;
 
 /// A session id: the Redis key suffix. Only [`SessionId::generate`] and

@@ -183,3 +183,89 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header::COOKIE;
+    use hyper::service::service_fn;
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::redis::open_store;
+
+    type Resp = Response<String>;
+
+    fn app(
+        store: Arc<dyn SessionStore>,
+    ) -> impl Service<Request<String>, Response = Resp, Error = std::convert::Infallible> + Clone
+    {
+        let layer = Arc::new(SessionLayer::new(
+            store,
+            Ttl::new(Duration::from_secs(60)).unwrap(),
+            CookieSettings::default(),
+            Some("n1".into()),
+            Duration::from_millis(500),
+        ));
+        layer.service(service_fn(|req: Request<String>| async move {
+            let s = req
+                .extensions()
+                .get::<Session>()
+                .cloned()
+                .expect("layer adds the session");
+            let body = match s.incr("visits", 1).await {
+                Ok(n) => n.to_string(),
+                Err(e) => return Ok(error_response(&e)),
+            };
+            Ok(Response::new(body))
+        }))
+    }
+
+    #[tokio::test]
+    async fn wrapped_service_gets_a_session_and_the_cookie_round_trips() {
+        let svc = app(Arc::new(MemoryStore::new()));
+        let r = svc.call(Request::new(String::new())).await.unwrap();
+        assert_eq!(r.body(), "1");
+        let set = r
+            .headers()
+            .get(SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(set.contains(".n1; Path=/; HttpOnly; SameSite=Lax"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let mut req = Request::new(String::new());
+        req.headers_mut()
+            .insert(COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        let r = svc.call(req).await.unwrap();
+        assert_eq!(r.body(), "2");
+        assert!(
+            r.headers().get(SET_COOKIE).is_none(),
+            "unchanged id: no new cookie"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_store_is_503_with_a_reason() {
+        // A real Redis URL on a port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = open_store(
+            &format!("redis://127.0.0.1:{port}/"),
+            "t:",
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        let r = app(store).call(Request::new(String::new())).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            r.body().starts_with("503 session store unavailable"),
+            "{}",
+            r.body()
+        );
+        assert_eq!(r.headers().get(RETRY_AFTER).unwrap(), "1");
+    }
+}

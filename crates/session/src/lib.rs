@@ -42,6 +42,6 @@ pub use id::{CookieValue, SessionId};
 pub use layer::SessionLayer;
 
 pub use memory::MemoryStore;
-pub use redis::{open_store, OpenError, RedisStore};
+pub use redis::{open_store, open_store_with, OpenError, RedisStore, StoreOptions};
 pub use session::{CookieChange, Session, SessionError};
 pub use store::{Op, Record, SessionStore, StoreError, Ttl, WriteMode, Written};

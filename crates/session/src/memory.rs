@@ -3,7 +3,7 @@
 //!
 //! One mutex around a map makes every call atomic, like a Redis script. Expiry
 //! uses `tokio::time::Instant` so paused-time tests can move the clock; expired
-//! entries vanish on access and in a sweep every [`SWEEP_EVERY`] writes, so an
+//! entries vanish on access and in a sweep every 1024 writes, so an
 //! abandoned session does not stay in memory forever.
 
 use std::collections::HashMap;

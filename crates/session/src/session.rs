@@ -107,9 +107,7 @@ impl Session {
 
     /// The stored id, after loading if needed: `None` while the session is new.
     pub async fn id(&self) -> Result<Option<SessionId>, SessionError> {
-        let mut st = self.loaded().await?;
-        st.ensure_loaded(&*self.store, self.ttl).await?;
-        Ok(st.id.clone())
+        Ok(self.loaded().await?.id.clone())
     }
 
     /// The value stored under `name`, with this request's changes applied.

@@ -328,4 +328,24 @@ async fn echo_healthz_and_bad_requests() {
     let v = b.get(be.addr, "/session").await.json();
     assert_ne!(base(&v), "attacker-chosen-id");
     assert_eq!(v["visits"], 1);
+
+    let m = b.get(be.addr, "/metrics").await;
+    assert_eq!(m.status, 200);
+    let line = m
+        .body
+        .lines()
+        .find(|l| {
+            l.starts_with("stackd_demo_requests_total")
+                && l.contains("route=\"/login\",status=\"400\"")
+        })
+        .unwrap_or_else(|| panic!("{}", m.body));
+    assert!(
+        line.contains("node=\"nodeA\"") && line.ends_with(" 4"),
+        "{line}"
+    );
+    assert!(
+        m.body.contains("stackd_demo_session_seconds_count"),
+        "{}",
+        m.body
+    );
 }

@@ -29,6 +29,11 @@ pub struct DemoBackendConfig {
     /// Prefix of session keys in Redis.
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
+    /// PEM file of the CA that signed the Redis servers' TLS certificates, for
+    /// `rediss://` URLs when that CA is not in the system trust store (a
+    /// private CA). Applies to the data nodes (server, master, cluster nodes).
+    #[serde(default)]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub cookie: CookieConfig,
 }
@@ -133,6 +138,12 @@ impl DemoBackendConfig {
                 "must be whole seconds, at least 1s (Redis expires keys in seconds)",
             );
         }
+        if self.redis_ca_file.is_some() && !self.redis.starts_with("rediss") {
+            out.push(
+                at.key("redis_ca_file"),
+                "only used with TLS: make `redis` a rediss:// (or rediss+sentinel://, rediss+cluster://) URL, or remove this key",
+            );
+        }
         if self.redis_timeout.is_zero() {
             out.push(at.key("redis_timeout"), "must be greater than 0s");
         }
@@ -148,6 +159,29 @@ impl DemoBackendConfig {
                 "a cookie name is letters, digits, '-', '_' or '.'",
             );
         }
+        if let Some(d) = &c.domain {
+            if d.is_empty()
+                || !d
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-.".contains(ch))
+            {
+                out.push(
+                    at.key("cookie").key("domain"),
+                    format!("\"{d}\" is not a cookie domain: letters, digits, '-' and '.', e.g. \"example.com\""),
+                );
+            }
+        }
+        if self.key_prefix.is_empty()
+            || self
+                .key_prefix
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            out.push(
+                at.key("key_prefix"),
+                "must be non-empty without spaces, e.g. \"stackd:session:\" (an empty prefix mixes sessions with other keys)",
+            );
+        }
         if !c.path.starts_with('/') {
             out.push(at.key("cookie").key("path"), "must start with '/'");
         }
@@ -157,5 +191,59 @@ impl DemoBackendConfig {
                 "browsers reject SameSite=None without secure = true",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::ConfigError;
+
+    fn check(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[demo_backend]\nnode_id = \"n1\"\nredis = \"redis://127.0.0.1:6379/\"\n{extra}"
+        );
+        Config::from_toml_str(&text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn cookie_domain_and_key_prefix_are_checked_with_location() {
+        let e = check("key_prefix = \"a b\"\ncookie = { domain = \"ex ample.com\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.toml:4") && e.contains("key_prefix"), "{e}");
+        assert!(
+            e.contains("t.toml:5") && e.contains("not a cookie domain"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn good_domain_and_prefix_pass() {
+        let cfg = check("key_prefix = \"app1:s:\"\ncookie = { domain = \"shop.example.com\", secure = true, same_site = \"None\" }\n").unwrap();
+        let d = cfg.demo_backend.unwrap();
+        assert_eq!(d.cookie.domain.as_deref(), Some("shop.example.com"));
+        assert_eq!(d.session_ttl, std::time::Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn redis_ca_file_needs_a_tls_url() {
+        let e = check("redis_ca_file = \"/etc/ssl/redis-ca.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:4") && e.contains("only used with TLS"),
+            "{e}"
+        );
+        let text = "[demo_backend]\nnode_id = \"n1\"\nredis = \"rediss://r:6380/\"\nredis_ca_file = \"/etc/ssl/redis-ca.pem\"\n";
+        assert!(Config::from_toml_str(text, Path::new("t.toml")).is_ok());
+    }
+
+    #[test]
+    fn ttl_in_fractions_of_a_second_is_refused() {
+        let e = check("session_ttl = \"1500ms\"\n").unwrap_err().to_string();
+        assert!(e.contains("whole seconds"), "{e}");
     }
 }

@@ -1,16 +1,25 @@
 //! `stackd demo-backend`: the Tomcat + index.jsp of the classic setup, with
-//! sessions in Redis. Routes follow SPEC.md "Demo backend HTTP contract".
+//! sessions in Redis. Routes follow SPEC.md "Demo backend HTTP contract",
+//! plus `GET /metrics` (Prometheus text) since the demo has no admin port.
+//! Every answer carries `X-Stackd-Node`, so a test can see which node served it.
+//!
+//! [`run`] is what `stackd demo-backend` calls; [`serve`] takes a bound
+//! listener and a store, so one process can run several backends on one
+//! shared store (tests; `stackd lab` with `memory://`, where the backends
+//! must share one `Arc` of the store to share sessions).
 //!
 //! ```text
 //!   accept loop ──(permit from a Semaphore)──> one task per connection (hyper auto: h1/h2)
-//!        │                                         │ /echo, /healthz: no session
+//!        │                                         │ /echo, /healthz, /metrics: no session
 //!   shutdown token                                 │ /, /session, /login, /logout:
 //!        └─> stop accepting, GracefulShutdown      │   SessionLayer: load -> handler -> save + cookie,
 //!            of open connections (bounded grace)   │   all within redis_timeout, else 503
 //! ```
 
 mod http_util;
+mod metrics;
 mod page;
+mod probes;
 mod routes;
 
 use std::convert::Infallible;
@@ -32,7 +41,7 @@ use tokio::sync::Semaphore;
 
 use crate::cookie::CookieSettings;
 use crate::layer::SessionLayer;
-use crate::redis::{open_store, OpenError};
+use crate::redis::{open_store_with, OpenError, StoreOptions};
 use crate::store::{SessionStore, Ttl};
 
 /// Connections served at once; the next accept waits for a free slot.
@@ -53,7 +62,7 @@ pub enum DemoError {
 
 /// Opens the store named by `cfg.redis`, binds `cfg.listen` and serves until `shutdown`.
 pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<(), DemoError> {
-    let store = open_store(&cfg.redis, &cfg.key_prefix, cfg.redis_timeout)?;
+    let store = open_store_with(&cfg.redis, &StoreOptions::from(&cfg))?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| DemoError::Bind {
@@ -83,6 +92,7 @@ pub async fn serve(
     let app = Arc::new(routes::App {
         layer,
         node: cfg.node_id.clone(),
+        metrics: metrics::Metrics::new(&cfg.node_id),
     });
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),

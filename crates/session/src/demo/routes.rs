@@ -3,10 +3,9 @@
 //! `/`, `/session`, `/login` and `/logout` go through the [`SessionLayer`]
 //! under one deadline (`redis_timeout`); bodies are read *before* the deadline
 //! starts so a slow client is never reported as a slow Redis. `/echo` and
-//! `/healthz` never touch a session, so they answer even with Redis down
+//! `/healthz` (in `probes.rs`) never touch a session, so they answer even with Redis down
 //! (`/healthz` then says so with 503).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use http::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE};
@@ -15,7 +14,8 @@ use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
 
-use super::http_util::{count_body, json, read_limited, respond, text, Resp};
+use super::http_util::{json, read_limited, respond, text, Resp};
+use super::metrics::{Metrics, RouteLabels};
 use super::page;
 use crate::id::CookieValue;
 use crate::layer::{error_response, SessionLayer};
@@ -24,14 +24,13 @@ use crate::store::StoreError;
 
 /// Largest `/login` body.
 const LOGIN_BODY_LIMIT: usize = 16 * 1024;
-/// Largest `/echo` body (counted, not kept).
-const ECHO_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 /// Longest user name accepted at login.
 const USER_MAX_CHARS: usize = 64;
 
 pub struct App {
     pub layer: SessionLayer,
     pub node: String,
+    pub metrics: Metrics,
 }
 
 /// What a session route does once its body (if any) is read.
@@ -57,8 +56,14 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         let post = *req.method() == Method::POST;
+        let route = route_label(req.uri().path());
         let mut resp = match req.uri().path() {
             "/echo" => self.echo(req, peer).await,
+            "/metrics" if get => respond(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.encode(),
+            ),
             "/healthz" if get => self.healthz().await,
             "/" if get => self.session_route(req.headers(), Action::Page).await,
             "/session" if get => self.session_route(req.headers(), Action::Session).await,
@@ -70,7 +75,7 @@ impl App {
                     Err(r) => r,
                 }
             }
-            "/healthz" | "/" | "/session" => not_allowed("GET, HEAD"),
+            "/healthz" | "/" | "/session" | "/metrics" => not_allowed("GET, HEAD"),
             "/login" | "/logout" => not_allowed("POST"),
             other => json(
                 StatusCode::NOT_FOUND,
@@ -80,6 +85,13 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&self.node) {
             resp.headers_mut().insert("x-stackd-node", v);
         }
+        self.metrics
+            .requests
+            .get_or_create(&RouteLabels {
+                route,
+                status: resp.status().as_u16(),
+            })
+            .inc();
         resp
     }
 
@@ -91,7 +103,12 @@ impl App {
             Ok::<_, SessionError>(resp)
         };
         let deadline = self.layer.deadline();
-        match tokio::time::timeout(deadline, work).await {
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::time::timeout(deadline, work).await;
+        self.metrics
+            .session_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "session request failed");
@@ -164,62 +181,19 @@ impl App {
             "ttl_secs": v.ttl_secs,
         })
     }
+}
 
-    async fn healthz(&self) -> Resp {
-        let store = self.layer.store();
-        match tokio::time::timeout(self.layer.deadline(), store.ping()).await {
-            Ok(Ok(())) => text(
-                StatusCode::OK,
-                format!("ok: session store {} answers\n", store.describe()),
-            ),
-            Ok(Err(e)) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "503 session store {} unavailable: {}\n",
-                    store.describe(),
-                    e.reason()
-                ),
-            ),
-            Err(_) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "503 session store {} unavailable: no answer within {:?}\n",
-                    store.describe(),
-                    self.layer.deadline()
-                ),
-            ),
-        }
-    }
-
-    async fn echo(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
-        let (parts, body) = req.into_parts();
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in &parts.headers {
-            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            headers
-                .entry(name.as_str().to_ascii_lowercase())
-                .and_modify(|e| {
-                    e.push_str(", ");
-                    e.push_str(&v);
-                })
-                .or_insert(v);
-        }
-        let body_len = match count_body(body, ECHO_BODY_LIMIT).await {
-            Ok(n) => n,
-            Err(r) => return r,
-        };
-        json(
-            StatusCode::OK,
-            &json!({
-                "node": self.node,
-                "method": parts.method.as_str(),
-                "path": parts.uri.path(),
-                "query": parts.uri.query(),
-                "headers": headers,
-                "body_len": body_len,
-                "peer": peer.to_string(),
-            }),
-        )
+/// A bounded label set: unknown paths share one label.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/" => "/",
+        "/session" => "/session",
+        "/login" => "/login",
+        "/logout" => "/logout",
+        "/echo" => "/echo",
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        _ => "other",
     }
 }
 

@@ -7,8 +7,8 @@
 //!   after any connection error or `READONLY` reply (the old master was
 //!   demoted), so a failover costs the requests in flight, not the sessions.
 //! - Cluster: the redis crate's cluster client follows slots and MOVED. A
-//!   rotation cannot rename across slots, so it [`TAKE`](scripts::TAKE)s the
-//!   old hash (atomic read+delete) and writes the new one; a crash between the
+//!   rotation cannot rename across slots, so it takes the old hash (one
+//!   script: read + delete, atomic) and then writes the new one; a crash between the
 //!   two steps loses that one session (the user logs in again), it never
 //!   leaves two copies.
 //!
@@ -25,18 +25,16 @@ mod scripts;
 pub mod url;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{
-    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Script,
-    TlsMode, Value,
-};
+use redis::{Client, IntoConnectionInfo, RedisError, Script, TlsCertificates, TlsMode};
+use stackd_common::config::DemoBackendConfig;
 
 use crate::memory::MemoryStore;
 use crate::store::{SessionStore, StoreError};
@@ -71,29 +69,54 @@ enum Backend {
         master: String,
         node: SentinelNodeConnectionInfo,
         config: ConnectionManagerConfig,
+        /// The private CA, re-applied to the master client the sentinels name.
+        certs: Option<TlsCertificates>,
     },
     Cluster(ClusterClient),
 }
 
-/// A connection of either kind; cheap to clone (both are handles).
-#[derive(Clone)]
-pub(crate) enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+/// How to reach the store besides its URL.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Prefix of every session key (`[demo_backend] key_prefix`).
+    pub key_prefix: String,
+    /// Bound on every store call (`[demo_backend] redis_timeout`).
+    pub timeout: Duration,
+    /// PEM CA for `rediss://` servers signed by a private CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl From<&DemoBackendConfig> for StoreOptions {
+    fn from(c: &DemoBackendConfig) -> Self {
+        StoreOptions {
+            key_prefix: c.key_prefix.clone(),
+            timeout: c.redis_timeout,
+            ca_file: c.redis_ca_file.clone(),
+        }
+    }
 }
 
 /// Builds the store a `[demo_backend] redis` URL names; `memory://` gives a
-/// [`MemoryStore`]. Connects lazily, so it succeeds while Redis is down.
+/// [`MemoryStore`] (a new, empty one per call: share the `Arc` to share
+/// sessions). Connects lazily, so it succeeds while Redis is down.
 pub fn open_store(
     url: &str,
     key_prefix: &str,
     timeout: Duration,
 ) -> Result<Arc<dyn SessionStore>, OpenError> {
+    let opts = StoreOptions {
+        key_prefix: key_prefix.into(),
+        timeout,
+        ca_file: None,
+    };
+    open_store_with(url, &opts)
+}
+
+/// [`open_store`] with every option (a private CA for TLS).
+pub fn open_store_with(url: &str, opts: &StoreOptions) -> Result<Arc<dyn SessionStore>, OpenError> {
     match Target::parse(url)? {
         Target::Memory => Ok(Arc::new(MemoryStore::new())),
-        target => Ok(Arc::new(RedisStore::from_target(
-            url, target, key_prefix, timeout,
-        )?)),
+        target => Ok(Arc::new(RedisStore::from_target(url, target, opts)?)),
     }
 }
 
@@ -101,25 +124,43 @@ pub fn open_store(
 
 impl RedisStore {
     /// A Redis store for `url` (any scheme but `memory://`).
-    pub fn open(url: &str, key_prefix: &str, timeout: Duration) -> Result<RedisStore, OpenError> {
+    pub fn open(url: &str, opts: &StoreOptions) -> Result<RedisStore, OpenError> {
         match Target::parse(url)? {
             Target::Memory => Err(OpenError::Client {
                 url: url.into(),
                 reason: "memory:// is not Redis; use open_store".into(),
             }),
-            target => RedisStore::from_target(url, target, key_prefix, timeout),
+            target => RedisStore::from_target(url, target, opts),
         }
     }
 
     fn from_target(
         url: &str,
         target: Target,
-        prefix: &str,
-        timeout: Duration,
+        opts: &StoreOptions,
     ) -> Result<RedisStore, OpenError> {
         let err = |e: RedisError| OpenError::Client {
             url: redact(url),
             reason: e.to_string(),
+        };
+        let timeout = opts.timeout;
+        if url.starts_with("rediss") {
+            // rustls needs a process-wide crypto provider; pick ring (the one the
+            // workspace builds) unless the process already chose one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let certs = match &opts.ca_file {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| OpenError::Client {
+                    url: redact(url),
+                    reason: format!("cannot read redis_ca_file {}: {e}", path.display()),
+                })?;
+                Some(TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                })
+            }
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -129,7 +170,11 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let backend = match target {
             Target::Memory | Target::Single(_) => {
-                Backend::Single(Client::open(url).map_err(err)?, config)
+                let client = match &certs {
+                    Some(c) => Client::build_with_tls(url, c.clone()),
+                    None => Client::open(url),
+                };
+                Backend::Single(client.map_err(err)?, config)
             }
             Target::Sentinel {
                 sentinels,
@@ -149,20 +194,23 @@ impl RedisStore {
                     master,
                     node,
                     config,
+                    certs,
                 }
             }
-            Target::Cluster(nodes) => Backend::Cluster(
-                ClusterClient::builder(nodes)
+            Target::Cluster(nodes) => {
+                let mut b = ClusterClient::builder(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
-                    .retries(1)
-                    .build()
-                    .map_err(err)?,
-            ),
+                    .retries(1);
+                if let Some(c) = certs {
+                    b = b.certs(c);
+                }
+                Backend::Cluster(b.build().map_err(err)?)
+            }
         };
         Ok(RedisStore {
             backend,
-            prefix: prefix.to_owned(),
+            prefix: opts.key_prefix.clone(),
             timeout,
             name: redact(url),
             conn: Mutex::new(None),
@@ -179,125 +227,11 @@ impl RedisStore {
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.backend, Backend::Cluster(_))
     }
-
-    /// The cached connection, or a new one (asking the sentinels if needed).
-    async fn conn(&self) -> RedisResult<Conn> {
-        if let Some(c) = self.cached().clone() {
-            return Ok(c);
-        }
-        let c = match &self.backend {
-            Backend::Single(client, config) => Conn::Single(
-                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
-            ),
-            Backend::Sentinel {
-                sentinel,
-                master,
-                node,
-                config,
-            } => {
-                let client = sentinel
-                    .lock()
-                    .await
-                    .async_master_for(master, Some(node))
-                    .await?;
-                Conn::Single(ConnectionManager::new_lazy_with_config(
-                    client,
-                    config.clone(),
-                )?)
-            }
-            Backend::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
-        };
-        *self.cached() = Some(c.clone());
-        Ok(c)
-    }
-
-    fn cached(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs `f` on a connection within the timeout, classifying failures.
-    pub(crate) async fn run<T, Fut>(&self, f: impl FnOnce(Conn) -> Fut) -> Result<T, StoreError>
-    where
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        let attempt = async { f(self.conn().await?).await };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let reconnect = e.is_io_error()
-                    || e.is_connection_refusal()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || wrong_master(&e);
-                if reconnect && !matches!(self.backend, Backend::Single(..)) {
-                    // Ask the sentinels (or the cluster seeds) again next time.
-                    *self.cached() = None;
-                }
-                Err(classify(e, self.timeout))
-            }
-            Err(_) => {
-                if !matches!(self.backend, Backend::Single(..)) {
-                    *self.cached() = None;
-                }
-                Err(StoreError::Timeout(self.timeout))
-            }
-        }
-    }
 }
 
-/// Replies that mean "this server is no longer (or not yet) the writable master".
-fn wrong_master(e: &RedisError) -> bool {
-    matches!(
-        e.code(),
-        Some("READONLY" | "NOREPLICAS" | "MASTERDOWN" | "LOADING")
-    )
-}
-
-fn classify(e: RedisError, timeout: Duration) -> StoreError {
-    if e.is_timeout() {
-        StoreError::Timeout(timeout)
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-        StoreError::Unavailable(e.to_string())
-    } else if wrong_master(&e) {
-        StoreError::Unavailable(format!(
-            "not the master any more (failover in progress): {e}"
-        ))
-    } else {
-        StoreError::Command(e.to_string())
-    }
-}
-
+mod conn;
+use conn::Conn;
 mod ops;
-
-// === impl Conn ===
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
 
 fn boxed<'a, T>(f: impl Future<Output = T> + Send + 'a) -> BoxFuture<'a, T> {
     f.boxed()

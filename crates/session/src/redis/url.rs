@@ -11,6 +11,8 @@
 //! ```
 //! Credentials go to the data nodes (master, cluster nodes); sentinels are
 //! expected to run without a password, as in the stock redis-sentinel setup.
+//! TLS trusts the system store, or `[demo_backend] redis_ca_file` for a
+//! private CA (data nodes only; sentinels over TLS need a system-trusted CA).
 
 /// Where sessions live, as the URL said.
 #[derive(Clone, Debug, PartialEq, Eq)]

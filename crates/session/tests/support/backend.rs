@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stackd_common::config::DemoBackendConfig;
 use stackd_common::CancellationToken;
-use stackd_session::{demo, open_store};
+use stackd_session::demo;
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -31,7 +31,9 @@ impl Backend {
     pub async fn start(cfg: DemoBackendConfig) -> Backend {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let store = open_store(&cfg.redis, &cfg.key_prefix, cfg.redis_timeout).unwrap();
+        let store =
+            stackd_session::open_store_with(&cfg.redis, &stackd_session::StoreOptions::from(&cfg))
+                .unwrap();
         let token = CancellationToken::new();
         let t = token.clone();
         let node = cfg.node_id.clone();

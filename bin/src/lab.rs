@@ -9,11 +9,6 @@ use stackd_lab::LabOptions;
 use crate::cli::LabArgs;
 
 pub async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
-    if args.netns {
-        anyhow::bail!(
-            "stackd lab --netns is being built (issue 7); run `stackd lab` for the loopback stack"
-        );
-    }
     let exe = std::env::current_exe()
         .context("cannot find the stackd executable to start components with")?;
     let status_port = if args.port == 0 {
@@ -25,6 +20,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         exe,
         port: args.port,
         status_port,
+        netns: args.netns,
     };
     stackd_lab::run(opts, shutdown::shutdown_token()?).await?;
     Ok(ExitCode::SUCCESS)

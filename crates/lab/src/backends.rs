@@ -135,6 +135,7 @@ fn demo_config(node: &str, addr: SocketAddr) -> DemoBackendConfig {
         session_ttl: std::time::Duration::from_secs(1800),
         redis_timeout: std::time::Duration::from_secs(2),
         key_prefix: "stackd:session:".into(),
+        redis_ca_file: None,
         cookie: Default::default(),
     }
 }

@@ -167,11 +167,14 @@ impl FiveHosts {
         Ok(stack)
     }
 
-    /// Waits until a client request through the VIP gets 200 from a backend.
+    /// Waits until both proxies see both backends up and a client request
+    /// through the VIP gets 200 (a backend that was not listening yet when a
+    /// proxy started stays down until its health check rises).
     pub fn wait_serving(&self, within: Duration) -> io::Result<()> {
         let tries = within.as_millis() / 100;
         for _ in 0..=tries {
-            if self.get("/healthz", None).is_ok_and(|r| r.status == 200) {
+            let proxies_see_all = ["px1", "px2"].iter().all(|h| self.all_servers_up(h));
+            if proxies_see_all && self.get("/healthz", None).is_ok_and(|r| r.status == 200) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -320,6 +323,31 @@ impl FiveHosts {
             None,
             &[],
         )
+    }
+
+    /// Whether Redis answers PING, asked from the client host.
+    pub fn redis_ping(&self) -> bool {
+        let script = "exec 3<>/dev/tcp/192.0.2.140/6379 && printf 'PING\\r\\n' >&3 && read -t 1 l <&3 && [ \"${l%$'\\r'}\" = +PONG ]";
+        self.lab
+            .exec("cl", &["timeout", "2", "bash", "-c", script])
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Whether the proxy on `host` reports every upstream server up.
+    pub fn all_servers_up(&self, host: &str) -> bool {
+        let Ok(r) = self.admin(host, ":9090/status") else {
+            return false;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body) else {
+            return false;
+        };
+        let servers: Vec<&serde_json::Value> = v["upstreams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|u| u["servers"].as_array().into_iter().flatten())
+            .collect();
+        !servers.is_empty() && servers.iter().all(|s| s["up"] == true)
     }
 
     /// Takes a host off the network (its eth0 down), as when it loses power.

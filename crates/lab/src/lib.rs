@@ -6,6 +6,7 @@
 //! wires them together, watches them, and stops what it started.
 //!
 //! # Layout
+//! - [`netns_lab`]: `--netns` mode: the five hosts with VRRP failover.
 //! - [`local`]: loopback mode: Redis, two demo backends, the proxy.
 //! - [`five_hosts`]: the SPEC.md topology in network namespaces (for `--netns` and tests).
 //! - [`backends`]: the demo backends as processes, or in-process on a memory store.
@@ -17,6 +18,7 @@
 pub mod backends;
 pub mod five_hosts;
 pub mod local;
+pub mod netns_lab;
 pub mod page;
 pub mod probe;
 pub mod procs;
@@ -35,6 +37,8 @@ pub struct LabOptions {
     pub port: u16,
     /// Status page port; 0 picks a free one.
     pub status_port: u16,
+    /// Build the five hosts in network namespaces instead of loopback.
+    pub netns: bool,
 }
 
 /// Why the lab could not run.
@@ -59,7 +63,11 @@ impl LabError {
     }
 }
 
-/// Runs the loopback lab until `shutdown`.
+/// Runs the lab until `shutdown`.
 pub async fn run(opts: LabOptions, shutdown: CancellationToken) -> Result<(), LabError> {
-    local::run(&opts, shutdown).await
+    if opts.netns {
+        netns_lab::run(&opts, shutdown).await
+    } else {
+        local::run(&opts, shutdown).await
+    }
 }

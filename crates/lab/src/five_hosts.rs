@@ -161,9 +161,21 @@ impl FiveHosts {
             dir,
             components,
         };
-        for name in COMPONENTS {
+        for name in COMPONENTS.iter().filter(|n| **n != "px2-ha") {
             stack.start_component(name)?;
         }
+        // The standby's ha starts once the primary holds the VIP, as when
+        // hosts boot at different times. Started in the same millisecond, the
+        // two election timers (3 x 100 ms + skew) differ by 0.4 ms, both
+        // become MASTER for an instant, and the client may keep the loser's
+        // ARP entry until the next gratuitous ARP burst (5 s later).
+        for _ in 0..100 {
+            if stack.has_vip("px1") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stack.start_component("px2-ha")?;
         Ok(stack)
     }
 

@@ -52,6 +52,11 @@ pub struct ProxyConfig {
     /// Most client connections open at once; further accepts wait (nginx `worker_connections`).
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Worker threads, each with its own single-threaded runtime, its own
+    /// `SO_REUSEPORT` listener socket and its own idle upstream connections
+    /// (nginx `worker_processes`). `0` serves on the process runtime's threads.
+    #[serde(default)]
+    pub workers: usize,
     /// Grace period for in-flight requests on SIGTERM.
     #[serde(default = "defaults::shutdown_grace", with = "duration")]
     pub shutdown_grace: Duration,
@@ -265,12 +270,18 @@ impl ProxyConfig {
     /// Checks what serde cannot: references, ranges and combinations.
     pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
         if self.listen.is_empty() {
-            out.push(at.key("listen"), "at least one listen address is needed, e.g. listen = [\"0.0.0.0:80\"]");
+            out.push(
+                at.key("listen"),
+                "at least one listen address is needed, e.g. listen = [\"0.0.0.0:80\"]",
+            );
         }
         let mut seen_listen = HashSet::new();
         for (i, l) in self.listen.iter().enumerate() {
             if !seen_listen.insert(l.addr()) {
-                out.push(at.key("listen").index(i), format!("{} is listed twice", l.addr()));
+                out.push(
+                    at.key("listen").index(i),
+                    format!("{} is listed twice", l.addr()),
+                );
             }
             if l.tls() && self.tls.is_empty() {
                 out.push(
@@ -281,11 +292,25 @@ impl ProxyConfig {
         }
         if let Some(admin) = self.admin {
             if seen_listen.contains(&admin) {
-                out.push(at.key("admin"), format!("{admin} is also a client listener; give the admin listener its own port"));
+                out.push(
+                    at.key("admin"),
+                    format!(
+                        "{admin} is also a client listener; give the admin listener its own port"
+                    ),
+                );
             }
         }
         if self.max_connections == 0 {
             out.push(at.key("max_connections"), "must be at least 1");
+        }
+        if self.workers > 256 {
+            out.push(
+                at.key("workers"),
+                format!(
+                    "{} worker threads is more than 256; use about one per CPU core",
+                    self.workers
+                ),
+            );
         }
         if self.max_header_size.bytes() < 1024 {
             out.push(at.key("max_header_size"), "must be at least 1k");
@@ -308,7 +333,10 @@ impl ProxyConfig {
             if u.name.is_empty() {
                 out.push(up.key("name"), "must not be empty");
             } else if !names.insert(u.name.as_str()) {
-                out.push(up.key("name"), format!("duplicate upstream name \"{}\"", u.name));
+                out.push(
+                    up.key("name"),
+                    format!("duplicate upstream name \"{}\"", u.name),
+                );
             }
             u.validate(&up, out);
         }
@@ -328,29 +356,49 @@ impl ProxyConfig {
                 let known: Vec<_> = self.upstream.iter().map(|u| u.name.as_str()).collect();
                 out.push(
                     rp.key("upstream"),
-                    format!("unknown upstream \"{}\"; defined upstreams: {:?}", r.upstream, known),
+                    format!(
+                        "unknown upstream \"{}\"; defined upstreams: {:?}",
+                        r.upstream, known
+                    ),
                 );
             }
             if !r.path.starts_with('/') {
-                out.push(rp.key("path"), format!("\"{}\" must start with '/'", r.path));
+                out.push(
+                    rp.key("path"),
+                    format!("\"{}\" must start with '/'", r.path),
+                );
             }
             if let Some(h) = &r.host {
                 let bare = h.strip_prefix("*.").unwrap_or(h);
                 if bare.is_empty() || bare.contains(['*', '/', ' ']) {
-                    out.push(rp.key("host"), format!("\"{h}\" is not a host name; use \"example.com\" or \"*.example.com\""));
+                    out.push(
+                        rp.key("host"),
+                        format!(
+                            "\"{h}\" is not a host name; use \"example.com\" or \"*.example.com\""
+                        ),
+                    );
                 }
             }
-            if !routes.insert((r.host.as_deref().map(str::to_ascii_lowercase), r.path.as_str())) {
+            if !routes.insert((
+                r.host.as_deref().map(str::to_ascii_lowercase),
+                r.path.as_str(),
+            )) {
                 out.push(rp.clone(), "another route has the same host and path");
             }
             for name in r.add_headers.keys() {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    out.push(rp.key("add_headers").key(name), format!("\"{name}\" is not a valid header name"));
+                    out.push(
+                        rp.key("add_headers").key(name),
+                        format!("\"{name}\" is not a valid header name"),
+                    );
                 }
             }
             for (name, value) in &r.add_headers {
                 if http::HeaderValue::from_str(value).is_err() {
-                    out.push(rp.key("add_headers").key(name), "value has characters not allowed in a header");
+                    out.push(
+                        rp.key("add_headers").key(name),
+                        "value has characters not allowed in a header",
+                    );
                 }
             }
         }
@@ -364,23 +412,35 @@ impl Upstream {
         if self.servers.is_empty() {
             out.push(up.key("servers"), "an upstream needs at least one server");
         } else if self.servers.iter().all(|s| s.backup) {
-            out.push(up.key("servers"), "every server is a backup; at least one must be primary");
+            out.push(
+                up.key("servers"),
+                "every server is a backup; at least one must be primary",
+            );
         }
         let mut addrs = HashSet::new();
         for (j, s) in self.servers.iter().enumerate() {
             let sp = up.key("servers").index(j);
             if s.weight == 0 || s.weight > 1000 {
-                out.push(sp.key("weight"), format!("weight {} is outside 1..=1000", s.weight));
+                out.push(
+                    sp.key("weight"),
+                    format!("weight {} is outside 1..=1000", s.weight),
+                );
             }
             if !addrs.insert(s.addr) {
-                out.push(sp.key("addr"), format!("{} is listed twice in this upstream", s.addr));
+                out.push(
+                    sp.key("addr"),
+                    format!("{} is listed twice in this upstream", s.addr),
+                );
             }
             if s.addr.port() == 0 {
                 out.push(sp.key("addr"), "port 0 is not a server port");
             }
             if let Some(n) = &s.node_id {
                 if n.is_empty() || n.contains(['.', ';', ' ']) {
-                    out.push(sp.key("node_id"), "a node id is a non-empty word without '.', ';' or spaces");
+                    out.push(
+                        sp.key("node_id"),
+                        "a node id is a non-empty word without '.', ';' or spaces",
+                    );
                 }
             }
         }
@@ -391,7 +451,10 @@ impl Upstream {
             );
         }
         if self.max_fails > 0 && self.fail_timeout.is_zero() {
-            out.push(up.key("fail_timeout"), "must be greater than 0s when max_fails is set");
+            out.push(
+                up.key("fail_timeout"),
+                "must be greater than 0s when max_fails is set",
+            );
         }
         if let Some(h) = &self.health {
             let hp = up.key("health");
@@ -411,5 +474,35 @@ impl Upstream {
                 out.push(hp.key("rise"), "must be at least 1");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn check(extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[proxy]\nlisten = [\"127.0.0.1:8080\"]\n{extra}\n[[proxy.upstream]]\nname = \"a\"\nservers = [{{ addr = \"127.0.0.1:9000\" }}]\n[[proxy.route]]\nupstream = \"a\"\n"
+        );
+        Config::from_toml_str(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workers_accepts_a_core_count() {
+        let cfg = check("workers = 2").unwrap();
+        assert_eq!(cfg.proxy.unwrap().workers, 2);
+        assert_eq!(check("").unwrap().proxy.unwrap().workers, 0);
+    }
+
+    #[test]
+    fn workers_over_256_is_located() {
+        let e = check("workers = 1000").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("proxy.workers") && e.contains("more than 256"),
+            "{e}"
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! - [`upstream`], [`pool`]: live server state and idle upstream connections.
 //! - [`service`], [`body`]: the request path and streaming bodies.
 //! - [`server`], [`conn`], [`tls`]: listeners, connection timeouts, TLS.
+//! - [`workers`], [`worker`]: optional thread-per-core mode (`workers = N`).
 //! - [`status`], [`stats`], [`access`]: `/status`, `/metrics`, access log.
 //! - [`error`]: [`ProxyError`] with the failing side and the client status.
 
@@ -37,6 +38,8 @@ pub mod stats;
 pub mod status;
 pub mod tls;
 pub mod upstream;
+pub mod worker;
+pub mod workers;
 
 pub use error::{ErrorKind, ProxyError, Side};
 pub use server::{bind, serve, Bound};
@@ -54,6 +57,14 @@ pub async fn run(
     reloads: mpsc::Receiver<ProxyConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
+    crate::worker::set_count(cfg.workers);
+    if cfg.workers > 0 {
+        let admin = match cfg.admin {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        return workers::serve_workers(cfg, admin, reloads, shutdown).await;
+    }
     let mut listeners = Vec::with_capacity(cfg.listen.len());
     for l in &cfg.listen {
         listeners.push(Bound {

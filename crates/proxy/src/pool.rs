@@ -21,18 +21,33 @@ use crate::error::{ErrorKind, ProxyError};
 /// A ready-to-use HTTP/1.1 connection to one upstream server.
 pub type Conn = SendRequest<ReqBody>;
 
-/// Idle connections to one server.
-#[derive(Debug, Default)]
+/// Idle connections to one server, one list per worker thread.
+#[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<Vec<Conn>>,
+    shards: Box<[Mutex<Vec<Conn>>]>,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool {
+            shards: (0..crate::worker::count())
+                .map(|_| Mutex::default())
+                .collect(),
+        }
+    }
 }
 
 // === impl Pool ===
 
 impl Pool {
-    /// An idle connection that is still open, if any.
+    fn shard(&self) -> Option<&Mutex<Vec<Conn>>> {
+        self.shards
+            .get(crate::worker::id() % self.shards.len().max(1))
+    }
+
+    /// An idle connection of this worker that is still open, if any.
     pub fn take(&self) -> Option<Conn> {
-        let mut idle = self.idle.lock().ok()?;
+        let mut idle = self.shard()?.lock().ok()?;
         while let Some(c) = idle.pop() {
             if !c.is_closed() {
                 return Some(c);
@@ -41,12 +56,13 @@ impl Pool {
         None
     }
 
-    /// Returns a connection after its response finished; dropped when `cap` are already idle.
+    /// Returns a connection after its response finished; dropped when `cap`
+    /// (per worker) are already idle.
     pub fn put(&self, c: Conn, cap: usize) {
         if c.is_closed() || cap == 0 {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock() {
+        if let Some(Ok(mut idle)) = self.shard().map(Mutex::lock) {
             if idle.len() < cap {
                 idle.push(c);
             }
@@ -55,13 +71,18 @@ impl Pool {
 
     /// Drops every idle connection (the server left the config).
     pub fn clear(&self) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
+        for s in self.shards.iter() {
+            if let Ok(mut idle) = s.lock() {
+                idle.clear();
+            }
         }
     }
 
     pub fn idle(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|v| v.len()).unwrap_or(0))
+            .sum()
     }
 }
 

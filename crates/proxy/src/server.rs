@@ -46,12 +46,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
         .map_err(|source| ProxyError::proxy(ErrorKind::Bind { addr, source }))
 }
 
-struct Ctx {
-    shared: Arc<ArcSwap<Snapshot>>,
-    sem: Arc<Semaphore>,
-    tracker: TaskTracker,
+pub(crate) struct Ctx {
+    pub(crate) shared: Arc<ArcSwap<Snapshot>>,
+    pub(crate) sem: Arc<Semaphore>,
+    pub(crate) tracker: TaskTracker,
     /// Cancelled at shutdown: connections finish their request and close.
-    drain: CancellationToken,
+    pub(crate) drain: CancellationToken,
 }
 
 /// Serves on already-bound listeners until `shutdown`, applying each config
@@ -137,17 +137,7 @@ async fn reload(
     loops: &mut HashMap<SocketAddr, (CancellationToken, bool)>,
     cfg: ProxyConfig,
 ) -> Option<CancellationToken> {
-    let old = ctx.shared.load_full();
-    let next = match Snapshot::build(cfg, Some(&old)) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "reload rejected, keeping the running config");
-            return None;
-        }
-    };
-    if next.cfg.admin != old.cfg.admin || next.cfg.max_connections != old.cfg.max_connections {
-        tracing::warn!("admin and max_connections changes take effect after a restart");
-    }
+    let next = swap_snapshot(&ctx.shared, cfg)?;
     let wanted: HashMap<SocketAddr, bool> = next
         .cfg
         .listen
@@ -175,18 +165,41 @@ async fn reload(
             Err(e) => tracing::error!(error = %e, "reload: cannot open listener"),
         }
     }
-    let next = Arc::new(next);
+    Some(crate::prober::spawn(&next, shutdown.child_token()))
+}
+
+/// Builds and installs the snapshot for a reloaded config; `None` (logged) when it fails.
+pub(crate) fn swap_snapshot(shared: &ArcSwap<Snapshot>, cfg: ProxyConfig) -> Option<Arc<Snapshot>> {
+    let old = shared.load_full();
+    let next = match Snapshot::build(cfg, Some(&old)) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "reload rejected, keeping the running config");
+            return None;
+        }
+    };
+    if next.cfg.admin != old.cfg.admin
+        || next.cfg.max_connections != old.cfg.max_connections
+        || next.cfg.workers != old.cfg.workers
+    {
+        tracing::warn!("admin, max_connections and workers changes take effect after a restart");
+    }
     old.release_removed(&next);
-    ctx.shared.store(next.clone());
+    shared.store(next.clone());
     tracing::info!(
         upstreams = next.upstreams.len(),
         routes = next.cfg.route.len(),
         "config reloaded"
     );
-    Some(crate::prober::spawn(&next, shutdown.child_token()))
+    Some(next)
 }
 
-async fn accept_loop(listener: TcpListener, tls: bool, ctx: Arc<Ctx>, stop: CancellationToken) {
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: bool,
+    ctx: Arc<Ctx>,
+    stop: CancellationToken,
+) {
     loop {
         let permit = tokio::select! {
             _ = stop.cancelled() => return,

@@ -52,6 +52,11 @@ pub struct ProxyConfig {
     /// Most client connections open at once; further accepts wait (nginx `worker_connections`).
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
+    /// Worker threads, each with its own single-threaded runtime, its own
+    /// `SO_REUSEPORT` listener socket and its own idle upstream connections
+    /// (nginx `worker_processes`). `0` serves on the process runtime's threads.
+    #[serde(default)]
+    pub workers: usize,
     /// Grace period for in-flight requests on SIGTERM.
     #[serde(default = "defaults::shutdown_grace", with = "duration")]
     pub shutdown_grace: Duration,
@@ -298,6 +303,15 @@ impl ProxyConfig {
         if self.max_connections == 0 {
             out.push(at.key("max_connections"), "must be at least 1");
         }
+        if self.workers > 256 {
+            out.push(
+                at.key("workers"),
+                format!(
+                    "{} worker threads is more than 256; use about one per CPU core",
+                    self.workers
+                ),
+            );
+        }
         if self.max_header_size.bytes() < 1024 {
             out.push(at.key("max_header_size"), "must be at least 1k");
         }
@@ -460,5 +474,35 @@ impl Upstream {
                 out.push(hp.key("rise"), "must be at least 1");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn check(extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[proxy]\nlisten = [\"127.0.0.1:8080\"]\n{extra}\n[[proxy.upstream]]\nname = \"a\"\nservers = [{{ addr = \"127.0.0.1:9000\" }}]\n[[proxy.route]]\nupstream = \"a\"\n"
+        );
+        Config::from_toml_str(&text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workers_accepts_a_core_count() {
+        let cfg = check("workers = 2").unwrap();
+        assert_eq!(cfg.proxy.unwrap().workers, 2);
+        assert_eq!(check("").unwrap().proxy.unwrap().workers, 0);
+    }
+
+    #[test]
+    fn workers_over_256_is_located() {
+        let e = check("workers = 1000").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("proxy.workers") && e.contains("more than 256"),
+            "{e}"
+        );
     }
 }

@@ -131,6 +131,7 @@ listen = ["127.0.0.1:{port}"]
 access_log = "off"
 max_connections = 20000
 upstream_keepalive = 64
+workers = {workers}
 [[proxy.upstream]]
 name = "b"
 servers = [{{ addr = "127.0.0.1:{b1}" }}, {{ addr = "127.0.0.1:{b2}" }}]
@@ -138,7 +139,9 @@ servers = [{{ addr = "127.0.0.1:{b1}" }}, {{ addr = "127.0.0.1:{b2}" }}]
 path = "/"
 upstream = "b"
 """)
-        env = dict(os.environ, TOKIO_WORKER_THREADS=str(workers), RUST_LOG="warn")
+        # `workers` threads serve (nginx's worker_processes); the main runtime
+        # only runs reloads, health checks and signals, so one thread is plenty.
+        env = dict(os.environ, TOKIO_WORKER_THREADS="1", RUST_LOG="warn")
         p = Proc("stackd", [stackd, "proxy", "--config", conf], wd, env)
     elif kind == "nginx":
         conf = write(os.path.join(wd, "nginx-proxy.conf"), f"""

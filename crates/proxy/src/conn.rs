@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -44,6 +45,10 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
     phase: AtomicU8,
+    /// The connection task, parked in a read while a request is busy: hyper
+    /// does not read again after a response unless woken, and the idle timer
+    /// is armed from that read.
+    waker: AtomicWaker,
 }
 
 // === impl ConnInfo ===
@@ -54,6 +59,7 @@ impl ConnInfo {
             peer,
             tls,
             phase: AtomicU8::new(HEAD),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -64,9 +70,13 @@ impl ConnInfo {
 
     /// The response body ended: the connection idles until the next request.
     pub fn response_done(&self) {
-        let _ = self
+        if self
             .phase
-            .compare_exchange(BUSY, IDLE, Ordering::Relaxed, Ordering::Relaxed);
+            .compare_exchange(BUSY, IDLE, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.waker.wake();
+        }
     }
 
     /// The upstream agreed to switch protocols; the connection is a tunnel from now on.
@@ -76,14 +86,22 @@ impl ConnInfo {
 }
 
 /// The client stream with header and keep-alive timeouts.
+///
+/// The timer is re-armed lazily: phase changes only note the time, and the
+/// sleep is reset when it must fire earlier than it is set to, or when it
+/// fires early. In steady keep-alive traffic that is about one timer
+/// operation per `keepalive_timeout`, not two per request.
 pub struct ConnIo<S> {
     inner: S,
     info: std::sync::Arc<ConnInfo>,
     header_timeout: Duration,
     keepalive_timeout: Duration,
     timer: Pin<Box<Sleep>>,
-    /// The phase the timer is armed for (BUSY: not armed).
-    armed: u8,
+    /// The deadline the timer is set to, if it has not fired since.
+    armed_at: Option<Instant>,
+    /// The phase seen last, and since when.
+    seen: u8,
+    since: Instant,
     h2: bool,
     first_read: bool,
 }
@@ -99,30 +117,54 @@ impl<S> ConnIo<S> {
         keepalive_timeout: Duration,
         h2: bool,
     ) -> ConnIo<S> {
+        let now = Instant::now();
         ConnIo {
             inner,
             info,
             header_timeout,
             keepalive_timeout,
-            timer: Box::pin(tokio::time::sleep(header_timeout)),
-            armed: HEAD,
+            timer: Box::pin(tokio::time::sleep_until(now + header_timeout)),
+            armed_at: Some(now + header_timeout),
+            seen: HEAD,
+            since: now,
             h2,
             first_read: true,
         }
     }
 
-    fn arm(&mut self, phase: u8) {
-        if self.armed != phase {
-            let d = if phase == HEAD {
-                self.header_timeout
-            } else {
-                self.keepalive_timeout
-            };
-            if phase == HEAD || phase == IDLE {
-                self.timer.as_mut().reset(Instant::now() + d);
-            }
-            self.armed = phase;
+    /// Whether the deadline of the current phase has passed (registers the waker if not).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let phase = self.info.phase.load(Ordering::Relaxed);
+        if phase != self.seen {
+            self.seen = phase;
+            self.since = Instant::now();
         }
+        let want = match phase {
+            HEAD => self.since + self.header_timeout,
+            IDLE => self.since + self.keepalive_timeout,
+            BUSY => {
+                self.info.waker.register(cx.waker());
+                return false;
+            }
+            _ => return false,
+        };
+        if self.armed_at.is_none_or(|at| at > want) {
+            self.timer.as_mut().reset(want);
+            self.armed_at = Some(want);
+        }
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if Instant::now() < want {
+            // Fired for an older, earlier deadline: move it and wait again.
+            self.timer.as_mut().reset(want);
+            self.armed_at = Some(want);
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+        }
+        self.armed_at = None;
+        true
     }
 }
 
@@ -144,19 +186,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnIo<S> {
                 if !this.h2 && !got.is_empty() && this.info.phase.load(Ordering::Relaxed) == IDLE {
                     // First bytes of the next request: the header clock starts now.
                     this.info.phase.store(HEAD, Ordering::Relaxed);
-                    this.arm(HEAD);
+                    this.seen = HEAD;
+                    this.since = Instant::now();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending if this.h2 => Poll::Pending,
             Poll::Pending => {
-                let phase = this.info.phase.load(Ordering::Relaxed);
-                this.arm(phase);
-                if phase == BUSY || phase == UPGRADED || this.timer.as_mut().poll(cx).is_pending() {
+                if !this.expired(cx) {
                     return Poll::Pending;
                 }
-                if phase == IDLE || this.first_read {
+                if this.seen == IDLE || this.first_read {
                     // keepalive_timeout, or a connection that never sent a byte
                     // (browsers' preconnects): a clean EOF lets hyper close quietly,
                     // as nginx does, instead of a 408 nobody asked for.

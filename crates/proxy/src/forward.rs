@@ -12,15 +12,16 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 /// RFC 9110 §7.6.1: headers that describe one connection and must not be forwarded,
-/// plus `Proxy-Connection` (non-standard, still sent by old clients).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
+/// plus `Proxy-Connection` (non-standard, still sent by old clients). Parsed
+/// names, so removing them costs a hash lookup each, not a name parse.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TRAILER,
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -115,8 +116,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
     }
-    for n in HOP_BY_HOP {
-        if keep_upgrade && n == "upgrade" {
+    for n in &HOP_BY_HOP {
+        if keep_upgrade && n == header::UPGRADE {
             continue;
         }
         headers.remove(n);

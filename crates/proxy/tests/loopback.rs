@@ -351,3 +351,33 @@ async fn h2c_prior_knowledge() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keepalive_is_closed_after_keepalive_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "keepalive_timeout = \"400ms\"")).await;
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    // Requests 150 ms apart keep the connection alive past the timeout.
+    for _ in 0..5 {
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Then silence: the proxy closes it (EOF), well within 10 s.
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    println!("idle keep-alive closed after {:?}", started.elapsed());
+    assert_eq!(n, 0, "expected EOF, got {:?}", &buf[..n]);
+}

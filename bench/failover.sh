@@ -6,7 +6,7 @@
 #
 # Lab: namespaces px1 (.133, priority 100), px2 (.135, priority 99), cl (.10)
 # on a bridge, VIP 192.0.2.88. Each px runs a tiny TCP/HTTP service on :18080.
-# The client connects to VIP:18080 every 5 ms (30 ms timeout); unavailability
+# The client connects to VIP:18080 every 2 ms (10 ms timeout); unavailability
 # is the longest gap between two successful connects around the event.
 #
 # Cases (each on a fresh pair of daemons):
@@ -56,9 +56,9 @@ has_vip() { ip -n "$P$1" -4 -o addr show dev eth0 | grep -q "$VIP/"; }
 
 SERVICE='use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => "0.0.0.0:18080", Listen => 64, ReuseAddr => 1) or die; while (my $c = $s->accept) { $c->syswrite("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n"); close $c }'
 # Prints the longest gap (ms) between successful connects during $1 seconds.
-PROBE='use IO::Socket::INET; use Time::HiRes qw(time sleep); my ($dur) = @ARGV; my $end = time + $dur; my ($last, $gap) = (undef, 0);
-while (time < $end) { my $c = IO::Socket::INET->new(PeerAddr => "192.0.2.88:18080", Timeout => 0.03); my $t = time;
-  if ($c) { close $c; $gap = $t - $last if defined $last && $t - $last > $gap; $last = $t; } sleep 0.005; }
+PROBE='use IO::Socket::INET; use Time::HiRes qw(time sleep); my ($dur) = @ARGV; my $end = time + $dur; my ($last, $gap) = (time, 0);
+while (time < $end) { my $c = IO::Socket::INET->new(PeerAddr => "192.0.2.88:18080", Timeout => 0.01); my $t = time;
+  if ($c) { close $c; $gap = $t - $last if $t - $last > $gap; $last = $t; } sleep 0.002; }
 printf "%.0f\n", $gap * 1000;'
 
 declare -A SVC
@@ -141,21 +141,27 @@ run_once() { # impl version case -> prints ms or FAIL
   start_daemon "$impl" px1 100 "$v"
   if ! wait_until 20 px1_master; then echo "no initial master ($impl v$v $case)" >&2; echo FAIL; stop_all; return; fi
   sleep 2
+  # Fresh ARP on the client: an entry updated less than locktime (1 s) ago
+  # ignores gratuitous ARP, so startup flapping could leave it stale.
+  ip -n "${P}cl" neigh flush all
   window=$([ "$v" = 2 ] && echo 7 || echo 4)
   nsx cl perl -e "$PROBE" "$window" > "$W/gap" &
   local probe=$!
+  # More than ARP locktime (1 s) after the client resolved the VIP, so the
+  # gratuitous ARP of the new master is not ignored.
   # Random phase against the advert timer, so neither side is favoured by the
   # moment of the trigger (outage = Master_Down_Interval - time since last advert).
-  sleep "$(awk -v r="$RANDOM" -v v="$v" 'BEGIN { printf "%.3f", 0.5 + (v == 2 ? 1 : 0.1) * r / 32768 }')"
+  sleep "$(awk -v r="$RANDOM" -v v="$v" 'BEGIN { printf "%.3f", 1.2 + (v == 2 ? 1 : 0.1) * r / 32768 }')"
   px1_master || echo "warning: px1 lost the VIP before the trigger ($impl v$v $case)" >&2
   case $case in
     # Link first, so nothing (not even a dying daemon's priority-0 advert) leaves the host.
     crash) ip -n "${P}px1" link set eth0 down
            for p in $(ip netns pids "${P}px1"); do [ "$p" = "${SVC[px1]}" ] || kill -9 "$p" 2>/dev/null || true; done ;;
     term)  kill -TERM "${DPID[px1]}" ;;
-    track) kill -9 "${SVC[px1]}" ;;
+    track) kill -9 "${SVC[px1]}" || echo "warning: the tracked service was not running ($impl v$v $case)" >&2 ;;
   esac
   wait "$probe" || true
+  [ "$case" = crash ] || ! has_vip px1 || echo "warning: px1 still holds the VIP after the window ($impl v$v $case)" >&2
   if has_vip px2; then cat "$W/gap"; else echo "px2 never took the VIP ($impl v$v $case)" >&2; tail -n 5 "$W/px1.log" "$W/px2.log" >&2; echo FAIL; fi
   stop_all
 }

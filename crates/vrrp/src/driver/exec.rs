@@ -15,6 +15,10 @@ use crate::track::effective;
 use crate::validate::{receive_v4, receive_v6};
 use crate::{status, timers};
 
+/// How long after a competing master we re-send gratuitous ARPs: just past
+/// Linux's default ARP `locktime` (1 s), which ignores earlier updates.
+const REANNOUNCE_AFTER: Duration = Duration::from_millis(1100);
+
 use super::Driver;
 
 // === impl Driver ===
@@ -167,6 +171,14 @@ impl<P: Ports> Driver<P> {
                 }
             }
             Action::Announce => self.announce(true),
+            Action::Reannounce => {
+                // Linux ignores a gratuitous ARP for an entry updated less
+                // than `locktime` (1 s by default) ago: wait past it.
+                let at = Instant::now() + REANNOUNCE_AFTER;
+                if self.garp_again.is_none_or(|t| t > at) {
+                    self.garp_again = Some(at);
+                }
+            }
             Action::Transition { from, to, reason } => {
                 let shown = if to == State::Initialize {
                     "STOP".to_owned()

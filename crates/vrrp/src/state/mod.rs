@@ -85,6 +85,12 @@ pub enum Action {
     DelVips,
     /// Gratuitous ARP / unsolicited NA for the VIPs.
     Announce,
+    /// Another router advertised as master while we are (both became
+    /// master at once, e.g. started together): refresh the neighbours'
+    /// caches again once their ARP lock time has passed, since the loser's
+    /// gratuitous ARPs may have been the last they heard (keepalived's
+    /// `garp_lower_prio_repeat`).
+    Reannounce,
     Transition {
         from: State,
         to: State,

@@ -138,8 +138,13 @@ impl VirtualRouter {
                         &mut out,
                     );
                     self.master = Some(src);
+                } else {
+                    // "Otherwise: Discard ADVERTISEMENT." The sender still
+                    // believes it is master, so its gratuitous ARPs may have
+                    // redirected clients: our next advert makes it yield
+                    // (§6.4.3 on its side), and we re-announce the VIPs.
+                    out.push(Action::Reannounce);
                 }
-                // "Otherwise: Discard ADVERTISEMENT."
             }
             (State::Master, Event::Startup | Event::MasterDownExpired) => {}
 

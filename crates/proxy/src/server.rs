@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use crate::conn::{ConnInfo, ConnIo, ParkSlot};
+use crate::conn::{ConnInfo, ConnIo, ParkSlot, PARK_AFTER};
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::Snapshot;
 
@@ -278,7 +278,13 @@ async fn first_byte(
         let Some(s) = parked else { return };
         stream = s;
         fresh = false;
-        wait = ctx.shared.load().limits.keepalive_timeout;
+        // It idled PARK_AFTER in hyper before parking.
+        wait = ctx
+            .shared
+            .load()
+            .limits
+            .keepalive_timeout
+            .saturating_sub(PARK_AFTER);
     }
 }
 

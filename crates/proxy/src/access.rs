@@ -69,7 +69,7 @@ impl Finish {
     pub fn done(self, complete: bool) {
         let elapsed = self.start.elapsed();
         self.stats.observe(self.status, elapsed);
-        self.conn.response_done();
+        self.conn.response_done(complete);
         drop(self.in_flight);
         if let Some(l) = &self.log {
             emit(l, self.status, self.bytes, elapsed, complete);

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use crate::conn::{ConnInfo, ConnIo};
+use crate::conn::{ConnInfo, ConnIo, ParkSlot, PARK_AFTER};
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::Snapshot;
 
@@ -237,6 +237,11 @@ enum Proto {
 /// only then is the (much larger) connection state allocated. 10,000 idle
 /// connections then cost megabytes, not tens of megabytes. A connection that
 /// stays silent for `client_header_timeout` is closed without a word.
+///
+/// A plain HTTP/1 connection comes back here each time it idles between
+/// requests (see `conn` on parking): hyper's buffers and state are freed, and
+/// the next request's first byte starts a fresh hyper connection. It is
+/// closed when silent for `keepalive_timeout`.
 async fn first_byte(
     stream: TcpStream,
     peer: SocketAddr,
@@ -244,38 +249,75 @@ async fn first_byte(
     ctx: Arc<Ctx>,
     permit: OwnedSemaphorePermit,
 ) {
-    let wait = ctx.shared.load().limits.header_timeout;
-    let mut probe = [0u8; 1];
-    // `peek` really waits for data; `readable()` may report a fresh socket ready at once.
-    let readable = tokio::select! {
-        r = tokio::time::timeout(wait, stream.peek(&mut probe)) => matches!(r, Ok(Ok(n)) if n > 0),
-        _ = ctx.drain.cancelled() => false,
-    };
-    if readable {
-        Box::pin(serve_conn(stream, peer, tls, ctx, permit)).await;
+    let mut stream = stream;
+    let mut wait = ctx.shared.load().limits.header_timeout;
+    let mut fresh = true;
+    loop {
+        let mut probe = [0u8; 1];
+        // `peek` really waits for data; `readable()` may report a fresh socket ready at once.
+        let first = tokio::select! {
+            r = tokio::time::timeout(wait, stream.peek(&mut probe)) => match r {
+                Ok(Ok(n)) if n > 0 => probe[0],
+                _ => return,
+            },
+            _ = ctx.drain.cancelled() => return,
+        };
+        if tls {
+            return Box::pin(serve_tls(stream, peer, ctx, permit)).await;
+        }
+        // Every HTTP/2 prior-knowledge connection starts with "PRI"; later
+        // requests on a parked connection are HTTP/1 by then.
+        let proto = if fresh && first == b'P' {
+            Proto::Auto
+        } else {
+            Proto::H1
+        };
+        let slot: ParkSlot<TcpStream> = Arc::new(Mutex::new(None));
+        Box::pin(serve_plain(stream, peer, proto, &ctx, slot.clone())).await;
+        let parked = slot.lock().ok().and_then(|mut s| s.take());
+        let Some(s) = parked else { return };
+        stream = s;
+        fresh = false;
+        // It idled PARK_AFTER in hyper before parking.
+        wait = ctx
+            .shared
+            .load()
+            .limits
+            .keepalive_timeout
+            .saturating_sub(PARK_AFTER);
     }
 }
 
-async fn serve_conn(
+async fn serve_plain(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: bool,
+    proto: Proto,
+    ctx: &Ctx,
+    slot: ParkSlot<TcpStream>,
+) {
+    let snap = ctx.shared.load_full();
+    let limits = snap.limits;
+    let info = Arc::new(ConnInfo::new(peer, false));
+    let io = ConnIo::new(
+        stream,
+        info.clone(),
+        limits.header_timeout,
+        limits.keepalive_timeout,
+        false,
+    )
+    .park_in(slot);
+    serve_io(io, info, proto, ctx, &snap).await
+}
+
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
     ctx: Arc<Ctx>,
     _permit: OwnedSemaphorePermit,
 ) {
     let snap = ctx.shared.load_full();
     let limits = snap.limits;
-    let info = Arc::new(ConnInfo::new(peer, tls));
-    if !tls {
-        let io = ConnIo::new(
-            stream,
-            info.clone(),
-            limits.header_timeout,
-            limits.keepalive_timeout,
-            false,
-        );
-        return serve_io(io, info, Proto::Auto, &ctx, &snap).await;
-    }
+    let info = Arc::new(ConnInfo::new(peer, true));
     let Some(cfg) = snap.tls.clone() else {
         return;
     };

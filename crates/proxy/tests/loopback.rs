@@ -381,3 +381,40 @@ async fn idle_keepalive_is_closed_after_keepalive_timeout() {
     println!("idle keep-alive closed after {:?}", started.elapsed());
     assert_eq!(n, 0, "expected EOF, got {:?}", &buf[..n]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_then_parked_connection_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    async fn read_responses(s: &mut tokio::net::TcpStream, n: usize) -> String {
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while got.matches("HTTP/1.1 200").count() < n {
+            let k = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("responses in time")
+                .unwrap();
+            assert!(k > 0, "EOF after {got:?}");
+            got.push_str(&String::from_utf8_lossy(&buf[..k]));
+        }
+        got
+    }
+    // Two pipelined requests and half of a third: all answered, in order.
+    s.write_all(b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\n\r\nGET /3 HTTP/1.1\r\nho")
+        .await
+        .unwrap();
+    read_responses(&mut s, 2).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.write_all(b"st: x\r\n\r\n").await.unwrap();
+    read_responses(&mut s, 1).await;
+    // Idle well past the parking delay, then reused: served by a fresh hyper connection.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.write_all(b"GET /again HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        read_responses(&mut s, 1).await;
+    }
+}

@@ -29,7 +29,7 @@ pub async fn get(
         let resp = client
             .get(uri)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| format!("GET {url}: {}", chain(&e)))?;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
@@ -42,6 +42,19 @@ pub async fn get(
     tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| format!("GET {url}: no answer within {timeout:?}"))?
+}
+
+/// An error with its causes, so "client error (Connect)" says why:
+/// "client error (Connect): tcp connect error: Connection refused (os error 111)".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 /// Sends a RESP `PING` (with `AUTH` first when a password is given).

@@ -208,7 +208,13 @@ fn primary_host_dies_the_standby_serves_and_the_primary_takes_back() {
     s.link("px1", false).unwrap();
     s.stop_component("px1-ha", "KILL").unwrap();
     s.stop_component("px1-proxy", "KILL").unwrap();
-    let (failed, gap, last) = keep_requesting(&s, &mut cookie, Duration::from_secs(15), |_| false);
+    // The link is down at once, so every success from here on is px2's; 40 of
+    // them (about 2 s of service) show the standby really serves.
+    let mut served = 0;
+    let (failed, gap, last) = keep_requesting(&s, &mut cookie, Duration::from_secs(15), |_| {
+        served += 1;
+        served >= 40
+    });
     // px1's dead interface still lists the VIP; what matters is px2 holding it.
     let moved = wait(Duration::from_secs(1), || s.has_vip("px2"));
     println!(

@@ -434,26 +434,7 @@ pub fn proxy_host_config(priority: u8, s: &Settings) -> String {
     };
     format!(
         r#"# Written by stackd lab --netns (compare deploy/hosts/px1.toml).
-[proxy]
-listen = ["0.0.0.0:80"]
-admin = "0.0.0.0:9090"
-trusted_proxies = []
-
-[[proxy.upstream]]
-name = "tomcats"
-balance = "round_robin"
-servers = [
-  {{ addr = "192.0.2.137:8080", node_id = "137server1" }},
-  {{ addr = "192.0.2.139:8080", node_id = "139server2" }},
-]
-max_fails = 1
-fail_timeout = "5s"
-health = {{ path = "/healthz", interval = "500ms", timeout = "500ms", fall = 1, rise = 2 }}
-
-[[proxy.route]]
-path = "/"
-upstream = "tomcats"
-
+{proxy}
 [ha]
 admin = "0.0.0.0:9091"
 
@@ -472,6 +453,14 @@ track = [ {{ http = "http://127.0.0.1:9090/healthz", interval = "{track}", timeo
         version = s.version,
         vip = STANDARD_VIP,
         track = s.track_interval,
+        proxy = crate::proxy_toml::proxy_table(
+            "0.0.0.0:80",
+            "0.0.0.0:9090",
+            &[
+                ("192.0.2.137:8080".into(), "137server1".into()),
+                ("192.0.2.139:8080".into(), "139server2".into()),
+            ],
+        ),
     )
 }
 

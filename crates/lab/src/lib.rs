@@ -14,6 +14,7 @@
 //! - [`redis`]: a throwaway `redis-server` on a free port.
 //! - [`probe`]: bounded HTTP GET / Redis PING used for readiness and status.
 //! - [`page`]: the live status page.
+//! - [`proxy_toml`]: the `[proxy]` table both lab modes run.
 
 pub mod backends;
 pub mod five_hosts;
@@ -22,6 +23,7 @@ pub mod netns_lab;
 pub mod page;
 pub mod probe;
 pub mod procs;
+pub mod proxy_toml;
 pub mod redis;
 
 use std::path::PathBuf;

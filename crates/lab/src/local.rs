@@ -6,7 +6,6 @@
 //!   status page :8001 (this process) polls all of them every second
 //! ```
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +20,7 @@ use crate::backends::Backends;
 use crate::page::{self, Snapshot};
 use crate::probe::{self, HttpClient};
 use crate::procs::{Procs, GRACE};
+use crate::proxy_toml::proxy_table;
 use crate::{redis, LabError, LabOptions};
 
 const NODES: [&str; 2] = ["137server1", "139server2"];
@@ -115,32 +115,14 @@ fn free_addr() -> Result<SocketAddr, LabError> {
 /// The proxy's config: round robin over both backends, active health checks
 /// every 500 ms so a stopped backend leaves the rotation within a second.
 fn write_proxy_config(s: &Stack) -> Result<PathBuf, LabError> {
-    let mut servers = String::new();
-    for (node, addr) in &s.backends {
-        let _ = writeln!(servers, "  {{ addr = \"{addr}\", node_id = \"{node}\" }},");
-    }
+    let servers: Vec<(String, String)> = s
+        .backends
+        .iter()
+        .map(|(node, addr)| (addr.to_string(), node.clone()))
+        .collect();
     let text = format!(
-        r#"# Written by stackd lab.
-[proxy]
-listen = ["{proxy}"]
-admin = "{admin}"
-access_log = "off"
-
-[[proxy.upstream]]
-name = "backends"
-balance = "round_robin"
-servers = [
-{servers}]
-max_fails = 1
-fail_timeout = "5s"
-health = {{ path = "/healthz", interval = "500ms", timeout = "500ms", fall = 1, rise = 2 }}
-
-[[proxy.route]]
-path = "/"
-upstream = "backends"
-"#,
-        proxy = s.proxy,
-        admin = s.proxy_admin,
+        "# Written by stackd lab.\n{}",
+        proxy_table(&s.proxy.to_string(), &s.proxy_admin.to_string(), &servers)
     );
     let path = s.dir.join("proxy.toml");
     stackd_common::Config::from_toml_str(&text, &path)
@@ -320,10 +302,7 @@ async fn collect(
         .and_then(|(_, b)| serde_json::from_slice(b).ok())
         .unwrap_or(Value::Null);
     let total = status.is_ok().then(|| page::requests_total(&status_json));
-    let rps = match (total, *last_total) {
-        (Some(now), Some(before)) if now >= before => now - before,
-        _ => 0.0,
-    };
+    let rps = page::per_second(total, *last_total);
     *last_total = total;
     let redis = match backends.redis() {
         Some(addr) => match probe::redis_ping(addr, t).await {

@@ -202,10 +202,7 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>) {
         }
     }
     let total = (!proxy_status.is_null()).then(|| page::requests_total(&proxy_status));
-    let rps = match (total, last_total) {
-        (Some(now), Some(before)) if now >= before => now - before,
-        _ => 0.0,
-    };
+    let rps = page::per_second(total, last_total);
     let backends: Vec<Value> = [("be1", "137server1"), ("be2", "139server2")]
         .iter()
         .map(|(host, node)| {

@@ -34,6 +34,15 @@ pub fn admin(snapshot: Snapshot) -> Admin {
         .status(move || snapshot.get())
 }
 
+/// Requests per second between two one-second samples of [`requests_total`];
+/// 0 when either is missing or the counter went back (a proxy restart).
+pub fn per_second(now: Option<f64>, before: Option<f64>) -> f64 {
+    match (now, before) {
+        (Some(n), Some(b)) if n >= b => n - b,
+        _ => 0.0,
+    }
+}
+
 /// Requests the proxy has handled so far, from its `/status`: the sum over
 /// upstreams plus requests no route matched.
 pub fn requests_total(status: &Value) -> f64 {

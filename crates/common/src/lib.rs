@@ -12,7 +12,6 @@
 pub mod admin;
 pub mod config;
 pub mod error;
-pub mod netns;
 pub mod shutdown;
 pub mod telemetry;
 

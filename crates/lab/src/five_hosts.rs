@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use stackd_common::netns::{Lab, STANDARD_HOSTS, STANDARD_VIP};
+use stackd_testkit::http::Reply;
+use stackd_testkit::netns::{Lab, STANDARD_HOSTS, STANDARD_VIP};
 
 /// Protocol settings of the lab's VRRP instance.
 #[derive(Clone, Debug)]
@@ -60,25 +61,6 @@ pub struct FiveHosts {
     components: Vec<Component>,
 }
 
-/// An HTTP answer as the client host saw it.
-#[derive(Clone, Debug, Default)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Reply {
-    /// The first `Set-Cookie` value's `name=value` part.
-    pub fn cookie(&self) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == "set-cookie")
-            .and_then(|(_, v)| v.split(';').next())
-            .map(|v| v.trim().to_owned())
-    }
-}
-
 /// Names of the stack's processes, in start order.
 pub const COMPONENTS: [&str; 7] = [
     "redis",
@@ -97,7 +79,7 @@ impl FiveHosts {
     /// starts every component with `exe` (the stackd binary). `tag` is a short
     /// word that prefixes namespace names; stale ones from crashed runs go first.
     pub fn start(exe: &Path, tag: &str, settings: &Settings) -> io::Result<FiveHosts> {
-        let removed = stackd_common::netns::cleanup_stale(tag)?;
+        let removed = stackd_testkit::netns::cleanup_stale(tag)?;
         if !removed.is_empty() {
             tracing::info!(?removed, "removed namespaces left by a crashed run");
         }
@@ -322,7 +304,7 @@ impl FiveHosts {
         if !out.status.success() {
             return Err(io::Error::other(format!("curl {url}: exit {}", out.status)));
         }
-        parse_reply(&String::from_utf8_lossy(&out.stdout))
+        Reply::from_text(&String::from_utf8_lossy(&out.stdout))
             .ok_or_else(|| io::Error::other(format!("curl {url}: no HTTP answer")))
     }
 
@@ -464,29 +446,6 @@ track = [ {{ http = "http://127.0.0.1:9090/healthz", interval = "{track}", timeo
     )
 }
 
-/// Parses `curl -i` output: the last response head (after any 100-continue) and the body.
-fn parse_reply(text: &str) -> Option<Reply> {
-    let mut rest = text;
-    loop {
-        let (head, body) = rest.split_once("\r\n\r\n")?;
-        let mut lines = head.lines();
-        let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-        if status == 100 {
-            rest = body;
-            continue;
-        }
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        return Some(Reply {
-            status,
-            headers,
-            body: body.to_owned(),
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,14 +463,5 @@ mod tests {
             let text = proxy_host_config(100, &s);
             stackd_common::Config::from_toml_str(&text, Path::new("px1.toml")).unwrap();
         }
-    }
-
-    #[test]
-    fn parses_curl_output() {
-        let r = parse_reply("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nSet-Cookie: SESSIONID=abc.n1; Path=/\r\n\r\n{}").unwrap();
-        assert_eq!(r.status, 200);
-        assert_eq!(r.cookie().as_deref(), Some("SESSIONID=abc.n1"));
-        assert_eq!(r.body, "{}");
-        assert!(parse_reply("garbage").is_none());
     }
 }

@@ -22,6 +22,7 @@ use crate::probe::{self, HttpClient};
 use crate::procs::{Procs, GRACE};
 use crate::proxy_toml::proxy_table;
 use crate::{redis, LabError, LabOptions};
+use stackd_testkit::until_ok;
 
 const NODES: [&str; 2] = ["137server1", "139server2"];
 
@@ -108,8 +109,7 @@ fn local_addr(l: &TcpListener) -> Result<SocketAddr, LabError> {
 }
 
 fn free_addr() -> Result<SocketAddr, LabError> {
-    let port = probe::free_port().map_err(|e| LabError::io("find a free port", e))?;
-    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    stackd_testkit::net::try_free_addr().map_err(|e| LabError::io("find a free port", e))
 }
 
 /// The proxy's config: round robin over both backends, active health checks
@@ -136,13 +136,14 @@ async fn wait_ready(client: &HttpClient, s: &Stack) -> Result<(), LabError> {
     let within = Duration::from_secs(20);
     for (node, addr) in &s.backends {
         let url = format!("http://{addr}/healthz");
-        probe::wait_until(node, within, || ok_200(client, url.clone()))
+        until_ok(node, within, || ok_200(client, url.clone()))
             .await
             .map_err(|e| stuck(e, &s.dir))?;
     }
     let url = format!("http://{}/session", s.proxy);
-    probe::wait_until("proxy", within, || ok_200(client, url.clone()))
+    until_ok("proxy", within, || ok_200(client, url.clone()))
         .await
+        .map(drop)
         .map_err(|e| stuck(e, &s.dir))
 }
 

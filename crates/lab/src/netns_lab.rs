@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use stackd_common::netns::STANDARD_VIP;
 use stackd_common::CancellationToken;
+use stackd_testkit::netns::STANDARD_VIP;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 

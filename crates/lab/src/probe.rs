@@ -77,27 +77,3 @@ pub async fn redis_ping(addr: SocketAddr, timeout: Duration) -> Result<(), Strin
         .await
         .map_err(|_| format!("redis at {addr}: no answer within {timeout:?}"))?
 }
-
-/// Retries `probe` every 100 ms until it succeeds or `within` has passed.
-pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut probe: F) -> Result<(), String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match probe().await {
-            Ok(()) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!("{what} not ready after {within:?}: {e}"))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
-
-/// A loopback port that is free right now.
-pub fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}

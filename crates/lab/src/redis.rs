@@ -21,15 +21,16 @@ pub fn find_redis_server() -> Option<PathBuf> {
 
 /// Starts `server` on a free loopback port and waits until it answers PING.
 pub async fn start(server: &Path, procs: &mut Procs, dir: &Path) -> Result<SocketAddr, LabError> {
-    let port = probe::free_port().map_err(|e| LabError::io("find a free port", e))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr =
+        stackd_testkit::net::try_free_addr().map_err(|e| LabError::io("find a free port", e))?;
+    let port = addr.port();
     let mut cmd = Command::new(server);
     cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .arg("--dir")
         .arg(dir);
     procs.spawn("redis", cmd, dir)?;
-    probe::wait_until("redis-server", Duration::from_secs(10), || {
+    stackd_testkit::until_ok("redis-server", Duration::from_secs(10), || {
         probe::redis_ping(addr, Duration::from_millis(500))
     })
     .await

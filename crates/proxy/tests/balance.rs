@@ -11,6 +11,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use stackd_testkit::eventually;
 
 fn upstream(servers: &str, extra: &str) -> String {
     format!(
@@ -137,31 +138,26 @@ async fn active_health_checks_take_a_server_out_and_back() {
     let c = client();
     a.sick.store(true, Ordering::Relaxed);
     // fall = 2 at 50 ms: give it up to 5 s on a loaded machine.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, status) = get(&c, &format!("http://{}/status", p.admin)).await;
-        if status.contains("\"active_health_up\": false") {
-            println!("{status}");
-            assert!(status.contains("\"last_check_ok\": false"), "{status}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never marked down: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status_url = format!("http://{}/status", p.admin);
+    eventually(
+        "a marked down by its health check",
+        Duration::from_secs(5),
+        || async {
+            get(&c, &status_url)
+                .await
+                .1
+                .contains("\"active_health_up\": false")
+        },
+    )
+    .await;
+    let (_, status) = get(&c, &status_url).await;
+    assert!(status.contains("\"last_check_ok\": false"), "{status}");
     for _ in 0..6 {
         assert_eq!(get(&c, &p.url("/")).await.1, "b");
     }
     a.sick.store(false, Ordering::Relaxed);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (_, body) = get(&c, &p.url("/")).await;
-        if body == "a" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never came back");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("a back in rotation", Duration::from_secs(5), || async {
+        get(&c, &p.url("/")).await.1 == "a"
+    })
+    .await;
 }

@@ -8,34 +8,23 @@ use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
-
-fn free_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use stackd_testkit::{eventually, free_addr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_serve_reload_and_drain() {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
-    let (listen, admin) = (free_port(), free_port());
+    let (listen, admin) = (free_addr(), free_addr());
     let cfg = config(&one_server(a.addr, "workers = 2"), listen, admin);
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let shutdown = stackd_common::CancellationToken::new();
     let task = tokio::spawn(stackd_proxy::run(cfg, rx, shutdown.clone()));
     let c = client();
     let url = format!("http://{listen}/");
-    let mut up = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(listen).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "workers never listened");
+    eventually("workers listening", Duration::from_secs(5), || async {
+        tokio::net::TcpStream::connect(listen).await.is_ok()
+    })
+    .await;
     for _ in 0..20 {
         assert_eq!(get(&c, &url).await, (StatusCode::OK, "a".to_string()));
     }
@@ -46,15 +35,12 @@ async fn two_workers_serve_reload_and_drain() {
     tx.send(config(&one_server(b.addr, "workers = 2"), listen, admin))
         .await
         .unwrap();
-    let mut switched = false;
-    for _ in 0..100 {
-        if get(&c, &url).await.1 == "b" {
-            switched = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(switched, "reload did not reach the workers");
+    eventually(
+        "the reload reaching the workers",
+        Duration::from_secs(2),
+        || async { get(&c, &url).await.1 == "b" },
+    )
+    .await;
     let (_, status) = get(&c, &format!("http://{admin}/status")).await;
     assert!(status.contains(&b.addr.to_string()), "{status}");
     shutdown.cancel();

@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use stackd_session::{open_store, Op, SessionId, Ttl, WriteMode, Written};
+use stackd_testkit::http::Browser;
+use stackd_testkit::redis::{command as raw, RedisProc};
 use support::backend::{config, Backend};
-use support::http::Browser;
-use support::{raw, RedisProc};
 use tokio::time::Instant;
 
 fn ttl() -> Ttl {
@@ -131,15 +131,19 @@ async fn store_and_demo_work_on_a_cluster() {
     .await;
     let mut b = Browser::new();
     for i in 1..=3 {
-        assert_eq!(b.get(be.addr, "/session").await.json()["visits"], i);
+        assert_eq!(
+            b.get(be.addr, "/session").await.unwrap().json()["visits"],
+            i
+        );
     }
     let v = b
         .post_json(be.addr, "/login", r#"{"user":"ann"}"#)
         .await
+        .unwrap()
         .json();
     assert_eq!(
         (v["visits"].as_i64(), v["user"].as_str()),
         (Some(3), Some("ann"))
     );
-    assert_eq!(b.get(be.addr, "/healthz").await.status, 200);
+    assert_eq!(b.get(be.addr, "/healthz").await.unwrap().status, 200);
 }

@@ -7,9 +7,9 @@ mod support;
 use std::time::Duration;
 
 use redis::Commands;
+use stackd_testkit::http::Browser;
+use stackd_testkit::redis::RedisProc;
 use support::backend::{config, Backend};
-use support::http::Browser;
-use support::RedisProc;
 use tokio::time::Instant;
 
 const TTL: Duration = Duration::from_secs(1800);
@@ -36,8 +36,11 @@ async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {
     let mut id = None;
     for i in 1..=10 {
         let be = if i % 2 == 1 { &a } else { &b };
-        let r = browser.get(be.addr, "/session").await;
+        let r = browser.get(be.addr, "/session").await.unwrap();
         assert_eq!(r.status, 200, "{}", r.body);
+        for c in &browser.last_set_cookie {
+            assert!(c.contains("HttpOnly"), "{c}");
+        }
         let v = r.json();
         assert_eq!(v["node"], be.node);
         assert_eq!(v["visits"], i, "visit {i}: {v}");
@@ -60,7 +63,8 @@ async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {
     // Login on A rotates the id, keeps the data; B sees the user.
     let r = browser
         .post_json(a.addr, "/login", r#"{"user":"ann"}"#)
-        .await;
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(
@@ -77,7 +81,7 @@ async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {
             .unwrap(),
         "old key renamed away"
     );
-    let v = browser.get(b.addr, "/session").await.json();
+    let v = browser.get(b.addr, "/session").await.unwrap().json();
     assert_eq!(
         (v["user"].as_str(), v["visits"].as_i64(), base(&v)),
         (Some("ann"), Some(11), new.clone())
@@ -91,19 +95,20 @@ async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {
             "/login",
             Some(("application/x-www-form-urlencoded", "user=bob+b")),
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(r.json()["user"], "bob b");
 
     // A dies: B carries on with everything.
     a.stop().await;
     for i in 12..=14 {
-        let v = browser.get(b.addr, "/session").await.json();
+        let v = browser.get(b.addr, "/session").await.unwrap().json();
         assert_eq!(
             (v["user"].as_str(), v["visits"].as_i64()),
             (Some("bob b"), Some(i))
         );
     }
-    let page = browser.get(b.addr, "/").await;
+    let page = browser.get(b.addr, "/").await.unwrap();
     assert_eq!(page.status, 200);
     assert!(page
         .header("content-type")
@@ -121,7 +126,7 @@ async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {
         browser.cookie.clone().unwrap().split('.').next().unwrap()
     );
     assert!(conn.exists::<_, bool>(&key).unwrap());
-    let r = browser.send(b.addr, "POST", "/logout", None).await;
+    let r = browser.send(b.addr, "POST", "/logout", None).await.unwrap();
     assert_eq!(r.status, 200);
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     assert!(browser.cookie.is_none());
@@ -129,7 +134,7 @@ async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {
         !conn.exists::<_, bool>(&key).unwrap(),
         "logout deletes the session in Redis"
     );
-    let v = browser.get(b.addr, "/session").await.json();
+    let v = browser.get(b.addr, "/session").await.unwrap().json();
     assert_eq!(
         (v["visits"].as_i64(), &v["user"]),
         (Some(1), &serde_json::Value::Null)
@@ -142,7 +147,7 @@ async fn concurrent_requests_on_two_backends_lose_no_visits() {
     let a = Backend::start(config("nodeA", &redis.url(), TTL, TIMEOUT)).await;
     let b = Backend::start(config("nodeB", &redis.url(), TTL, TIMEOUT)).await;
     let mut first = Browser::new();
-    first.get(a.addr, "/session").await;
+    first.get(a.addr, "/session").await.unwrap();
     let start = Instant::now();
     let tasks: Vec<_> = (0..8)
         .map(|t| {
@@ -150,7 +155,7 @@ async fn concurrent_requests_on_two_backends_lose_no_visits() {
             let addr = if t % 2 == 0 { a.addr } else { b.addr };
             tokio::spawn(async move {
                 for _ in 0..25 {
-                    let r = br.get(addr, "/session").await;
+                    let r = br.get(addr, "/session").await.unwrap();
                     assert_eq!(r.status, 200, "{}", r.body);
                 }
             })
@@ -163,7 +168,7 @@ async fn concurrent_requests_on_two_backends_lose_no_visits() {
         "200 concurrent session requests on 2 backends took {:?}",
         start.elapsed()
     );
-    let v = first.get(b.addr, "/session").await.json();
+    let v = first.get(b.addr, "/session").await.unwrap().json();
     assert_eq!(v["visits"], 202, "1 + 200 concurrent + this one: {v}");
 }
 
@@ -172,13 +177,13 @@ async fn redis_trouble_is_a_bounded_503_and_recovery_needs_no_restart() {
     let mut redis = RedisProc::server();
     let be = Backend::start(config("nodeA", &redis.url(), TTL, TIMEOUT)).await;
     let mut browser = Browser::new();
-    assert_eq!(browser.get(be.addr, "/session").await.status, 200);
-    assert_eq!(browser.get(be.addr, "/healthz").await.status, 200);
+    assert_eq!(browser.get(be.addr, "/session").await.unwrap().status, 200);
+    assert_eq!(browser.get(be.addr, "/healthz").await.unwrap().status, 200);
 
     // Hung Redis (SIGSTOP): the request waits at most redis_timeout.
     redis.freeze(true);
     let t = Instant::now();
-    let r = browser.get(be.addr, "/session").await;
+    let r = browser.get(be.addr, "/session").await.unwrap();
     let hung = t.elapsed();
     redis.freeze(false);
     println!(
@@ -198,7 +203,7 @@ async fn redis_trouble_is_a_bounded_503_and_recovery_needs_no_restart() {
     // Redis gone: 503 quickly, /healthz says why, /echo still works.
     redis.stop();
     let t = Instant::now();
-    let r = browser.get(be.addr, "/session").await;
+    let r = browser.get(be.addr, "/session").await.unwrap();
     println!(
         "stopped redis: 503 after {:?}: {}",
         t.elapsed(),
@@ -206,10 +211,10 @@ async fn redis_trouble_is_a_bounded_503_and_recovery_needs_no_restart() {
     );
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(t.elapsed() < TIMEOUT + Duration::from_millis(1500));
-    let h = browser.get(be.addr, "/healthz").await;
+    let h = browser.get(be.addr, "/healthz").await.unwrap();
     assert_eq!(h.status, 503);
     assert!(h.body.contains("unavailable"), "{}", h.body);
-    assert_eq!(browser.get(be.addr, "/echo").await.status, 200);
+    assert_eq!(browser.get(be.addr, "/echo").await.unwrap().status, 200);
 
     // Same port again: the backend reconnects by itself.
     assert!(redis.start(), "redis-server restart on port {}", redis.port);
@@ -227,10 +232,10 @@ async fn wait_status(
     addr: std::net::SocketAddr,
     path: &str,
     status: u16,
-) -> support::http::Reply {
+) -> stackd_testkit::http::Reply {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let r = b.get(addr, path).await;
+        let r = b.get(addr, path).await.unwrap();
         if r.status == status {
             return r;
         }
@@ -255,7 +260,7 @@ async fn ttl_slides_and_expiry_really_deletes_the_key() {
     ))
     .await;
     let mut browser = Browser::new();
-    let v = browser.get(be.addr, "/session").await.json();
+    let v = browser.get(be.addr, "/session").await.unwrap().json();
     assert_eq!(v["ttl_secs"], 2);
     let key = format!("stackd:session:{}", base(&v));
     let mut conn = redis.client();
@@ -263,7 +268,8 @@ async fn ttl_slides_and_expiry_really_deletes_the_key() {
         let ttl: i64 = conn.ttl(&key).unwrap();
         assert!((1..=2).contains(&ttl), "TTL in seconds, not minutes: {ttl}");
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(browser.get(be.addr, "/session").await.status, 200); // slides
+        assert_eq!(browser.get(be.addr, "/session").await.unwrap().status, 200);
+        // slides
     }
     assert!(
         conn.exists::<_, bool>(&key).unwrap(),
@@ -275,7 +281,7 @@ async fn ttl_slides_and_expiry_really_deletes_the_key() {
         "expired key is gone from Redis"
     );
     assert_eq!(conn.ttl::<_, i64>(&key).unwrap(), -2);
-    let v = browser.get(be.addr, "/session").await.json();
+    let v = browser.get(be.addr, "/session").await.unwrap().json();
     assert_eq!(v["visits"], 1);
     assert_ne!(
         format!("stackd:session:{}", base(&v)),
@@ -289,7 +295,9 @@ async fn echo_healthz_and_bad_requests() {
     let redis = RedisProc::server();
     let be = Backend::start(config("nodeA", &redis.url(), TTL, TIMEOUT)).await;
     let req = "PUT /echo?a=1&b=2 HTTP/1.1\r\nHost: x\r\nX-Mixed-Case: Yes\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
-    let r = support::http::raw_request(be.addr, req).await;
+    let r = stackd_testkit::http::send_async(be.addr, req.as_bytes())
+        .await
+        .unwrap();
     let v = r.json();
     assert_eq!(
         (
@@ -308,28 +316,31 @@ async fn echo_healthz_and_bad_requests() {
     );
     assert!(v["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{v}");
     let mut b = Browser::new();
-    let h = b.get(be.addr, "/healthz").await;
+    let h = b.get(be.addr, "/healthz").await.unwrap();
     assert_eq!(h.status, 200, "{}", h.body);
-    assert_eq!(b.get(be.addr, "/nope").await.status, 404);
-    assert_eq!(b.get(be.addr, "/login").await.status, 405);
+    assert_eq!(b.get(be.addr, "/nope").await.unwrap().status, 404);
+    assert_eq!(b.get(be.addr, "/login").await.unwrap().status, 405);
     for bad in [
         r#"{"user":""}"#,
         r#"{"nobody":1}"#,
         "not json",
         r#"{"user":"a\u0007b"}"#,
     ] {
-        let r = b.post_json(be.addr, "/login", bad).await;
+        let r = b.post_json(be.addr, "/login", bad).await.unwrap();
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }
     let huge = format!(r#"{{"user":"{}"}}"#, "x".repeat(20_000));
-    assert_eq!(b.post_json(be.addr, "/login", &huge).await.status, 413);
+    assert_eq!(
+        b.post_json(be.addr, "/login", &huge).await.unwrap().status,
+        413
+    );
     // A forged or foreign cookie is ignored, never adopted as an id.
     b.cookie = Some("attacker-chosen-id".into());
-    let v = b.get(be.addr, "/session").await.json();
+    let v = b.get(be.addr, "/session").await.unwrap().json();
     assert_ne!(base(&v), "attacker-chosen-id");
     assert_eq!(v["visits"], 1);
 
-    let m = b.get(be.addr, "/metrics").await;
+    let m = b.get(be.addr, "/metrics").await.unwrap();
     assert_eq!(m.status, 200);
     let line = m
         .body

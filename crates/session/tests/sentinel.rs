@@ -9,9 +9,9 @@ mod support;
 use std::time::Duration;
 
 use redis::Commands;
+use stackd_testkit::http::Browser;
+use stackd_testkit::redis::{command as raw, RedisProc};
 use support::backend::{config, Backend};
-use support::http::Browser;
-use support::{raw, RedisProc};
 use tokio::time::Instant;
 
 const MASTER: &str = "mymaster";
@@ -47,7 +47,7 @@ fn replicated(master: &RedisProc) {
 async fn visit_until_ok(b: &mut Browser, be: &Backend, secs: u64) -> (serde_json::Value, Duration) {
     let t = Instant::now();
     loop {
-        let r = b.get(be.addr, "/session").await;
+        let r = b.get(be.addr, "/session").await.unwrap();
         if r.status == 200 {
             return (r.json(), t.elapsed());
         }
@@ -94,7 +94,7 @@ async fn sessions_survive_sentinel_failovers() {
     .await;
     let mut browser = Browser::new();
     for i in 1..=3 {
-        let r = browser.get(be.addr, "/session").await;
+        let r = browser.get(be.addr, "/session").await.unwrap();
         assert_eq!(
             (r.status, r.json()["visits"].as_i64()),
             (200, Some(i)),
@@ -106,6 +106,7 @@ async fn sessions_survive_sentinel_failovers() {
         browser
             .post_json(be.addr, "/login", r#"{"user":"ann"}"#)
             .await
+            .unwrap()
             .status,
         200
     );

@@ -207,7 +207,7 @@ macro_rules! store_suite {
             use super::*;
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
-                let server = support::RedisProc::server();
+                let server = stackd_testkit::redis::RedisProc::server();
                 let store = open_store(&server.url(), "t:", Duration::from_secs(2)).unwrap();
                 super::$test(store).await;
                 drop(server);

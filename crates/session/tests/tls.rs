@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use stackd_session::{open_store_with, StoreOptions};
+use stackd_testkit::free_port;
+use stackd_testkit::http::Browser;
 use support::backend::{config, Backend};
-use support::free_port;
-use support::http::Browser;
 use tokio::time::Instant;
 
 struct Proc(Child);
@@ -119,7 +119,13 @@ async fn rediss_with_a_private_ca() {
     cfg.redis_ca_file = Some(ca);
     let be = Backend::start(cfg).await;
     let mut b = Browser::new();
-    assert_eq!(b.get(be.addr, "/session").await.json()["visits"], 1);
-    assert_eq!(b.get(be.addr, "/session").await.json()["visits"], 2);
-    assert_eq!(b.get(be.addr, "/healthz").await.status, 200);
+    assert_eq!(
+        b.get(be.addr, "/session").await.unwrap().json()["visits"],
+        1
+    );
+    assert_eq!(
+        b.get(be.addr, "/session").await.unwrap().json()["visits"],
+        2
+    );
+    assert_eq!(b.get(be.addr, "/healthz").await.unwrap().status, 200);
 }

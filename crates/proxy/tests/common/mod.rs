@@ -254,12 +254,9 @@ pub async fn send(c: &HttpClient, req: Request<Full<Bytes>>) -> (StatusCode, Str
 
 /// Sends raw bytes and reads until the peer closes or 10 s pass.
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(bytes).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    stackd_testkit::http::exchange(addr, bytes, Duration::from_secs(10))
+        .await
+        .unwrap()
 }
 
 /// A two-server round-robin upstream over `a` and `b`.

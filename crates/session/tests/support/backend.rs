@@ -1,6 +1,5 @@
 //! Demo backends served in-process on 127.0.0.1:0, each with its own store
 //! handle (as separate processes would have), stopped on drop.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

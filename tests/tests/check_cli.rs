@@ -5,10 +5,10 @@
 
 use std::process::Command;
 
-const STACKD: &str = env!("CARGO_BIN_EXE_stackd");
+use stackd_testkit::stackd_bin;
 
 fn check(path: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(STACKD)
+    let out = Command::new(stackd_bin())
         .arg("check")
         .arg("--config")
         .arg(path)
@@ -80,7 +80,10 @@ fn help_describes_real_options() {
         ("demo-backend", "--node-id"),
         ("lab", "--netns"),
     ] {
-        let out = Command::new(STACKD).args([sub, "--help"]).output().unwrap();
+        let out = Command::new(stackd_bin())
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && text.contains(needle) && text.contains("--log-format"),

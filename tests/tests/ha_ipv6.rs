@@ -2,12 +2,10 @@
 //! link-local address, an IPv6 VIP, and unsolicited Neighbor Advertisements
 //! seen by the client when the VIP moves.
 
-#[path = "ha_support.rs"]
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use stackd_e2e::ha::*;
+use stackd_testkit::poll;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 const VIP6: &str = "2001:db8::88";
@@ -40,7 +38,7 @@ fn v3_ipv6_elect_and_fail_over_with_unsolicited_na() {
     let ha = Ha::new("ha6");
     for h in ["px1", "px2", "cl"] {
         assert!(
-            wait_for(S(10), || link_local_ready(&ha, h)).is_some(),
+            poll(S(10), || link_local_ready(&ha, h)).is_some(),
             "{h}: link-local address never left DAD"
         );
     }
@@ -49,11 +47,11 @@ fn v3_ipv6_elect_and_fail_over_with_unsolicited_na() {
     let px1 = ha.stackd("px1", &cfg(100));
     ha.stackd("px2", &cfg(99));
     assert!(
-        wait_for(S(5), || has_vip6(&ha, "px1") && !has_vip6(&ha, "px2")).is_some(),
+        poll(S(5), || has_vip6(&ha, "px1") && !has_vip6(&ha, "px2")).is_some(),
         "px1 wins over IPv6"
     );
     assert!(
-        wait_for(S(3), || ha.status("px2").contains("\"master\": \"fe80::")).is_some(),
+        poll(S(3), || ha.status("px2").contains("\"master\": \"fe80::")).is_some(),
         "{}",
         ha.status("px2")
     );
@@ -66,16 +64,16 @@ fn v3_ipv6_elect_and_fail_over_with_unsolicited_na() {
     cmd.stdout(std::fs::File::create(&out).expect("na.txt"))
         .stderr(std::fs::File::create(&err).expect("na.err"));
     ha.lab.spawn(cmd).expect("tcpdump");
-    assert!(wait_for(S(5), || std::fs::read_to_string(&err)
+    assert!(poll(S(5), || std::fs::read_to_string(&err)
         .unwrap_or_default()
         .contains("listening on"))
     .is_some());
 
     ha.lab.signal(px1, "KILL").expect("kill -9");
-    let took = wait_for(S(3), || has_vip6(&ha, "px2")).expect("px2 takes the IPv6 VIP");
+    let took = poll(S(3), || has_vip6(&ha, "px2")).expect("px2 takes the IPv6 VIP");
     println!("v3 100ms IPv6 crash failover: {took:?}");
     let na = format!("neighbor advertisement, tgt is {VIP6}");
-    let seen = wait_for(S(3), || {
+    let seen = poll(S(3), || {
         std::fs::read_to_string(&out)
             .unwrap_or_default()
             .matches(&na)

@@ -9,19 +9,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stackd_lab::five_hosts::{FiveHosts, Reply, Settings};
-
-const STACKD: &str = env!("CARGO_BIN_EXE_stackd");
-
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert_eq!(
-        uid.split_whitespace().nth(1),
-        Some("0"),
-        "the stack tests need root (network namespaces)"
-    );
-}
+use stackd_lab::five_hosts::{FiveHosts, Settings};
+use stackd_testkit::http::Reply;
+use stackd_testkit::{poll as wait, require_root, stackd_bin};
 
 /// A serving stack; on failure its component logs are printed before it is torn down.
 struct Stack(FiveHosts);
@@ -29,9 +19,7 @@ struct Stack(FiveHosts);
 impl Stack {
     fn start(tag: &str) -> Stack {
         require_root();
-        let s = Stack(
-            FiveHosts::start(std::path::Path::new(STACKD), tag, &Settings::default()).unwrap(),
-        );
+        let s = Stack(FiveHosts::start(stackd_bin(), tag, &Settings::default()).unwrap());
         s.0.wait_serving(Duration::from_secs(30)).unwrap();
         wait(Duration::from_secs(10), || s.0.vip_holder() == Some("px1"))
             .expect("px1 (priority 100) should hold the VIP");
@@ -63,17 +51,6 @@ impl Drop for Stack {
             }
         }
     }
-}
-
-fn wait(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() <= limit {
-        if cond() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 fn json(r: &Reply) -> Value {

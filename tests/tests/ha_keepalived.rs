@@ -3,12 +3,10 @@
 //! other's adverts, priority-0 on SIGTERM hands over in Skew_Time, and the
 //! returning higher priority preempts.
 
-#[path = "ha_support.rs"]
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use stackd_e2e::ha::*;
+use stackd_testkit::poll;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -22,10 +20,10 @@ fn interop(tag: &str, version: u8) {
     let k = ha.keepalived("px1", &keepalived_config(100, version));
     let s = ha.stackd("px2", &ha_config(99, version, ""));
     assert!(
-        wait_for(converge, || ha.only("px1")).is_some(),
+        poll(converge, || ha.only("px1")).is_some(),
         "{v}: keepalived px1 must be master"
     );
-    let st = wait_for(S(5), || {
+    let st = poll(S(5), || {
         ha.status("px2").contains("\"master\": \"192.0.2.133\"")
     });
     assert!(
@@ -40,14 +38,13 @@ fn interop(tag: &str, version: u8) {
         ha.status("px2")
     );
     ha.lab.signal(k, "TERM").expect("SIGTERM keepalived");
-    let took =
-        wait_for(S(5), || ha.only("px2")).expect("stackd takes over from a stopping keepalived");
+    let took = poll(S(5), || ha.only("px2")).expect("stackd takes over from a stopping keepalived");
     println!("{v}: keepalived MASTER SIGTERM -> stackd MASTER: {took:?}");
     assert!(ha.lab.wait_exit(k, S(10)), "keepalived exits");
 
     // keepalived comes back with the higher priority and preempts stackd.
     let k = ha.keepalived("px1", &keepalived_config(100, version));
-    let took = wait_for(converge, || ha.only("px1")).expect("keepalived preempts back");
+    let took = poll(converge, || ha.only("px1")).expect("keepalived preempts back");
     println!("{v}: keepalived restart -> preempts stackd: {took:?}");
     assert!(
         ha.log("px2").contains("from=MASTER to=BACKUP"),
@@ -61,7 +58,7 @@ fn interop(tag: &str, version: u8) {
     let s = ha.stackd("px1", &ha_config(100, version, ""));
     let k = ha.keepalived("px2", &keepalived_config(99, version));
     assert!(
-        wait_for(converge, || ha.only("px1")).is_some(),
+        poll(converge, || ha.only("px1")).is_some(),
         "{v}: stackd px1 must be master"
     );
     // keepalived must accept our adverts: if it did not, it would take the VIP
@@ -72,13 +69,12 @@ fn interop(tag: &str, version: u8) {
         S(5)
     };
     assert!(
-        wait_for(hold, || ha.has_vip("px2")).is_none(),
+        poll(hold, || ha.has_vip("px2")).is_none(),
         "{v}: keepalived stayed BACKUP under stackd's adverts"
     );
     assert!(ha.only("px1"));
     ha.lab.signal(s, "TERM").expect("SIGTERM stackd");
-    let took =
-        wait_for(S(5), || ha.only("px2")).expect("keepalived takes over from a stopping stackd");
+    let took = poll(S(5), || ha.only("px2")).expect("keepalived takes over from a stopping stackd");
     println!("{v}: stackd MASTER SIGTERM -> keepalived MASTER: {took:?}");
     assert!(
         took < S(2),

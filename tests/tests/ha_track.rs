@@ -2,12 +2,10 @@
 //! stop inside px1) decides who holds the VIP; startup order does not
 //! matter; weights lower the priority; the notify script sees every change.
 
-#[path = "ha_support.rs"]
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use stackd_e2e::ha::*;
+use stackd_testkit::poll;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -44,31 +42,31 @@ fn tracked_http_check_decides_and_startup_order_does_not_matter() {
     ha.stackd("px1", &ha_config(100, 3, &extra));
     ha.stackd("px2", &ha_config(99, 3, ""));
     assert!(
-        wait_for(S(5), || ha.only("px2")).is_some(),
+        poll(S(5), || ha.only("px2")).is_some(),
         "px2 is master while px1's check is down"
     );
     assert!(
-        wait_for(S(3), || ha.status("px1").contains("\"state\": \"FAULT\"")).is_some(),
+        poll(S(3), || ha.status("px1").contains("\"state\": \"FAULT\"")).is_some(),
         "{}",
         ha.status("px1")
     );
 
     // The proxy comes up: px1 rises, joins and preempts.
     let server = http_server(&ha, "px1");
-    let took = wait_for(S(5), || ha.only("px1")).expect("px1 takes over once its check rises");
+    let took = poll(S(5), || ha.only("px1")).expect("px1 takes over once its check rises");
     println!("tracked check up -> px1 MASTER: {took:?}");
     assert!(ha.status("px1").contains("\"health\": \"up\""));
 
     // The proxy dies: px1 goes FAULT with a priority-0 advert; px2 takes over fast.
     ha.lab.signal(server, "KILL").expect("stop http server");
-    let took = wait_for(S(5), || ha.only("px2")).expect("px2 takes over when px1's check fails");
+    let took = poll(S(5), || ha.only("px2")).expect("px2 takes over when px1's check fails");
     println!("tracked HTTP failure (fall 2 x 100ms) -> VIP on px2: {took:?}");
     assert!(took < S(3), "{took:?}");
     assert!(ha.status("px1").contains("\"state\": \"FAULT\""));
     assert!(ha.status("px1").contains("tracked check failed"));
 
     // keepalived's notify convention: INSTANCE <name> <state> <priority>.
-    let got = wait_for(S(3), || {
+    let got = poll(S(3), || {
         std::fs::read_to_string(&notes)
             .unwrap_or_default()
             .contains("INSTANCE VI_1 FAULT 100")
@@ -84,9 +82,9 @@ fn weight_lowers_priority_and_lets_the_backup_preempt() {
     let server = http_server(&ha, "px1");
     ha.stackd("px1", &ha_config(100, 3, &track(50)));
     ha.stackd("px2", &ha_config(99, 3, ""));
-    assert!(wait_for(S(5), || ha.only("px1")).is_some());
+    assert!(poll(S(5), || ha.only("px1")).is_some());
     ha.lab.signal(server, "KILL").expect("stop http server");
-    let took = wait_for(S(5), || ha.only("px2")).expect("px2 (99) preempts px1 (100 - 50)");
+    let took = poll(S(5), || ha.only("px2")).expect("px2 (99) preempts px1 (100 - 50)");
     println!("weight 50 tracked failure -> VIP on px2: {took:?}");
     assert!(
         ha.status("px1").contains("\"effective_priority\": 50"),

@@ -1,14 +1,12 @@
 //! Hostile packets from the client namespace are ignored, counted by reason
 //! in `/metrics` and `/status`, and change nothing.
 
-#[path = "ha_support.rs"]
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use stackd_e2e::ha::*;
+use stackd_testkit::poll;
 use stackd_vrrp::packet::{Advert, Auth, Version};
-use support::*;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -47,8 +45,8 @@ fn malformed_packets_are_ignored_and_counted() {
     let ha = Ha::new("ham");
     ha.stackd("px1", &ha_config(100, 3, ""));
     ha.stackd("px2", &ha_config(99, 3, ""));
-    assert!(wait_for(S(5), || ha.only("px1")).is_some());
-    assert!(wait_for(S(3), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
+    assert!(poll(S(5), || ha.only("px1")).is_some());
+    assert!(poll(S(3), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
     let transitions_before = ha.status("px2");
 
     let vip = Ipv4Addr::new(192, 0, 2, 88);
@@ -83,7 +81,7 @@ fn malformed_packets_are_ignored_and_counted() {
         "address_mismatch",
         "bad_type",
     ];
-    let ok = wait_for(S(3), || {
+    let ok = poll(S(3), || {
         let metrics = ha.metrics("px2");
         want.iter().all(|r| metrics.contains(&m(r)))
     });
@@ -105,7 +103,7 @@ fn malformed_packets_are_ignored_and_counted() {
 
     // A valid, higher-priority advert is the control: it is accepted.
     inject(&ha, "192.0.2.135", 255, &good);
-    assert!(wait_for(S(2), || ha
+    assert!(poll(S(2), || ha
         .metrics("px2")
         .contains("vrrp_adverts_received_total{instance=\"VI_1\"}"))
     .is_some());

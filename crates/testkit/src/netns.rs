@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
-//! use stackd_common::netns::Lab;
+//! use stackd_testkit::netns::Lab;
 //! let lab = Lab::standard("doc")?; // px1 px2 be1 be2 rd cl on 192.0.2.0/24
 //! assert!(lab.reachable("cl", "192.0.2.133"));
 //! # Ok(()) }
@@ -269,12 +269,7 @@ pub fn cleanup_stale(tag: &str) -> io::Result<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn root() -> bool {
-        std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-    }
+    use crate::process::is_root as root;
 
     #[test]
     fn two_hosts_ping_and_everything_is_removed() {

@@ -1,33 +1,17 @@
-//! Shared helpers for the `ha_*` process-level tests: a namespace lab with
-//! px1/px2/cl, `stackd ha` and keepalived nodes started inside it, and
-//! bounded polling. Everything is torn down by `Lab`'s Drop, even on panic.
-#![allow(dead_code)]
+//! The VRRP scenarios' fixture: a namespace lab with px1, px2 and a client
+//! cl, `stackd ha` or keepalived started on the proxies, and what the tests
+//! look at (who holds the VIP, `/status`, `/metrics`, ARP on the wire).
+//! Everything is torn down by `Lab`'s Drop, even on panic.
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::thread::sleep;
 use std::time::Duration;
 
-pub use stackd_common::netns::Lab;
+pub use stackd_testkit::netns::Lab;
+use stackd_testkit::{require_root, stackd_bin};
 
 pub const VIP: &str = "192.0.2.88";
-pub const STACKD: &str = env!("CARGO_BIN_EXE_stackd");
-
-/// Panics with a clear message when not root: these tests need namespaces.
-pub fn require_root() {
-    let uid = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .map(str::to_owned)
-    });
-    assert_eq!(
-        uid.as_deref(),
-        Some("0"),
-        "the ha_* tests need root (network namespaces, raw sockets)"
-    );
-}
 
 /// A lab with px1 (.133), px2 (.135) and a client cl (.10); a scratch dir.
 pub struct Ha {
@@ -38,7 +22,7 @@ pub struct Ha {
 impl Ha {
     pub fn new(tag: &str) -> Ha {
         require_root();
-        let _ = stackd_common::netns::cleanup_stale(tag);
+        let _ = stackd_testkit::netns::cleanup_stale(tag);
         let mut lab = Lab::new(tag).expect("bridge namespace");
         lab.add_host("px1", "192.0.2.133/24").expect("px1");
         lab.add_host("px2", "192.0.2.135/24").expect("px2");
@@ -56,7 +40,7 @@ impl Ha {
         let mut cmd = self.lab.command(
             host,
             &[
-                STACKD,
+                &stackd_bin().display().to_string(),
                 "--log-level",
                 "info,stackd_vrrp=debug",
                 "ha",
@@ -151,12 +135,11 @@ impl Ha {
         cmd.stdout(Stdio::from(fs::File::create(&out).expect("arp.txt")))
             .stderr(Stdio::from(fs::File::create(&err).expect("arp.err")));
         self.lab.spawn(cmd).expect("tcpdump");
-        let ok = wait_for(Duration::from_secs(5), || {
+        stackd_testkit::wait_until("tcpdump listening", Duration::from_secs(5), || {
             fs::read_to_string(&err)
                 .unwrap_or_default()
                 .contains("listening on")
         });
-        assert!(ok.is_some(), "tcpdump did not start");
         out
     }
 }
@@ -177,23 +160,6 @@ impl Drop for Ha {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Polls `cond` every 5 ms for at most `timeout`; returns how long it took.
-pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let step = Duration::from_millis(5);
-    let mut waited = Duration::ZERO;
-    // Elapsed time is measured with the system clock: std Instant is banned
-    // by clippy in this workspace, and a monotonic-enough source is fine here.
-    let start = std::time::SystemTime::now();
-    while waited <= timeout {
-        if cond() {
-            return Some(start.elapsed().unwrap_or(waited));
-        }
-        sleep(step);
-        waited += step;
-    }
-    None
 }
 
 /// `[ha]` for one node of VRID 51 with the lab VIP.

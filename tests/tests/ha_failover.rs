@@ -2,12 +2,10 @@
 //! with gratuitous ARP seen by the client, restart cleanup and preemption,
 //! and SIGTERM switchover after Skew_Time instead of Master_Down_Interval.
 
-#[path = "ha_support.rs"]
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use stackd_e2e::ha::*;
+use stackd_testkit::poll;
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -17,10 +15,10 @@ fn v3_100ms_elect_crash_restart_preempt_switchover() {
     let px1 = ha.stackd("px1", &ha_config(100, 3, ""));
     ha.stackd("px2", &ha_config(99, 3, ""));
     assert!(
-        wait_for(S(5), || ha.only("px1")).is_some(),
+        poll(S(5), || ha.only("px1")).is_some(),
         "px1 (priority 100) must win the election"
     );
-    assert!(wait_for(S(2), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
+    assert!(poll(S(2), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
     let st = ha.status("px2");
     assert!(st.contains("\"master\": \"192.0.2.133\""), "{st}");
     assert!(st.contains("\"effective_priority\": 99"), "{st}");
@@ -28,11 +26,11 @@ fn v3_100ms_elect_crash_restart_preempt_switchover() {
     // Crash: kill -9 the master. The VIP must move and px2 must announce it.
     let capture = ha.capture_arp();
     ha.lab.signal(px1, "KILL").expect("kill -9");
-    let took = wait_for(S(3), || ha.has_vip("px2")).expect("px2 takes the VIP after a crash");
+    let took = poll(S(3), || ha.has_vip("px2")).expect("px2 takes the VIP after a crash");
     println!("v3 100ms crash failover (kill -9 -> VIP on px2, polled): {took:?}");
     let mac2 = ha.mac("px2");
     let garp = format!("{mac2} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has {VIP} (ff:ff:ff:ff:ff:ff) tell {VIP}");
-    let seen = wait_for(S(3), || {
+    let seen = poll(S(3), || {
         std::fs::read_to_string(&capture)
             .unwrap_or_default()
             .matches(&garp)
@@ -48,12 +46,12 @@ fn v3_100ms_elect_crash_restart_preempt_switchover() {
     // Restart px1: it removes the VIP its crashed run left behind, then preempts.
     assert!(ha.has_vip("px1"), "kill -9 leaves the stale VIP on px1");
     let px1 = ha.stackd("px1", &ha_config(100, 3, ""));
-    let took = wait_for(S(5), || ha.only("px1")).expect("px1 preempts back");
+    let took = poll(S(5), || ha.only("px1")).expect("px1 preempts back");
     println!("v3 100ms restart + preemption back to px1: {took:?}");
 
     // Planned switchover: SIGTERM sends priority 0.
     ha.lab.signal(px1, "TERM").expect("SIGTERM");
-    let took = wait_for(S(3), || ha.only("px2")).expect("px2 takes over after SIGTERM");
+    let took = poll(S(3), || ha.only("px2")).expect("px2 takes over after SIGTERM");
     println!("v3 100ms SIGTERM switchover (polled): {took:?}");
     assert!(ha.lab.wait_exit(px1, S(5)), "stackd exits on SIGTERM");
     assert!(!ha.has_vip("px1"), "VIPs are removed on exit");
@@ -69,10 +67,10 @@ fn v3_1s_sigterm_switchover_takes_skew_time_not_master_down_interval() {
     let cfg = |p| ha_config(p, 3, "").replace("advert_int = \"100ms\"\n", slow);
     let px1 = ha.stackd("px1", &cfg(100));
     ha.stackd("px2", &cfg(99));
-    assert!(wait_for(S(8), || ha.only("px1")).is_some());
-    assert!(wait_for(S(3), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
+    assert!(poll(S(8), || ha.only("px1")).is_some());
+    assert!(poll(S(3), || ha.status("px2").contains("\"state\": \"BACKUP\"")).is_some());
     ha.lab.signal(px1, "TERM").expect("SIGTERM");
-    let took = wait_for(S(6), || ha.has_vip("px2")).expect("px2 takes over");
+    let took = poll(S(6), || ha.has_vip("px2")).expect("px2 takes over");
     println!("v3 1s SIGTERM switchover: {took:?} (skew 0.61 s, Master_Down_Interval 3.61 s)");
     assert!(
         took < Duration::from_millis(2500),
@@ -93,14 +91,14 @@ fn unicast_peers_elect_and_fail_over() {
         &ha_config(99, 3, "unicast_peers = [\"192.0.2.133\"]\n"),
     );
     assert!(
-        wait_for(S(5), || ha.only("px1")).is_some(),
+        poll(S(5), || ha.only("px1")).is_some(),
         "px1 wins over unicast"
     );
-    assert!(wait_for(S(3), || ha
+    assert!(poll(S(3), || ha
         .status("px2")
         .contains("\"master\": \"192.0.2.133\""))
     .is_some());
     ha.lab.signal(px1, "TERM").expect("SIGTERM");
-    let took = wait_for(S(3), || ha.only("px2")).expect("px2 takes over");
+    let took = poll(S(3), || ha.only("px2")).expect("px2 takes over");
     println!("v3 100ms unicast SIGTERM switchover: {took:?}");
 }

@@ -5,62 +5,24 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // a blocking test has no tokio clock to pause
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The lab process, interrupted and reaped on drop (it then stops its children).
-struct Lab(Child);
+use stackd_testkit::http::{self, Reply};
+use stackd_testkit::process::Signal;
+use stackd_testkit::{poll, stackd_bin, Guard};
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// GET `path` with a cookie jar of one cookie; returns (status, body, new cookie).
-fn get(
-    port: u16,
-    path: &str,
-    cookie: &Option<String>,
-) -> std::io::Result<(u16, String, Option<String>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+/// GET `path` on 127.0.0.1:`port`, carrying `cookie` (`name=value`).
+fn get(port: u16, path: &str, cookie: &Option<String>) -> std::io::Result<Reply> {
     let c = cookie
         .as_ref()
         .map(|c| format!("Cookie: {c}\r\n"))
         .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: lab\r\n{c}Connection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let set = out
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .and_then(|l| l.split_once(':'))
-        .and_then(|(_, v)| v.split(';').next())
-        .map(|v| v.trim().to_owned());
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body, set))
+    let req = format!("GET {path} HTTP/1.1\r\nHost: lab\r\n{c}Connection: close\r\n\r\n");
+    http::send(SocketAddr::from(([127, 0, 0, 1], port)), req.as_bytes())
 }
 
 fn field<'a>(body: &'a str, key: &str) -> &'a str {
@@ -81,15 +43,14 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackd"))
-        .args(["lab", "--port", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lab = Lab(child);
+    let mut lab = Guard::spawn(
+        "stackd lab",
+        Command::new(stackd_bin())
+            .args(["lab", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let stdout = lab.child().stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -146,11 +107,11 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
     let mut cookie = None;
     let mut nodes = std::collections::BTreeSet::new();
     for i in 1..=6u32 {
-        let (code, body, set) = get(proxy, "/session", &cookie).unwrap();
-        assert_eq!(code, 200, "{body}");
-        assert_eq!(field(&body, "visits"), i.to_string(), "{body}");
-        nodes.insert(field(&body, "node").to_owned());
-        cookie = set.or(cookie);
+        let r = get(proxy, "/session", &cookie).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(field(&r.body, "visits"), i.to_string(), "{}", r.body);
+        nodes.insert(field(&r.body, "node").to_owned());
+        cookie = r.cookie().or(cookie);
     }
     assert_eq!(
         nodes.len(),
@@ -158,16 +119,19 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
         "round robin should reach both backends: {nodes:?}"
     );
 
-    Command::new("kill")
-        .arg(victim.to_string())
-        .status()
-        .unwrap();
+    // The PID the lab printed, as a user would type it: the lab started it.
+    stackd_testkit::process::signal(victim, Signal::SIGTERM);
     let mut failed = 0;
     for i in 7..=26u32 {
         match get(proxy, "/session", &cookie) {
-            Ok((200, body, set)) => {
-                assert_eq!(field(&body, "visits"), (i - failed).to_string(), "{body}");
-                cookie = set.or(cookie);
+            Ok(r) if r.status == 200 => {
+                assert_eq!(
+                    field(&r.body, "visits"),
+                    (i - failed).to_string(),
+                    "{}",
+                    r.body
+                );
+                cookie = r.cookie().or(cookie);
             }
             _ => failed += 1,
         }
@@ -176,24 +140,25 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
     println!("lab: requests failed after killing a backend: {failed} of 20");
     assert_eq!(failed, 0, "GETs must be retried on the surviving backend");
 
-    let mut seen_down = false;
-    for _ in 0..50 {
-        let (_, page, _) = get(status, "/lab.json", &None).unwrap();
-        if page.contains("\"ok\": false") {
-            seen_down = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(
-        seen_down,
-        "the status page should show the killed backend as down"
+    stackd_testkit::wait_until(
+        "the status page showing the killed backend down",
+        Duration::from_secs(10),
+        || get(status, "/lab.json", &None).is_ok_and(|r| r.body.contains("\"ok\": false")),
     );
-    let (code, html, _) = get(status, "/", &None).unwrap();
-    assert!(code == 200 && html.contains("stackd lab"), "{html}");
+    let page = get(status, "/", &None).unwrap();
+    assert!(
+        page.status == 200 && page.body.contains("stackd lab"),
+        "{}",
+        page.body
+    );
 
-    drop(lab);
-    std::thread::sleep(Duration::from_millis(200));
+    // Ctrl-C, as a user stops it.
+    lab.signal(Signal::SIGINT);
+    assert!(
+        lab.wait_exit(Duration::from_secs(15)).is_some(),
+        "lab did not stop on SIGINT"
+    );
+    poll(Duration::from_secs(2), || pids.iter().all(|p| !alive(*p)));
     let left: Vec<u32> = pids.into_iter().filter(|p| alive(*p)).collect();
     assert!(
         left.is_empty(),

@@ -96,18 +96,7 @@ impl Admin {
             );
         }
         if path == "/metrics" {
-            let mut out = String::new();
-            return match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-                Ok(()) => Page {
-                    status: StatusCode::OK,
-                    content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    body: Bytes::from(out),
-                },
-                Err(e) => Page::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("metrics encoding failed: {e}\n"),
-                ),
-            };
+            return self.metrics();
         }
         match self.routes.get(path) {
             Some(h) => h(),
@@ -120,6 +109,28 @@ impl Admin {
                     format!("404 Not Found; try {}\n", known.join(", ")),
                 )
             }
+        }
+    }
+
+    /// `/metrics`: the build and process series every stackd process has,
+    /// then the service's own registry.
+    fn metrics(&self) -> Page {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let mut out = String::new();
+        let common = crate::metrics::registry();
+        let encoded = encode_registry(&mut out, &common)
+            .and_then(|()| encode_registry(&mut out, &self.registry))
+            .and_then(|()| encode_eof(&mut out));
+        match encoded {
+            Ok(()) => Page {
+                status: StatusCode::OK,
+                content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                body: Bytes::from(out),
+            },
+            Err(e) => Page::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("metrics encoding failed: {e}\n"),
+            ),
         }
     }
 
@@ -194,9 +205,13 @@ mod tests {
             .unwrap()
             .contains("\"ok\": true"));
         let m = admin.handle(&Method::GET, "/metrics");
-        assert!(std::str::from_utf8(&m.body)
-            .unwrap()
-            .contains("requests_total 1"));
+        let text = std::str::from_utf8(&m.body).unwrap();
+        assert!(text.contains("requests_total 1"), "{text}");
+        // Every admin listener has the build and process series, and one EOF at the end.
+        assert!(text.contains("stackd_build_info{"), "{text}");
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(
             admin.handle(&Method::GET, "/nope").status,
             StatusCode::NOT_FOUND

@@ -8,10 +8,12 @@
 //! - [`telemetry`]: `tracing` subscriber setup (human or JSON).
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, SIGHUP as a stream.
 //! - [`admin`]: `/healthz`, `/status`, `/metrics` and extra pages.
+//! - [`metrics`]: `stackd_build_info` and `process_*`, on every `/metrics`.
 
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 

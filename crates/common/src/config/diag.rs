@@ -33,6 +33,11 @@ impl KeyPath {
         p
     }
 
+    /// Whether `prefix` is this path or one of its parents.
+    pub fn starts_with(&self, prefix: &KeyPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
     /// This path with one more index.
     pub fn index(&self, i: usize) -> Self {
         let mut p = self.clone();

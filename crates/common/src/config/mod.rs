@@ -9,12 +9,14 @@
 //! # Layout
 //! - [`units`]: durations and byte sizes as people write them.
 //! - [`diag`]: key paths and file:line:column problems.
+//! - `recover`: reading past a value that does not parse.
 //! - [`proxy`], [`ha`], [`demo_backend`]: one module per table.
 
 pub mod demo_backend;
 pub mod diag;
 pub mod ha;
 pub mod proxy;
+mod recover;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -72,26 +74,29 @@ impl Config {
     }
 
     /// Parses and validates `text`; `origin` names the file in messages.
+    ///
+    /// Every problem is reported at once: a value that does not parse is
+    /// noted and read past ([`recover`]), then the rest is validated.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         let locator = Locator::new(origin, text);
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| locator.path_at(s.start).to_string())
-                .unwrap_or_default();
-            ConfigError::Invalid(vec![locator.at_span(
-                e.span(),
-                key,
-                e.message().trim().to_owned(),
-            )])
-        })?;
-        let findings = cfg.validate();
-        if findings.is_empty() {
-            Ok(cfg)
-        } else {
-            let mut problems: Vec<Problem> = findings.0.iter().map(|f| locator.locate(f)).collect();
-            problems.sort_by_key(|p| (p.line, p.column));
-            Err(ConfigError::Invalid(problems))
+        let read = recover::deserialize(text, &locator);
+        let mut problems = read.problems;
+        if let Some(cfg) = &read.config {
+            let under_stand_in = |f: &Finding| read.swapped.iter().any(|s| f.path.starts_with(s));
+            problems.extend(
+                cfg.validate()
+                    .0
+                    .iter()
+                    .filter(|f| !under_stand_in(f))
+                    .map(|f| locator.locate(f)),
+            );
+        }
+        match read.config {
+            Some(cfg) if problems.is_empty() => Ok(cfg),
+            _ => {
+                problems.sort_by_key(|p| (p.line, p.column));
+                Err(ConfigError::Invalid(problems))
+            }
         }
     }
 

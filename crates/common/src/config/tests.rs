@@ -741,3 +741,77 @@ fn missing_required_key_is_located() {
         "{p:?}"
     );
 }
+
+// --- a value that does not parse never hides the others (recover.rs) ---
+
+#[test]
+fn a_bad_address_does_not_hide_a_bad_priority() {
+    // The README's promise, in the words: `virtual_ipaddress = ["not-an-ip"]`
+    // used to hide `priority = 300`.
+    let text = edit(
+        &edit(HA, "priority = 100", "priority = 300"),
+        "\"192.0.2.88/24\"",
+        "\"not-an-ip\"",
+    );
+    let p = parse(&text).unwrap_err();
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with("t.toml:7:12: ha.instance[0].priority: 300 is outside"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with("t.toml:10:22: ha.instance[0].virtual_ipaddress[0]:"),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn several_values_that_do_not_parse_are_all_reported() {
+    let text = edit(
+        &edit(
+            &edit(HA, "priority = 100", "priority = \"high\""),
+            "advert_int = \"1s\"",
+            "advert_int = 1",
+        ),
+        "virtual_router_id = 51",
+        "virtual_router_id = 51\nbogus = true",
+    );
+    let p = parse(&text).unwrap_err();
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(
+        p[0].contains("ha.instance[0].bogus: unknown field"),
+        "{p:#?}"
+    );
+    assert!(p[1].contains("ha.instance[0].priority:"), "{p:#?}");
+    assert!(p[2].contains("ha.instance[0].advert_int:"), "{p:#?}");
+}
+
+#[test]
+fn a_missing_key_does_not_hide_a_bad_value_elsewhere_in_the_array() {
+    let text = edit(
+        &edit(PROXY, "\"127.0.0.1:8081\"", "\"nowhere\""),
+        "weight = 1, node_id",
+        "weight = 0, node_id",
+    );
+    let p = parse(&text).unwrap_err();
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains("servers[0].addr"), "{p:#?}");
+    assert!(
+        p[1].contains("servers[1].weight: weight 0 is outside"),
+        "{p:#?}"
+    );
+    let p = parse("[demo_backend]\nnode_id = \"\"\nsession_ttl = 5\n").unwrap_err();
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(
+        p.iter().any(|l| l.contains("missing field `redis`")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter().any(|l| l.contains("demo_backend.session_ttl")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter().any(|l| l.contains("demo_backend.node_id")),
+        "{p:#?}"
+    );
+}

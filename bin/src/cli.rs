@@ -5,12 +5,23 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `stackd --version`: the crate version, the git commit and the build date
+/// (from build.rs), so a bug report names the exact build.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("STACKD_COMMIT"),
+    ", built ",
+    env!("STACKD_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "stackd",
-    version,
+    version = LONG_VERSION,
     about = "One binary for the HA web stack: reverse proxy (nginx), VRRP failover (keepalived) and shared sessions (Tomcat + Redis)",
-    after_help = "Start with `stackd lab` to see the whole stack on this machine.\nEach subcommand reads its own table ([proxy], [ha], [demo_backend]) from a TOML file; `stackd check --config FILE` validates one."
+    after_help = "Start with `stackd lab` to see the whole stack on this machine.\nEach subcommand reads its own table ([proxy], [ha], [demo_backend]) from a TOML file (stackd.toml(5)); `stackd check --config FILE` validates one."
 )]
 pub struct Cli {
     /// Log line format: human (colored on a terminal) or json (one object per line).
@@ -47,13 +58,125 @@ pub enum Command {
     /// Reads [demo_backend] from --config; the flags override single keys, or
     /// replace the file entirely when --node-id and --redis are both given.
     DemoBackend(DemoBackendArgs),
-    /// Validates a config file: prints a summary and exits 0, or prints every
-    /// problem as file:line:column and exits 64 (like `nginx -t`).
-    Check(ConfigArg),
+    /// Validates one host's file, or both proxy hosts' files together (like `nginx -t`).
+    ///
+    /// Checks each table, then what spans tables and hosts: track weights that
+    /// cannot move the VIP given both nodes' priorities, tracks that do not
+    /// follow this host's proxy, failover time against the proxy's timeouts and
+    /// the session TTL, VRIDs sharing an interface, and, for one file, this
+    /// machine's interfaces, notify programs and TLS files. Every problem is
+    /// printed as file:line:column, errors apart from warnings.
+    ///
+    /// Exit status: 0 when there is no error (warnings are printed on stderr),
+    /// 64 when a file has an error or cannot be read.
+    Check(CheckArgs),
+    /// Prints the host's state from the admin listeners named in its file.
+    ///
+    /// Each VRRP instance's state, effective priority and track results; who
+    /// holds the VIP; each upstream server's health, connections and failures;
+    /// whether the session store answers.
+    ///
+    /// Exit status: 0 when everything is up, 1 when something is down or an
+    /// admin listener does not answer, 64 when the file is unusable.
+    Status(StatusArgs),
+    /// Maintenance of one upstream server on the running proxy, without
+    /// editing the config (HAProxy's runtime API).
+    ///
+    /// drain: no new requests, in-flight ones finish. disable: drain and stop
+    /// its health checks. enable: back in rotation. Sent to the proxy's admin
+    /// listener, which takes these calls only from loopback. The state lasts
+    /// until enable, a reload that drops the server, or a restart.
+    ///
+    /// Exit status: 0 done, 1 refused or proxy unreachable, 64 unusable file.
+    Ctl(CtlArgs),
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: stackd completions bash > /etc/bash_completion.d/stackd
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Runs the whole stack on this machine: two demo backends, the proxy and
     /// Redis on loopback (or, with --netns, the five-host topology in network
     /// namespaces with VRRP failover). Ctrl-C stops everything it started.
     Lab(LabArgs),
+    /// Writes the man pages (stackd(1), one per subcommand, stackd.toml(5)) to DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write the pages into.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A host's TOML file; give it twice (px1.toml, px2.toml) to check both
+    /// proxy hosts together.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "/etc/stackd/stackd.toml",
+        action = clap::ArgAction::Append
+    )]
+    pub config: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The host's TOML file: its [proxy] and [ha] admin addresses are asked.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "/etc/stackd/stackd.toml"
+    )]
+    pub config: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The host's TOML file: its [proxy] admin address is used.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "/etc/stackd/stackd.toml"
+    )]
+    pub config: PathBuf,
+    /// What to do with the server.
+    #[arg(value_enum)]
+    pub action: CtlAction,
+    /// The upstream's name ([[proxy.upstream]] name).
+    pub upstream: String,
+    /// The server's address as written in the config, e.g. 192.0.2.137:8080.
+    pub server: SocketAddr,
+}
+
+/// Runtime admin states of an upstream server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CtlAction {
+    /// No new requests; in-flight ones finish. Health checks go on.
+    Drain,
+    /// Like drain, and its health checks stop.
+    Disable,
+    /// Back in rotation (health permitting).
+    Enable,
+}
+
+impl CtlAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            CtlAction::Drain => "drain",
+            CtlAction::Disable => "disable",
+            CtlAction::Enable => "enable",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,9 @@
 //! to the library that runs the role, and turn the outcome into an exit code.
 //! Nothing else lives here.
 
+mod admin_client;
 mod cli;
+mod cmd;
 mod demo_args;
 mod lab;
 
@@ -12,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use stackd_common::config::Section;
+use stackd_common::metrics::{set_build_info, BuildInfo};
 use stackd_common::telemetry::{self, LogFormat};
 use stackd_common::{shutdown, Config, ConfigError};
 use tokio::sync::mpsc;
@@ -19,22 +22,27 @@ use tokio::sync::mpsc;
 use cli::{Cli, Command, LogFormatArg};
 
 /// Exit code for a config the user must fix (sysexits EX_USAGE, as STYLE.md asks).
-const EXIT_BAD_CONFIG: u8 = 64;
+pub const EXIT_BAD_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
+    set_build_info(BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        commit: env!("STACKD_COMMIT"),
+        date: env!("STACKD_BUILD_DATE"),
+    });
     let cli = Cli::parse();
     let format = match cli.log_format {
         LogFormatArg::Human => LogFormat::Human,
         LogFormatArg::Json => LogFormat::Json,
     };
     if let Err(e) = telemetry::init(format, &cli.log_level) {
-        eprintln!("stackd: {e}");
+        telemetry::eprint_error(&format!("stackd: {e}"));
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("stackd: cannot start the async runtime: {e}");
+            telemetry::eprint_error(&format!("stackd: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -42,10 +50,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             if let Some(cfg) = e.downcast_ref::<ConfigError>() {
-                eprintln!("{cfg}");
+                telemetry::eprint_error(&cfg.to_string());
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
-            eprintln!("stackd: {e:#}");
+            telemetry::eprint_error(&format!("stackd: {}", chain(&e)));
             ExitCode::FAILURE
         }
     }
@@ -53,10 +61,11 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check(a) => {
-            let cfg = Config::load(&a.config)?;
-            println!("{}: ok ({})", a.config.display(), cfg.summary());
-        }
+        Command::Check(a) => return Ok(cmd::check::run(&a.config)),
+        Command::Status(a) => return cmd::status::run(&a).await,
+        Command::Ctl(a) => return cmd::ctl::run(&a).await,
+        Command::Completions { shell } => cmd::docs::completions(shell),
+        Command::Manpages { dir } => cmd::docs::manpages(&dir)?,
         Command::Proxy(a) => {
             let cfg = Config::load(&a.config)?;
             let proxy = Config::require(&a.config, Section::Proxy, cfg.proxy.as_ref())?.clone();
@@ -84,6 +93,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An error and its causes on one line, each said once. Library errors often
+/// repeat their source in their own message ("cannot listen on X: E" caused
+/// by "E"), and a context may be the start of the next message
+/// ("proxy" then "proxy: cannot listen ..."); printing every link verbatim
+/// said the same thing three times.
+fn chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        let so_far = parts.join(": ");
+        if so_far.contains(&msg) {
+            continue;
+        }
+        match parts.last_mut() {
+            Some(last) if msg.starts_with(&format!("{last}: ")) => *last = msg,
+            _ => parts.push(msg),
+        }
+    }
+    parts.join(": ")
+}
+
 /// On each SIGHUP, re-reads `path` and forwards a valid `[proxy]` table; a bad
 /// file is logged with every problem and the running config stays.
 fn proxy_reloads(
@@ -109,4 +139,33 @@ fn proxy_reloads(
 fn load_section(path: &Path) -> Result<stackd_common::config::ProxyConfig, ConfigError> {
     let cfg = Config::load(path)?;
     Config::require(path, Section::Proxy, cfg.proxy.as_ref()).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        #[derive(Debug)]
+        struct Listen(std::io::Error);
+        impl std::fmt::Display for Listen {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "proxy: cannot listen on 127.0.0.1:1: {}", self.0)
+            }
+        }
+        impl std::error::Error for Listen {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Listen(io)).context("proxy");
+        assert_eq!(
+            chain(&e),
+            "proxy: cannot listen on 127.0.0.1:1: Address already in use"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain(&e), "outer: inner");
+    }
 }

@@ -2,6 +2,7 @@
 //! process signals and the admin HTTP server.
 //!
 //! # Layout
+//! - [`check`]: `stackd check`'s rules across tables and hosts.
 //! - [`config`]: the TOML file, two-stage (serde shape, then `validate`), with
 //!   file:line:column problems.
 //! - [`error`]: the config error type, [`ConfigError`].
@@ -11,6 +12,7 @@
 //! - [`metrics`]: `stackd_build_info` and `process_*`, on every `/metrics`.
 
 pub mod admin;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod metrics;

@@ -73,7 +73,7 @@ pub fn markdown(md: &str) -> String {
 
 /// `| key | default | meaning |` → a `.TP` entry; header and rule rows are skipped.
 fn table_row(t: &str, out: &mut String) {
-    let cells: Vec<&str> = t.trim_matches('|').split(" | ").map(str::trim).collect();
+    let cells = cells(t);
     if cells
         .iter()
         .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
@@ -96,6 +96,25 @@ fn table_row(t: &str, out: &mut String) {
     out.push('\n');
 }
 
+/// The cells of a table row; a `|` inside `code` belongs to the cell.
+fn cells(row: &str) -> Vec<&str> {
+    let row = row.trim().trim_start_matches('|').trim_end_matches('|');
+    let mut out = Vec::new();
+    let (mut start, mut in_code) = (0, false);
+    for (i, c) in row.char_indices() {
+        match c {
+            '`' => in_code = !in_code,
+            '|' if !in_code => {
+                out.push(row[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(row[start..].trim());
+    out
+}
+
 /// Inline Markdown: `code` in bold, [text](url) as text, roff-escaped.
 fn inline(s: &str) -> String {
     let mut out = String::new();
@@ -110,7 +129,7 @@ fn inline(s: &str) -> String {
                 continue;
             }
         } else if let Some((text, after)) = link(tail) {
-            out.push_str(&escape(text));
+            out.push_str(&inline(text));
             rest = after;
             continue;
         }
@@ -174,5 +193,7 @@ mod tests {
             assert!(page.contains(needle), "{needle} missing");
         }
         assert!(!page.contains("## Operations"), "stops at the next section");
+        // A `|` inside code stays in its cell.
+        assert_eq!(cells("| `a | b` | c |"), ["`a | b`", "c"]);
     }
 }

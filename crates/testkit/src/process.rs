@@ -174,6 +174,24 @@ pub fn stackd_bin() -> &'static Path {
             let mut cmd = Command::new(cargo);
             cmd.args(["build", "--quiet", "-p", "stackd", "--bin", "stackd"])
                 .current_dir(root);
+            // Cargo gives a test its package's CARGO_PKG_* and CARGO_MANIFEST_*;
+            // build scripts that watch them (ring's do) would see them change
+            // and rebuild half the tree here, then again in the next plain
+            // `cargo build`.
+            for (k, _) in std::env::vars_os() {
+                let k = k.to_string_lossy();
+                if k.starts_with("CARGO_PKG_")
+                    || k.starts_with("CARGO_MANIFEST_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                    ]
+                    .contains(&k.as_ref())
+                {
+                    cmd.env_remove(k.as_ref());
+                }
+            }
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 cmd.arg("--release");
             }

@@ -6,5 +6,7 @@
 //! # Layout
 //! - [`ha`]: px1, px2 and a client in namespaces, with `stackd ha` or
 //!   keepalived on the proxies, for the VRRP scenarios.
+//! - [`lab`]: `stackd lab` on loopback, with what its banner says.
 
 pub mod ha;
+pub mod lab;

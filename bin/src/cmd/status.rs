@@ -216,8 +216,8 @@ pub fn render(v: &View, problems: &[String]) -> String {
                     "    {:<22} {:<5} active {:<4} requests {:<8} failures {}{admin}",
                     s(&sv, "addr"),
                     health,
-                    sv["active_connections"],
-                    sv["requests"],
+                    sv["active_connections"].to_string(),
+                    sv["requests"].to_string(),
                     sv["failures"],
                 );
             }

@@ -43,7 +43,12 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
             .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
-    result.map_err(|e| format!("cannot install the log subscriber: {e}"))
+    result.map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    tracing::debug!(
+        journal = writer.journal,
+        "logging set up (syslog priorities on each line when stderr is the journal)"
+    );
+    Ok(())
 }
 
 /// Whether stderr is the stream systemd connected to the journal.

@@ -147,7 +147,7 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
     );
     let page = get(status, "/", &None).unwrap();
     assert!(
-        page.status == 200 && page.body.contains("stackd lab"),
+        page.status == 200 && page.body.contains("data-mode=\"lab\""),
         "{}",
         page.body
     );

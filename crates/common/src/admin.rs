@@ -66,14 +66,16 @@ pub struct Admin {
 // === impl Admin ===
 
 impl Admin {
-    /// An admin server with `/healthz` answering "ok" until replaced.
+    /// An admin server with `/healthz` answering "ok" and the live page at
+    /// `/` (see [`crate::live`]), until replaced.
     pub fn new(registry: Arc<Registry>) -> Admin {
-        let mut a = Admin {
+        let live = crate::live::page(crate::live::Mode::Admin);
+        Admin {
             registry,
             routes: HashMap::new(),
-        };
-        a = a.route("/healthz", || Page::text(StatusCode::OK, "ok\n"));
-        a
+        }
+        .route("/healthz", || Page::text(StatusCode::OK, "ok\n"))
+        .route("/", move || Page::html(live.clone()))
     }
 
     /// Adds or replaces the handler for `path` (GET and HEAD).

@@ -9,12 +9,14 @@
 //! - [`telemetry`]: `tracing` subscriber setup (human or JSON).
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, SIGHUP as a stream.
 //! - [`admin`]: `/healthz`, `/status`, `/metrics` and extra pages.
+//! - [`live`]: the live page served at `/` of every admin listener and by the lab.
 //! - [`metrics`]: `stackd_build_info` and `process_*`, on every `/metrics`.
 
 pub mod admin;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -13,11 +13,15 @@
 //! - [`procs`]: child processes by PID, logs in the lab directory, stop on exit.
 //! - [`redis`]: a throwaway `redis-server` on a free port.
 //! - [`probe`]: bounded HTTP GET / Redis PING used for readiness and status.
-//! - [`page`]: the live status page.
+//! - [`page`]: the live page (the shared one from `stackd_common::live`) and its data.
+//! - [`history`]: rates per backend and the VIP timeline the page draws.
+//! - [`client_probe`]: the client's view of a failover, from inside its namespace.
 //! - [`proxy_toml`]: the `[proxy]` table both lab modes run.
 
 pub mod backends;
+pub mod client_probe;
 pub mod five_hosts;
+pub mod history;
 pub mod local;
 pub mod netns_lab;
 pub mod page;

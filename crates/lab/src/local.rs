@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::process::Command;
 
 use crate::backends::Backends;
+use crate::history::{now_ms, Series};
 use crate::page::{self, Snapshot};
 use crate::probe::{self, HttpClient};
 use crate::procs::{Procs, GRACE};
@@ -229,6 +230,7 @@ async fn supervise(
     let mut stdin_open = true;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_total: Option<f64> = None;
+    let mut series = Series::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -240,7 +242,9 @@ async fn supervise(
                 for (name, status) in procs.reap_exited() {
                     println!("lab: {name} exited ({status})");
                 }
-                let view = collect(client, s, procs, backends, &mut last_total).await;
+                let mut view = collect(client, s, procs, backends, &mut last_total).await;
+                series.push(now_ms(), view["proxy"]["servers"].as_array().map_or(&[][..], Vec::as_slice));
+                view["series"] = series.to_json();
                 snapshot.set(view);
             }
         }

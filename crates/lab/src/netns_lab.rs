@@ -4,6 +4,8 @@
 //! live status page on loopback, and removes every namespace and process it
 //! made when it stops (and those a crashed earlier run left behind).
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,7 +15,9 @@ use stackd_testkit::netns::STANDARD_VIP;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
+use crate::client_probe;
 use crate::five_hosts::{addr_of, FiveHosts, Settings, COMPONENTS};
+use crate::history::{now_ms, Series, Timeline};
 use crate::local::{clock_now, servers_of};
 use crate::page::{self, Snapshot};
 use crate::{LabError, LabOptions};
@@ -62,6 +66,17 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
     let mut stdin_open = true;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_total: Option<f64> = None;
+    let (series, timeline) = (&mut Series::default(), &mut Timeline::default());
+    let stop_probe = Arc::new(AtomicBool::new(false));
+    let (probe_tx, probe_rx) = std::sync::mpsc::channel();
+    let vip = SocketAddr::from((
+        STANDARD_VIP
+            .parse::<std::net::Ipv4Addr>()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        80,
+    ));
+    let prober = client_probe::spawn(&lock(&stack).ns("cl"), vip, stop_probe.clone(), probe_tx)
+        .map_err(|e| LabError::io("start the client probe", e))?;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -72,13 +87,23 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
             _ = tick.tick() => {
                 let s = stack.clone();
                 let prev = last_total;
-                if let Ok((view, total)) = blocking(move || Ok(collect(&lock(&s), prev))).await {
+                if let Ok((mut view, total, holder)) = blocking(move || Ok(collect(&lock(&s), prev))).await {
                     last_total = total;
+                    let now = now_ms();
+                    for (at, ok) in probe_rx.try_iter() {
+                        timeline.probe(at, ok);
+                    }
+                    timeline.holder(now, holder);
+                    series.push(now, view["proxy"]["servers"].as_array().map_or(&[][..], Vec::as_slice));
+                    view["series"] = series.to_json();
+                    view["timeline"] = timeline.to_json(now);
                     snapshot.set(view);
                 }
             }
         }
     }
+    stop_probe.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || prober.join()).await;
     let dir = lock(&stack).dir().display().to_string();
     blocking(move || {
         drop(stack);
@@ -169,8 +194,9 @@ async fn toggle(stack: &Shared, name: String) {
     println!("{msg}");
 }
 
-/// One snapshot for the status page, gathered from the client host.
-fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>) {
+/// One snapshot for the status page, gathered from the client host, with
+/// the proxy's request total and who holds the VIP.
+fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Option<&'static str>) {
     let mut vip = Vec::new();
     let mut proxy_status = Value::Null;
     for host in ["px1", "px2"] {
@@ -230,5 +256,5 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>) {
             format!("kill -9 {}   (proxy on px1: tracked check fails)", pid(s, "px1-proxy")),
         ],
     });
-    (view, total)
+    (view, total, s.vip_holder())
 }

@@ -46,7 +46,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let outcome = runtime.block_on(dispatch(cli.command));
+    // A blocking read of stdin (the lab's prompt) never ends by itself;
+    // dropping the runtime would wait for it after Ctrl-C.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             if let Some(cfg) = e.downcast_ref::<ConfigError>() {

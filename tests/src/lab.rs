@@ -32,10 +32,10 @@ impl LoopbackLab {
         };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // Keep draining after the banner: the lab prints as it goes, and
+            // a closed pipe would make its next println! fail.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let mut banner = Vec::new();

@@ -7,6 +7,8 @@
 //! - [`ha`]: px1, px2 and a client in namespaces, with `stackd ha` or
 //!   keepalived on the proxies, for the VRRP scenarios.
 //! - [`lab`]: `stackd lab` on loopback, with what its banner says.
+//! - [`browser`]: headless Chromium screenshots and DOM dumps.
 
+pub mod browser;
 pub mod ha;
 pub mod lab;

@@ -149,10 +149,11 @@ impl Timeline {
             .iter()
             .zip(self.segments.iter().skip(1))
             .map(|((from, _, _), (to, at, _))| {
-                // The outage the client saw around this change, if any (within 5 s).
+                // The outage the client saw around this change: the holder is
+                // sampled once a second, so the switch happened up to ~1 s before.
                 let gap = outages
                     .iter()
-                    .filter(|(a, b, _)| *a <= at + 5_000 && *b + 5_000 >= *at)
+                    .filter(|(a, b, _)| *a <= at + 500 && *b + 1_500 >= *at)
                     .map(|(a, b, _)| b - a)
                     .max();
                 json!({"at_ms": at, "from": from, "to": to, "gap_ms": gap})
@@ -227,6 +228,9 @@ mod tests {
             j["failovers"],
             json!([{"at_ms": 2000, "from": "px1", "to": "px2", "gap_ms": 400}])
         );
+        // A change far from any outage saw no gap.
+        t.holder(9_000, Some("px1"));
+        assert_eq!(t.to_json(9_000)["failovers"][1]["gap_ms"], Value::Null);
         // An outage still going on is drawn up to now.
         t.probe(3_100, false);
         let j = t.to_json(4_000);

@@ -94,7 +94,7 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
                         timeline.probe(at, ok);
                     }
                     timeline.holder(now, holder);
-                    series.push(now, view["proxy"]["servers"].as_array().map_or(&[][..], Vec::as_slice));
+                    series.push(now, view["proxy"]["both"].as_array().map_or(&[][..], Vec::as_slice));
                     view["series"] = series.to_json();
                     view["timeline"] = timeline.to_json(now);
                     snapshot.set(view);
@@ -199,6 +199,9 @@ async fn toggle(stack: &Shared, name: String) {
 fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Option<&'static str>) {
     let mut vip = Vec::new();
     let mut proxy_status = Value::Null;
+    // Both proxies' counters: the chart shows what each backend served,
+    // whichever proxy held the VIP.
+    let mut every_proxy = Vec::new();
     for host in ["px1", "px2"] {
         let status: Value = s
             .admin(host, ":9091/status")
@@ -219,12 +222,14 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Optio
             "priority": inst["effective_priority"].clone(),
             "detail": if s.has_vip(host) { format!("holds {STANDARD_VIP}") } else { String::new() },
         }));
+        let status: Value = s
+            .admin(host, ":9090/status")
+            .ok()
+            .and_then(|r| serde_json::from_str(&r.body).ok())
+            .unwrap_or(Value::Null);
+        every_proxy.extend(servers_of(&status));
         if s.has_vip(host) {
-            proxy_status = s
-                .admin(host, ":9090/status")
-                .ok()
-                .and_then(|r| serde_json::from_str(&r.body).ok())
-                .unwrap_or(Value::Null);
+            proxy_status = status;
         }
     }
     let total = (!proxy_status.is_null()).then(|| page::requests_total(&proxy_status));
@@ -247,7 +252,7 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Optio
         "mode": "network namespaces",
         "updated": clock_now(),
         "vip": vip,
-        "proxy": {"url": format!("http://{STANDARD_VIP}/ (from namespace {cl})"), "up": !proxy_status.is_null(), "rps": rps, "servers": servers_of(&proxy_status)},
+        "proxy": {"url": format!("http://{STANDARD_VIP}/ (from namespace {cl})"), "up": !proxy_status.is_null(), "rps": rps, "servers": servers_of(&proxy_status), "both": page::sum_servers(&every_proxy)},
         "backends": backends,
         "redis": {"ok": redis_ok, "detail": if redis_ok { "redis://192.0.2.140:6379/ answers PING" } else { "redis://192.0.2.140:6379/ does not answer" }},
         "try": [

@@ -45,6 +45,26 @@ pub fn per_second(now: Option<f64>, before: Option<f64>) -> f64 {
     }
 }
 
+/// Servers of several proxies merged by address, requests and failures
+/// added: what each backend got from all of them.
+pub fn sum_servers(servers: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for s in servers {
+        let add = |o: &mut Value, k: &str| {
+            let v = o[k].as_f64().unwrap_or(0.0) + s[k].as_f64().unwrap_or(0.0);
+            o[k] = serde_json::json!(v);
+        };
+        match out.iter_mut().find(|o| o["addr"] == s["addr"]) {
+            Some(o) => {
+                add(o, "requests");
+                add(o, "failures");
+            }
+            None => out.push(s.clone()),
+        }
+    }
+    out
+}
+
 /// Requests the proxy has handled so far, from its `/status`: the sum over
 /// upstreams plus requests no route matched.
 pub fn requests_total(status: &Value) -> f64 {
@@ -71,6 +91,18 @@ mod tests {
         let st = serde_json::json!({"upstreams": [{"requests": 3}, {"requests": 2}], "unrouted_requests": 1});
         assert_eq!(requests_total(&st), 6.0);
         assert_eq!(requests_total(&Value::Null), 0.0);
+    }
+
+    #[test]
+    fn servers_of_both_proxies_add_up() {
+        let both = sum_servers(&[
+            serde_json::json!({"addr": "a", "requests": 3, "failures": 1}),
+            serde_json::json!({"addr": "b", "requests": 2, "failures": 0}),
+            serde_json::json!({"addr": "a", "requests": 4, "failures": 0}),
+        ]);
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0]["requests"], 7.0);
+        assert_eq!(both[0]["failures"], 1.0);
     }
 
     #[test]

@@ -42,6 +42,21 @@ impl Guard {
         }
     }
 
+    /// Starts `cmd` with a pipe on its stdin, for programs a person drives by
+    /// typing (`stackd lab` takes component names): take it with
+    /// `child().stdin.take()`.
+    pub fn spawn_interactive(name: &str, cmd: &mut Command) -> Guard {
+        let child = cmd
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
+        Guard {
+            name: name.to_owned(),
+            child,
+            log: None,
+        }
+    }
+
     /// Starts `cmd` with stdout and stderr appended to `log`.
     pub fn spawn_logged(name: &str, cmd: &mut Command, log: &Path) -> Guard {
         let file = std::fs::OpenOptions::new()
@@ -231,6 +246,24 @@ mod tests {
         assert!(g
             .wait_exit(Duration::from_secs(5))
             .is_some_and(|s| s.success()));
+    }
+
+    #[test]
+    fn an_interactive_child_reads_what_the_test_types() {
+        use std::io::{BufRead, Write};
+        let mut g = Guard::spawn_interactive(
+            "head",
+            Command::new("head")
+                .args(["-n", "1"])
+                .stdout(Stdio::piped()),
+        );
+        let mut stdin = g.child().stdin.take().unwrap();
+        writeln!(stdin, "px1-ha").unwrap();
+        let mut line = String::new();
+        let out = g.child().stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut line).unwrap();
+        assert_eq!(line, "px1-ha\n");
+        assert!(g.wait_exit(Duration::from_secs(5)).is_some());
     }
 
     #[test]

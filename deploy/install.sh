@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Installs stackd on one host of the five-host stack.
+# Installs stackd on one host of the five-host stack, from the Debian package.
 #
-#   sudo ./deploy/install.sh px1|px2|be1|be2|redis [path/to/stackd]
+#   sudo ./deploy/install.sh px1|px2|be1|be2|redis [path/to/stackd_*.deb]
 #
-# Copies the binary, the host's config (deploy/hosts/<role>.toml) and the
-# systemd units, validates the config with `stackd check`, and enables the
-# services the role runs. Idempotent; an existing /etc/stackd/stackd.toml is
-# kept (the new one is written next to it as stackd.toml.new).
+# Installs the package (binary, units, man pages, completions, docs, example
+# host files in /etc/stackd/examples/, the stackd user), writes the role's
+# /etc/stackd/stackd.toml from its example, validates it with `stackd check`
+# and enables the units the role runs. Idempotent; an existing
+# /etc/stackd/stackd.toml is kept (the example is written next to it as
+# stackd.toml.new). Build the package with ./scripts/package.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-role=${1:?usage: install.sh px1|px2|be1|be2|redis [path/to/stackd]}
-bin=${2:-$here/../target/release/stackd}
+role=${1:?usage: install.sh px1|px2|be1|be2|redis [path/to/stackd_*.deb]}
+deb=${2:-$(ls -t "$here"/../target/debian/stackd_*.deb 2>/dev/null | head -n 1 || true)}
 
 case "$role" in
   px1|px2) units=(stackd-proxy stackd-ha) ;;
@@ -23,20 +25,15 @@ case "$role" in
   *) echo "unknown role '$role': use px1, px2, be1, be2 or redis" >&2; exit 64 ;;
 esac
 
-[ -x "$bin" ] || { echo "no stackd binary at $bin; build it with: cargo build --release" >&2; exit 1; }
-id stackd >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin stackd
-install -m 0755 "$bin" /usr/local/bin/stackd
-install -d -m 0750 -o root -g stackd /etc/stackd
+[ -n "$deb" ] && [ -f "$deb" ] || { echo "no stackd package; build it with ./scripts/package, or name the .deb" >&2; exit 66; }
+# apt resolves the package's dependencies (adduser); the path must look like a path.
+case "$deb" in /*|./*) ;; *) deb=./$deb ;; esac
+apt-get install -y "$deb"
+
 target=/etc/stackd/stackd.toml
 [ -e "$target" ] && target=/etc/stackd/stackd.toml.new
-install -m 0640 -o root -g stackd "$here/hosts/$role.toml" "$target"
-if [ "$role" = px1 ] || [ "$role" = px2 ]; then
-  [ -e /etc/stackd/notify.sh ] || install -m 0755 "$here/notify.sh" /etc/stackd/notify.sh
-fi
-/usr/local/bin/stackd check --config "$target"
-for u in "${units[@]}"; do
-  install -m 0644 "$here/systemd/$u.service" /etc/systemd/system/
-done
-systemctl daemon-reload
+install -m 0640 -o root -g stackd "/etc/stackd/examples/$role.toml" "$target"
+stackd check --config "$target"
+[ -d /run/systemd/system ] && systemctl daemon-reload
 for u in "${units[@]}"; do systemctl enable "$u"; done
-echo "Installed. Review $target (interface name, addresses), then: systemctl start ${units[*]}"
+echo "Installed. Review $target (interface name, addresses), then: systemctl start ${units[*]}; stackd status"

@@ -1,8 +1,9 @@
 //! The Debian package, as an operator meets it: `scripts/package` builds it
 //! from the binary the tests already built (`--no-build`), lintian finds no
 //! error in it, it holds the binary, units, man pages, completions, docs and
-//! conffiles, and it installs on this machine (creating the `stackd` user)
-//! and purges leaving nothing behind.
+//! conffiles, and `deploy/install.sh` installs it on this machine (the
+//! `stackd` user, the host's file, the role's unit enabled); purging leaves
+//! nothing behind.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // blocking test: no tokio clock
 
@@ -32,6 +33,7 @@ fn text(o: &Output) -> String {
 }
 
 /// dpkg with a bounded wait for its lock (apt in another shell holds it).
+/// (deploy/install.sh uses apt-get, which waits for the lock itself.)
 fn dpkg(args: &[&str]) -> Output {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -172,8 +174,27 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
     let user_before = run(Command::new("getent").args(["passwd", "stackd"]))
         .status
         .success();
-    let out = dpkg(&["-i", deb.to_str().unwrap()]);
-    assert!(out.status.success(), "dpkg -i:\n{}", text(&out));
+    // As an operator installs a backend host: deploy/install.sh with the package.
+    let out = run(Command::new(root().join("deploy/install.sh"))
+        .arg("be1")
+        .arg(&deb));
+    assert!(
+        out.status.success(),
+        "deploy/install.sh be1:\n{}",
+        text(&out)
+    );
+    let host_file = std::fs::metadata("/etc/stackd/stackd.toml").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        host_file.mode() & 0o777,
+        0o640,
+        "the host's file holds the Redis password"
+    );
+    assert!(
+        Path::new("/etc/systemd/system/multi-user.target.wants/stackd-demo-backend.service")
+            .exists(),
+        "install.sh enables the role's unit"
+    );
     let v = run(Command::new("/usr/bin/stackd").arg("--version"));
     assert!(text(&v).starts_with("stackd "), "{}", text(&v));
     assert!(

@@ -14,10 +14,7 @@ pub async fn run(a: &CtlArgs) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(&a.config)?;
     let proxy = Config::require(&a.config, Section::Proxy, cfg.proxy.as_ref())?;
     let Some(admin) = proxy.admin else {
-        anyhow::bail!(
-            "{}: [proxy] has no admin listener; set admin = \"127.0.0.1:9090\"",
-            a.config.display()
-        );
+        return Err(super::no_admin(&a.config, "[proxy]").into());
     };
     let path = ctl_path(a.action.name(), &a.upstream, &a.server.to_string());
     let answer = admin_client::post(admin, &path, Duration::from_secs(5))

@@ -77,14 +77,7 @@ async fn fetch(path: &Path, cfg: &Config) -> Result<View, ConfigError> {
     let proxy = cfg.proxy.as_ref().and_then(|p| p.admin);
     let sessions = cfg.demo_backend.as_ref().map(|d| d.listen);
     if ha.is_none() && proxy.is_none() && sessions.is_none() {
-        return Err(ConfigError::Invalid(vec![stackd_common::config::Problem {
-            file: path.to_owned(),
-            line: 1,
-            column: 1,
-            key: String::new(),
-            message: "no admin listener to ask: set admin = \"127.0.0.1:9090\" in [proxy] or [ha]"
-                .into(),
-        }]));
+        return Err(super::no_admin(path, "[proxy] or [ha]"));
     }
     let probe = |addr: SocketAddr, page: &'static str| async move {
         let answer = admin_client::get(addr, page, WITHIN)

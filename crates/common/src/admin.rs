@@ -55,12 +55,14 @@ impl Page {
 }
 
 type Handler = Arc<dyn Fn() -> Page + Send + Sync>;
+type Action = Arc<dyn Fn(&str) -> Page + Send + Sync>;
 
 /// Routes of one admin listener. `/metrics` is always served from the registry.
 #[derive(Clone)]
 pub struct Admin {
     registry: Arc<Registry>,
     routes: HashMap<String, Handler>,
+    actions: HashMap<String, Action>,
 }
 
 // === impl Admin ===
@@ -73,6 +75,7 @@ impl Admin {
         Admin {
             registry,
             routes: HashMap::new(),
+            actions: HashMap::new(),
         }
         .route("/healthz", || Page::text(StatusCode::OK, "ok\n"))
         .route("/", move || Page::html(live.clone()))
@@ -82,6 +85,41 @@ impl Admin {
     pub fn route(mut self, path: &str, f: impl Fn() -> Page + Send + Sync + 'static) -> Admin {
         self.routes.insert(path.to_owned(), Arc::new(f));
         self
+    }
+
+    /// Adds a POST route that changes something (`stackd ctl`). `f` gets the
+    /// query string. Actions are taken only from loopback peers: the admin
+    /// listener may be reachable from the LAN for `/metrics`, but maintenance
+    /// calls come from an operator on the host.
+    pub fn action(mut self, path: &str, f: impl Fn(&str) -> Page + Send + Sync + 'static) -> Admin {
+        self.actions.insert(path.to_owned(), Arc::new(f));
+        self
+    }
+
+    /// Answers one request from `peer` (`None`: trusted, as in tests).
+    pub fn handle_from(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Page {
+        let Some(action) = self.actions.get(path) else {
+            return self.handle(method, path);
+        };
+        if method != Method::POST {
+            return Page::text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed: use POST\n",
+            );
+        }
+        if peer.is_some_and(|p| !p.ip().to_canonical().is_loopback()) {
+            return Page::text(
+                StatusCode::FORBIDDEN,
+                "403 Forbidden: maintenance calls are taken only from this host (loopback)\n",
+            );
+        }
+        action(query)
     }
 
     /// `/status` as JSON built by `f`.
@@ -140,7 +178,7 @@ impl Admin {
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
         let this = Arc::new(self);
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = listener.accept() => match r {
                     Ok(s) => s,
@@ -155,7 +193,13 @@ impl Admin {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let page = this.handle(req.method(), req.uri().path());
+                    let uri = req.uri();
+                    let page = this.handle_from(
+                        req.method(),
+                        uri.path(),
+                        uri.query().unwrap_or(""),
+                        Some(peer),
+                    );
                     let head = req.method() == Method::HEAD;
                     async move { Ok::<_, Infallible>(to_response(page, head)) }
                 });
@@ -221,6 +265,44 @@ mod tests {
         assert_eq!(
             admin.handle(&Method::POST, "/status").status,
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn actions_are_posted_from_loopback_only() {
+        let admin = Admin::new(Arc::new(Registry::default())).action("/ctl/drain", |q| {
+            Page::text(StatusCode::OK, format!("drained {q}\n"))
+        });
+        let lo: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let lan: std::net::SocketAddr = "192.0.2.10:5000".parse().unwrap();
+        let ok = admin.handle_from(&Method::POST, "/ctl/drain", "server=a", Some(lo));
+        assert_eq!(ok.status, StatusCode::OK);
+        assert_eq!(&ok.body[..], b"drained server=a\n");
+        let v6: std::net::SocketAddr = "[::1]:5000".parse().unwrap();
+        assert_eq!(
+            admin
+                .handle_from(&Method::POST, "/ctl/drain", "", Some(v6))
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            admin
+                .handle_from(&Method::POST, "/ctl/drain", "", Some(lan))
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            admin
+                .handle_from(&Method::GET, "/ctl/drain", "", Some(lo))
+                .status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        // Other pages are unchanged, from anywhere.
+        assert_eq!(
+            admin
+                .handle_from(&Method::GET, "/healthz", "", Some(lan))
+                .status,
+            StatusCode::OK
         );
     }
 

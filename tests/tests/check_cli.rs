@@ -107,3 +107,63 @@ fn help_describes_real_options() {
         );
     }
 }
+
+#[test]
+fn completions_cover_every_subcommand_in_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef stackd"),
+        ("fish", "complete -c stackd"),
+    ] {
+        let out = Command::new(stackd_bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(marker),
+            "{shell}: {text}"
+        );
+        for sub in ["proxy", "ha", "check", "status", "ctl", "lab"] {
+            assert!(text.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+}
+
+#[test]
+fn man_pages_are_written_for_every_subcommand_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(stackd_bin())
+        .arg("manpages")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "stackd.1",
+        "stackd-proxy.1",
+        "stackd-ha.1",
+        "stackd-demo-backend.1",
+        "stackd-check.1",
+        "stackd-status.1",
+        "stackd-ctl.1",
+        "stackd-completions.1",
+        "stackd-lab.1",
+        "stackd.toml.5",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(
+            text.starts_with(".TH") || text.contains("\n.TH"),
+            "{page} is not roff"
+        );
+    }
+    let check = std::fs::read_to_string(dir.path().join("stackd-check.1")).unwrap();
+    assert!(
+        check.contains("Exit status"),
+        "stackd-check(1) documents its exit codes"
+    );
+}

@@ -71,6 +71,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Completions { shell } => cmd::docs::completions(shell),
         Command::Manpages { dir } => cmd::docs::manpages(&dir)?,
         Command::Proxy(a) => {
+            drain_reopens()?;
             let cfg = Config::load(&a.config)?;
             let proxy = Config::require(&a.config, Section::Proxy, cfg.proxy.as_ref())?.clone();
             let shutdown = shutdown::shutdown_token()?;
@@ -80,12 +81,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 .context("proxy")?;
         }
         Command::Ha(a) => {
+            drain_reopens()?;
             let cfg = Config::load(&a.config)?;
             let ha = Config::require(&a.config, Section::Ha, cfg.ha.as_ref())?.clone();
             let shutdown = shutdown::shutdown_token()?;
             stackd_vrrp::run(ha, shutdown).await.context("ha")?;
         }
         Command::DemoBackend(a) => {
+            drain_reopens()?;
             let cfg = demo_args::resolve(&a)?;
             let shutdown = shutdown::shutdown_token()?;
             stackd_session::demo::run(cfg, shutdown)
@@ -116,6 +119,14 @@ fn chain(e: &anyhow::Error) -> String {
         }
     }
     parts.join(": ")
+}
+
+/// SIGUSR1 (logrotate's habit) must not kill a service; logs go to stderr,
+/// so there is nothing to reopen yet: it is logged and otherwise ignored.
+fn drain_reopens() -> anyhow::Result<()> {
+    let mut usr1 = shutdown::reopen_requests()?;
+    tokio::spawn(async move { while usr1.recv().await.is_some() {} });
+    Ok(())
 }
 
 /// On each SIGHUP, re-reads `path` and forwards a valid `[proxy]` table; a bad

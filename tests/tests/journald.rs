@@ -45,6 +45,10 @@ fn every_stderr_line_carries_its_priority_under_the_journal() {
     );
     // A warning: the only server fails its health check.
     p.wait_log("<4>", Duration::from_secs(10));
+    // SIGUSR1, which logrotate sends by habit, is logged, not fatal.
+    p.signal(Signal::SIGUSR1);
+    p.wait_log("SIGUSR1", Duration::from_secs(5));
+    assert!(p.running(), "SIGUSR1 must not kill the proxy");
     // An error over several lines: a reload with two bad values.
     std::fs::write(
         &cfg,

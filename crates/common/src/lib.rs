@@ -10,6 +10,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, SIGHUP as a stream.
 //! - [`admin`]: `/healthz`, `/status`, `/metrics` and extra pages.
 //! - [`live`]: the live page served at `/` of every admin listener and by the lab.
+//! - [`logfile`]: an append-only log file reopened on SIGUSR1 (logrotate).
 //! - [`metrics`]: `stackd_build_info` and `process_*`, on every `/metrics`.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod logfile;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,7 +1,8 @@
 //! Process signals as values services can `select!` on.
 //!
 //! One root [`CancellationToken`] is cancelled on SIGTERM or SIGINT; every
-//! subsystem takes a `child_token()`. SIGHUP is a stream of reload requests.
+//! subsystem takes a `child_token()`. SIGHUP is a stream of reload requests,
+//! SIGUSR1 one of log-reopen requests.
 //! Services receive these as arguments and never install handlers themselves,
 //! so tests can drive shutdown and reload without signals.
 
@@ -39,6 +40,23 @@ pub fn reload_requests() -> io::Result<mpsc::Receiver<()>> {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reload requested");
+            if tx.try_send(()).is_err() && tx.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A stream of log-reopen requests: one message per SIGUSR1 (logrotate's
+/// `postrotate` signal, as for nginx). Installing it also keeps SIGUSR1,
+/// which an operator sends by habit, from killing the process.
+pub fn reopen_requests() -> io::Result<mpsc::Receiver<()>> {
+    let (tx, rx) = mpsc::channel(1);
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            tracing::info!("SIGUSR1: reopening log files");
             if tx.try_send(()).is_err() && tx.is_closed() {
                 break;
             }

@@ -8,10 +8,12 @@
 //! - [`telemetry`]: `tracing` subscriber setup (human or JSON).
 //! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, SIGHUP as a stream.
 //! - [`admin`]: `/healthz`, `/status`, `/metrics` and extra pages.
+//! - [`http_client`]: the one outbound HTTP(S) client (tracking, webhooks, probes).
 
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod http_client;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -16,7 +16,7 @@
 //! - [`driver`]: one async loop per instance, executing actions via [`ports`].
 //! - [`socket`] (raw IP 112, IPv4 and IPv6), [`netlink`] (VIPs), [`iface`] (addresses, link).
 //! - [`probe`] (tracking checks), [`notify`] (script, webhook, mail),
-//!   [`status`] (`/status` JSON and `/metrics`), [`http`] (tiny client).
+//!   [`status`] (`/status` JSON and `/metrics`).
 //!
 //! ```text
 //! run ─┬─ admin server (/healthz /status /metrics)
@@ -33,7 +33,6 @@ pub mod track;
 pub mod validate;
 
 pub mod driver;
-pub mod http;
 pub mod iface;
 pub mod netlink;
 pub mod notify;
@@ -50,6 +49,7 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 use stackd_common::admin::Admin;
 use stackd_common::config::HaConfig;
+use stackd_common::http_client::HttpClient;
 use stackd_common::CancellationToken;
 
 /// Why `stackd ha` could not run.
@@ -84,10 +84,12 @@ pub async fn run(cfg: HaConfig, shutdown: CancellationToken) -> Result<(), HaErr
     let mut registry = Registry::default();
     metrics.register(&mut registry);
 
+    // One pool for every tracking check and webhook of this daemon.
+    let http = HttpClient::new("stackd-ha");
     let mut tasks = tokio::task::JoinSet::new();
     let mut statuses = Vec::new();
     for inst in &cfg.instance {
-        let built = setup::instance(inst, cfg.email.clone(), metrics.clone(), &shutdown)?;
+        let built = setup::instance(inst, cfg.email.clone(), metrics.clone(), &http, &shutdown)?;
         statuses.push(built.status.clone());
         let stop = shutdown.child_token();
         tasks.spawn(built.driver.run(built.samples, stop));

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use stackd_common::config::ha::EmailConfig;
+use stackd_common::http_client::HttpClient;
 
 /// What happened, as sent to the webhook (JSON) and the mail body.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -22,11 +23,12 @@ pub struct Notice {
 }
 
 /// Where notices go, for one instance.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct Notifier {
     pub script: Option<PathBuf>,
     pub webhook: Option<String>,
     pub email: Option<EmailConfig>,
+    pub http: HttpClient,
 }
 
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(30);
@@ -35,6 +37,16 @@ const WEBHOOK_DEADLINE: Duration = Duration::from_secs(5);
 // === impl Notifier ===
 
 impl Notifier {
+    /// A notifier that sends nothing until its fields are set.
+    pub fn new(http: HttpClient) -> Notifier {
+        Notifier {
+            script: None,
+            webhook: None,
+            email: None,
+            http,
+        }
+    }
+
     /// Fires every configured notification in the background.
     pub fn send(&self, n: Notice) {
         if let Some(script) = self.script.clone() {
@@ -62,11 +74,12 @@ impl Notifier {
         }
         if let Some(url) = self.webhook.clone() {
             let body = serde_json::to_vec(&n).unwrap_or_default();
+            let http = self.http.clone();
             tokio::spawn(async move {
-                match crate::http::request("POST", &url, Some(&body), WEBHOOK_DEADLINE).await {
-                    Ok(c) if (200..300).contains(&c) => {}
-                    Ok(c) => tracing::warn!(%url, status = c, "notify webhook refused"),
-                    Err(e) => tracing::warn!(%url, error = %e, "notify webhook failed"),
+                match http.post_json(&url, body, WEBHOOK_DEADLINE).await {
+                    Ok(r) if r.status.is_success() => {}
+                    Ok(r) => tracing::warn!(%url, status = %r.status, "notify webhook refused"),
+                    Err(e) => tracing::warn!(error = %e, "notify webhook failed"),
                 }
             });
         }

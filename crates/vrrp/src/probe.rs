@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use stackd_common::config::ha::Track;
+use stackd_common::http_client::HttpClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -12,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 pub type Sample = (usize, bool);
 
 /// Runs one probe of `t`.
-pub async fn probe(t: &Track) -> bool {
+pub async fn probe(http: &HttpClient, t: &Track) -> bool {
     let work = async {
         if let Some(url) = &t.http {
-            crate::http::request("GET", url, None, t.timeout)
+            http.get(url, t.timeout)
                 .await
-                .is_ok_and(|c| (200..300).contains(&c))
+                .is_ok_and(|r| r.status.is_success())
         } else if let Some(name) = &t.process {
             process_running(name)
         } else if let Some(cmd) = &t.script {
@@ -61,7 +62,13 @@ async fn script_ok(cmd: &str) -> bool {
 }
 
 /// Probes `t` every `t.interval` until `stop`.
-pub async fn run(index: usize, t: Track, out: mpsc::Sender<Sample>, stop: CancellationToken) {
+pub async fn run(
+    index: usize,
+    t: Track,
+    http: HttpClient,
+    out: mpsc::Sender<Sample>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(t.interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -71,7 +78,7 @@ pub async fn run(index: usize, t: Track, out: mpsc::Sender<Sample>, stop: Cancel
         }
         let ok = tokio::select! {
             _ = stop.cancelled() => return,
-            ok = probe(&t) => ok,
+            ok = probe(&http, &t) => ok,
         };
         if out.send((index, ok)).await.is_err() {
             return;
@@ -82,6 +89,10 @@ pub async fn run(index: usize, t: Track, out: mpsc::Sender<Sample>, stop: Cancel
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn http() -> HttpClient {
+        HttpClient::new("stackd-ha-test")
+    }
 
     fn track() -> Track {
         Track {
@@ -96,17 +107,23 @@ mod tests {
     #[tokio::test]
     async fn script_exit_code_and_timeout() {
         assert!(
-            probe(&Track {
-                script: Some("exit 0".into()),
-                ..track()
-            })
+            probe(
+                &http(),
+                &Track {
+                    script: Some("exit 0".into()),
+                    ..track()
+                }
+            )
             .await
         );
         assert!(
-            !probe(&Track {
-                script: Some("exit 3".into()),
-                ..track()
-            })
+            !probe(
+                &http(),
+                &Track {
+                    script: Some("exit 3".into()),
+                    ..track()
+                }
+            )
             .await
         );
         let slow = Track {
@@ -115,7 +132,7 @@ mod tests {
             ..track()
         };
         let t0 = tokio::time::Instant::now();
-        assert!(!probe(&slow).await);
+        assert!(!probe(&http(), &slow).await);
         assert!(t0.elapsed() < Duration::from_secs(3));
     }
 
@@ -123,31 +140,43 @@ mod tests {
     async fn process_and_interface() {
         let me = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
         assert!(
-            probe(&Track {
-                process: Some(me.trim_end().into()),
-                ..track()
-            })
+            probe(
+                &http(),
+                &Track {
+                    process: Some(me.trim_end().into()),
+                    ..track()
+                }
+            )
             .await
         );
         assert!(
-            !probe(&Track {
-                process: Some("no-such-process-xyz".into()),
-                ..track()
-            })
+            !probe(
+                &http(),
+                &Track {
+                    process: Some("no-such-process-xyz".into()),
+                    ..track()
+                }
+            )
             .await
         );
         assert!(
-            probe(&Track {
-                interface: Some("lo".into()),
-                ..track()
-            })
+            probe(
+                &http(),
+                &Track {
+                    interface: Some("lo".into()),
+                    ..track()
+                }
+            )
             .await
         );
         assert!(
-            !probe(&Track {
-                interface: Some("nope0".into()),
-                ..track()
-            })
+            !probe(
+                &http(),
+                &Track {
+                    interface: Some("nope0".into()),
+                    ..track()
+                }
+            )
             .await
         );
     }
@@ -158,10 +187,13 @@ mod tests {
         let addr = l.local_addr().expect("addr");
         drop(l);
         assert!(
-            !probe(&Track {
-                http: Some(format!("http://{addr}/healthz")),
-                ..track()
-            })
+            !probe(
+                &http(),
+                &Track {
+                    http: Some(format!("http://{addr}/healthz")),
+                    ..track()
+                }
+            )
             .await
         );
     }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use stackd_common::config::ha::{EmailConfig, Instance};
+use stackd_common::http_client::HttpClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,7 @@ pub(crate) fn instance(
     inst: &Instance,
     email: Option<EmailConfig>,
     metrics: Metrics,
+    http: &HttpClient,
     shutdown: &CancellationToken,
 ) -> Result<Built, HaError> {
     let name = inst.name.clone();
@@ -148,6 +150,7 @@ pub(crate) fn instance(
         tokio::spawn(crate::probe::run(
             i,
             t.clone(),
+            http.clone(),
             tx.clone(),
             shutdown.child_token(),
         ));
@@ -156,6 +159,7 @@ pub(crate) fn instance(
         script: inst.notify.clone(),
         webhook: inst.notify_webhook.clone(),
         email,
+        http: http.clone(),
     };
     let ports = LinuxPorts {
         garp,

@@ -148,7 +148,7 @@ fn start(inst: Instance) -> Rig {
         expect,
         status.clone(),
         Metrics::default(),
-        Notifier::default(),
+        Notifier::new(stackd_common::http_client::HttpClient::new("t")),
     );
     let stop = CancellationToken::new();
     let task = tokio::spawn(d.run(srx, stop.clone()));

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use stackd_common::config::ha::EmailConfig;
+use stackd_common::http_client::HttpClient;
 use stackd_vrrp::notify::{Notice, Notifier};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -44,7 +45,7 @@ async fn webhook_gets_json() {
     });
     Notifier {
         webhook: Some(url),
-        ..Notifier::default()
+        ..Notifier::new(HttpClient::new("stackd-ha-test"))
     }
     .send(notice());
     let req = tokio::time::timeout(Duration::from_secs(5), rx)
@@ -52,7 +53,11 @@ async fn webhook_gets_json() {
         .expect("test io")
         .expect("test io");
     assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
-    assert!(req.contains("Content-Type: application/json"));
+    assert!(
+        req.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{req}"
+    );
     let body = req.split("\r\n\r\n").nth(1).expect("test io");
     let v: serde_json::Value = serde_json::from_str(body).expect("test io");
     assert_eq!(v["instance"], "VI_1");
@@ -109,7 +114,7 @@ async fn mail_goes_through_smtp() {
     };
     Notifier {
         email: Some(email),
-        ..Notifier::default()
+        ..Notifier::new(HttpClient::new("stackd-ha-test"))
     }
     .send(notice());
     let data = tokio::time::timeout(Duration::from_secs(10), rx)

@@ -11,8 +11,13 @@ use crate::cli::DemoBackendArgs;
 pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
-            let file = Config::load(path)?;
-            Config::require(path, Section::DemoBackend, file.demo_backend.as_ref())?.clone()
+            let file = crate::load_for(path, Section::DemoBackend)?;
+            Config::require(
+                path,
+                Section::DemoBackend,
+                file.config.demo_backend.as_ref(),
+            )?
+            .clone()
         }
         None => {
             let (Some(node_id), Some(redis)) = (&a.node_id, &a.redis) else {
@@ -40,12 +45,12 @@ pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
     }
     let mut findings = Findings::default();
     cfg.validate(&KeyPath::root("demo_backend"), &mut findings);
-    if let Some(f) = findings.0.first() {
+    if let Some(f) = findings.errors.first() {
         anyhow::bail!(
             "{}: {}{}",
             f.path,
             f.message,
-            if findings.0.len() > 1 {
+            if findings.errors.len() > 1 {
                 " (and more)"
             } else {
                 ""

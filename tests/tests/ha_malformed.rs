@@ -70,7 +70,9 @@ fn malformed_packets_are_ignored_and_counted() {
     inject(&ha, "192.0.2.135", 255, &[0x3f; 40]); // v3, type 15
 
     let m = |reason: &str| {
-        format!("vrrp_rejected_packets_total{{instance=\"VI_1\",reason=\"{reason}\"}} 1")
+        format!(
+            "stackd_vrrp_rejected_packets_total{{vrrp_instance=\"VI_1\",reason=\"{reason}\"}} 1"
+        )
     };
     let want = [
         "bad_ttl",
@@ -103,8 +105,8 @@ fn malformed_packets_are_ignored_and_counted() {
 
     // A valid, higher-priority advert is the control: it is accepted.
     inject(&ha, "192.0.2.135", 255, &good);
-    assert!(poll(S(2), || ha
-        .metrics("px2")
-        .contains("vrrp_adverts_received_total{instance=\"VI_1\"}"))
+    assert!(poll(S(2), || ha.metrics("px2").contains(
+        "stackd_vrrp_adverts_received_total{vrrp_instance=\"VI_1\"}"
+    ))
     .is_some());
 }

@@ -93,5 +93,5 @@ fn weight_lowers_priority_and_lets_the_backup_preempt() {
     );
     assert!(ha
         .metrics("px1")
-        .contains("vrrp_effective_priority{instance=\"VI_1\"} 50"));
+        .contains("stackd_vrrp_effective_priority{vrrp_instance=\"VI_1\"} 50"));
 }

@@ -2,9 +2,7 @@
 //! raw ok/fail results to the driver, which owns the hysteresis
 //! ([`crate::track`]). A probe that times out counts as a failure.
 
-use std::time::Duration;
-
-use stackd_common::config::ha::Track;
+use stackd_common::config::ha::{Check, TrackSpec};
 use stackd_common::http_client::HttpClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -12,21 +10,17 @@ use tokio_util::sync::CancellationToken;
 /// One probe result: (index of the track entry, ok).
 pub type Sample = (usize, bool);
 
-/// Runs one probe of `t`.
-pub async fn probe(http: &HttpClient, t: &Track) -> bool {
+/// Runs one probe of `t`; a probe slower than `t.timeout` failed.
+pub async fn probe(http: &HttpClient, t: &TrackSpec) -> bool {
     let work = async {
-        if let Some(url) = &t.http {
-            http.get(url, t.timeout)
+        match &t.check {
+            Check::Http(url) => http
+                .get(url, t.timeout)
                 .await
-                .is_ok_and(|r| r.status.is_success())
-        } else if let Some(name) = &t.process {
-            process_running(name)
-        } else if let Some(cmd) = &t.script {
-            script_ok(cmd).await
-        } else if let Some(ifname) = &t.interface {
-            crate::iface::link_up(ifname)
-        } else {
-            false
+                .is_ok_and(|r| r.status.is_success()),
+            Check::Process(name) => process_running(name),
+            Check::Script(cmd) => script_ok(cmd).await,
+            Check::Interface(ifname) => crate::iface::link_up(ifname),
         }
     };
     tokio::time::timeout(t.timeout, work).await.unwrap_or(false)
@@ -64,12 +58,12 @@ async fn script_ok(cmd: &str) -> bool {
 /// Probes `t` every `t.interval` until `stop`.
 pub async fn run(
     index: usize,
-    t: Track,
+    t: TrackSpec,
     http: HttpClient,
     out: mpsc::Sender<Sample>,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(t.interval.max(Duration::from_millis(10)));
+    let mut tick = tokio::time::interval(t.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -88,48 +82,34 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use stackd_common::config::ha::OnDown;
+
     use super::*;
 
     fn http() -> HttpClient {
         HttpClient::new("stackd-ha-test")
     }
 
-    fn track() -> Track {
-        Track {
+    fn track(check: Check) -> TrackSpec {
+        TrackSpec {
+            check,
             interval: Duration::from_millis(50),
             timeout: Duration::from_secs(2),
             fall: 1,
             rise: 1,
-            ..Track::default()
+            on_down: OnDown::Fault,
         }
     }
 
     #[tokio::test]
     async fn script_exit_code_and_timeout() {
-        assert!(
-            probe(
-                &http(),
-                &Track {
-                    script: Some("exit 0".into()),
-                    ..track()
-                }
-            )
-            .await
-        );
-        assert!(
-            !probe(
-                &http(),
-                &Track {
-                    script: Some("exit 3".into()),
-                    ..track()
-                }
-            )
-            .await
-        );
-        let slow = Track {
-            script: Some("sleep 5".into()),
+        assert!(probe(&http(), &track(Check::Script("exit 0".into()))).await);
+        assert!(!probe(&http(), &track(Check::Script("exit 3".into()))).await);
+        let slow = TrackSpec {
             timeout: Duration::from_millis(100),
-            ..track()
+            ..track(Check::Script("sleep 5".into()))
         };
         let t0 = tokio::time::Instant::now();
         assert!(!probe(&http(), &slow).await);
@@ -139,46 +119,16 @@ mod tests {
     #[tokio::test]
     async fn process_and_interface() {
         let me = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
-        assert!(
-            probe(
-                &http(),
-                &Track {
-                    process: Some(me.trim_end().into()),
-                    ..track()
-                }
-            )
-            .await
-        );
+        assert!(probe(&http(), &track(Check::Process(me.trim_end().into()))).await);
         assert!(
             !probe(
                 &http(),
-                &Track {
-                    process: Some("no-such-process-xyz".into()),
-                    ..track()
-                }
+                &track(Check::Process("no-such-process-xyz".into()))
             )
             .await
         );
-        assert!(
-            probe(
-                &http(),
-                &Track {
-                    interface: Some("lo".into()),
-                    ..track()
-                }
-            )
-            .await
-        );
-        assert!(
-            !probe(
-                &http(),
-                &Track {
-                    interface: Some("nope0".into()),
-                    ..track()
-                }
-            )
-            .await
-        );
+        assert!(probe(&http(), &track(Check::Interface("lo".into()))).await);
+        assert!(!probe(&http(), &track(Check::Interface("nope0".into()))).await);
     }
 
     #[tokio::test]
@@ -189,10 +139,7 @@ mod tests {
         assert!(
             !probe(
                 &http(),
-                &Track {
-                    http: Some(format!("http://{addr}/healthz")),
-                    ..track()
-                }
+                &track(Check::Http(format!("http://{addr}/healthz")))
             )
             .await
         );

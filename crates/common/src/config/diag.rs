@@ -61,20 +61,35 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Collects findings during validation so that all of them are reported at once.
+/// Collects findings during validation so that all of them are reported at
+/// once: errors (the file cannot be used) and warnings (it can, but an
+/// operator should know, e.g. a world-readable password file).
 #[derive(Debug, Default)]
-pub struct Findings(pub Vec<Finding>);
+pub struct Findings {
+    pub errors: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+}
 
 impl Findings {
+    /// An error at `path`.
     pub fn push(&mut self, path: KeyPath, message: impl Into<String>) {
-        self.0.push(Finding {
+        self.errors.push(Finding {
             path,
             message: message.into(),
         });
     }
 
+    /// A warning at `path`.
+    pub fn warn(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.warnings.push(Finding {
+            path,
+            message: message.into(),
+        });
+    }
+
+    /// No errors (warnings do not count).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.errors.is_empty()
     }
 }
 

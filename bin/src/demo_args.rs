@@ -38,6 +38,9 @@ pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
         cfg.node_id.clone_from(n);
     }
     if let Some(r) = &a.redis {
+        if stackd_common::config::secret::url_has_password(r) {
+            tracing::warn!("--redis carries a password, which every local user can read in ps; put redis_password_file in a config file instead");
+        }
         cfg.redis.clone_from(r);
     }
     if let Some(t) = &a.session_ttl {

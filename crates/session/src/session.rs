@@ -48,6 +48,9 @@ pub struct Session {
     state: Arc<Mutex<State>>,
     store: Arc<dyn SessionStore>,
     ttl: Ttl,
+    /// TTL of a session created by this request: the client has not shown it
+    /// wants one yet (a crawler, a flood). Its next request slides it to `ttl`.
+    first_ttl: Ttl,
 }
 
 struct State {
@@ -98,9 +101,18 @@ impl Session {
             state: Arc::new(Mutex::new(state)),
             store,
             ttl,
+            first_ttl: ttl,
         }
     }
 
+    /// Sessions this request creates live `first` (capped at the idle TTL)
+    /// until the client comes back with the cookie.
+    pub fn with_first_ttl(mut self, first: Ttl) -> Session {
+        self.first_ttl = first.min(self.ttl);
+        self
+    }
+
+    /// The idle lifetime of an established session.
     pub fn ttl(&self) -> Ttl {
         self.ttl
     }

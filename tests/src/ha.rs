@@ -37,19 +37,25 @@ impl Ha {
 
     /// Starts `stackd ha` on `host` with an [ha] table; returns its PID.
     pub fn stackd(&self, host: &str, ha_toml: &str) -> u32 {
+        self.stackd_as(host, ha_toml, &[])
+    }
+
+    /// [`Ha::stackd`] started through `wrapper` (e.g. `setpriv ... --`), so
+    /// it can run as another user with chosen capabilities.
+    pub fn stackd_as(&self, host: &str, ha_toml: &str, wrapper: &[&str]) -> u32 {
         let cfg = self.dir.join(format!("{host}.toml"));
         fs::write(&cfg, ha_toml).expect("write config");
         let log = fs::File::create(self.dir.join(format!("{host}.log"))).expect("log file");
-        let mut cmd = self.lab.command(
-            host,
-            &[
-                &stackd_bin().display().to_string(),
-                "--log-level",
-                "info,stackd_vrrp=debug",
-                "ha",
-                "--config",
-            ],
-        );
+        let bin = stackd_bin().display().to_string();
+        let mut args = wrapper.to_vec();
+        args.extend([
+            bin.as_str(),
+            "--log-level",
+            "info,stackd_vrrp=debug",
+            "ha",
+            "--config",
+        ]);
+        let mut cmd = self.lab.command(host, &args);
         cmd.arg(&cfg)
             .stdout(Stdio::from(log.try_clone().expect("dup")))
             .stderr(Stdio::from(log));

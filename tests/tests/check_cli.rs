@@ -1,6 +1,6 @@
-//! `stackd check` as an operator uses it: every config shipped in deploy/
-//! passes, and a broken file fails with exit code 64 and every problem
-//! located as file:line:column.
+//! `stackd check` as an operator uses it: a broken file fails with exit
+//! code 64 and every problem located as file:line:column. (That every
+//! shipped config passes is in deploy_files.rs, with its secret files.)
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::process::Command;
@@ -19,22 +19,6 @@ fn check(path: &std::path::Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-#[test]
-fn every_shipped_config_passes() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/hosts");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let (code, out, err) = check(&path);
-            assert_eq!(code, 0, "{}: {out}{err}", path.display());
-            assert!(out.contains(": ok ("), "{out}");
-            n += 1;
-        }
-    }
-    assert_eq!(n, 4, "px1, px2, be1, be2");
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub mod socket;
 pub mod status;
 
 // --- Linux edges, private.
+mod child;
 mod iface;
 mod netlink;
 mod probe;

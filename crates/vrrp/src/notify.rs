@@ -201,15 +201,13 @@ impl Notifier {
     async fn script(&self, n: &Notice) {
         let Some(script) = &self.script else { return };
         // keepalived's `notify`: <script> INSTANCE <name> <state> <priority>
-        let run = tokio::process::Command::new(script)
+        let run = crate::child::command(script)
             .args([
                 "INSTANCE",
                 &n.instance,
                 n.state.as_str(),
                 &n.priority.to_string(),
             ])
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
             .status();
         match tokio::time::timeout(SCRIPT_DEADLINE, run).await {
             Ok(Ok(s)) if s.success() => {}

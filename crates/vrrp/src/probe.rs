@@ -44,13 +44,11 @@ pub fn process_running(name: &str) -> bool {
 /// keepalived `track_script`: run through `sh -c`, exit 0 is up. The child is
 /// killed if the probe times out (kill_on_drop).
 async fn script_ok(cmd: &str) -> bool {
-    let child = tokio::process::Command::new("/bin/sh")
+    let child = crate::child::command("/bin/sh")
         .arg("-c")
         .arg(cmd)
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .status();
     child.await.is_ok_and(|s| s.success())
 }

@@ -236,11 +236,13 @@ impl DemoBackendConfig {
             if self.redis.starts_with("memory") {
                 out.push(k.clone(), "memory:// has no password");
             }
-            if let Some(mode) = secret::world_readable(path) {
-                out.warn(k.clone(), secret::world_readable_warning(path, mode));
-            }
-            if let Err(e) = secret::read_secret_file(path) {
-                out.push(k, e);
+            if !out.skip_secret_files {
+                if let Some(mode) = secret::world_readable(path) {
+                    out.warn(k.clone(), secret::world_readable_warning(path, mode));
+                }
+                if let Err(e) = secret::read_secret_file(path) {
+                    out.push(k, e);
+                }
             }
         }
         for (key, ttl) in [

@@ -68,6 +68,10 @@ pub struct Finding {
 pub struct Findings {
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
+    /// Do not open `*_file` secrets: set while a service validates another
+    /// service's table (the proxy has no business reading `[ha]`'s password,
+    /// and usually no permission either).
+    pub skip_secret_files: bool,
 }
 
 impl Findings {

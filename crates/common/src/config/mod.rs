@@ -105,19 +105,21 @@ impl Config {
     /// `stackd check`: every problem in every table is an error; what is
     /// merely risky (a world-readable secret) comes back as warnings.
     pub fn check(path: &Path) -> Result<Loaded, ConfigError> {
-        Report::of_file(path)?.strict()
+        Report::of_file(path, None)?.strict()
     }
 
     /// What a subcommand loads: only `section` must be right. Errors in the
     /// other tables become warnings, so a typo in `[proxy]` cannot stop
     /// `stackd ha` (one file per host holds both).
     pub fn load_for(path: &Path, section: Section) -> Result<Loaded, ConfigError> {
-        Report::of_file(path)?.only(path, section)
+        Report::of_file(path, Some(section))?.only(path, section)
     }
 
     /// Parses and validates `text` strictly; `origin` names the file in messages.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        Report::of_text(text, origin)?.strict().map(|l| l.config)
+        Report::of_text(text, origin, None)?
+            .strict()
+            .map(|l| l.config)
     }
 
     /// [`Config::load_for`] on text.
@@ -126,7 +128,7 @@ impl Config {
         origin: &Path,
         section: Section,
     ) -> Result<Loaded, ConfigError> {
-        Report::of_text(text, origin)?.only(origin, section)
+        Report::of_text(text, origin, Some(section))?.only(origin, section)
     }
 
     fn validate_table(&self, section: Section, out: &mut Findings) {
@@ -224,12 +226,12 @@ struct DemoTable {
 }
 
 impl Report {
-    fn of_file(path: &Path) -> Result<Report, ConfigError> {
+    fn of_file(path: &Path, only: Option<Section>) -> Result<Report, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut report = Report::of_text(&text, path)?;
+        let mut report = Report::of_text(&text, path, only)?;
         if let Some(mode) = secret::world_readable(path) {
             let locator = Locator::new(path, &text);
             for key in report.config.inline_secrets() {
@@ -245,8 +247,9 @@ impl Report {
     }
 
     /// Parses each table on its own, then validates each. Only a TOML syntax
-    /// error stops everything (nothing can be read at all).
-    fn of_text(text: &str, origin: &Path) -> Result<Report, ConfigError> {
+    /// error stops everything (nothing can be read at all). With `only`, the
+    /// other tables' secret files are not opened.
+    fn of_text(text: &str, origin: &Path, only: Option<Section>) -> Result<Report, ConfigError> {
         let locator = Locator::new(origin, text);
         let serde_problem = |e: toml::de::Error| {
             let key = e
@@ -296,7 +299,10 @@ impl Report {
             report.errors.push((None, locator.locate(&f)));
         }
         for s in Section::ALL {
-            let mut f = Findings::default();
+            let mut f = Findings {
+                skip_secret_files: only.is_some_and(|o| o != s),
+                ..Findings::default()
+            };
             if s == Section::Ha {
                 let at = KeyPath::root("ha");
                 report.ha_spec = report
@@ -358,7 +364,7 @@ impl Report {
                 Section::DemoBackend => config.demo_backend = None,
             }
         }
-        let ha_spec = self.ha_spec.filter(|_| config.ha.is_some());
+        let ha_spec = self.ha_spec.filter(|_| section == Section::Ha);
         let mut warnings = self.warnings;
         warnings.extend(others.into_iter().map(|(_, p)| p));
         Ok(Loaded {

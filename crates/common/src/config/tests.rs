@@ -1017,3 +1017,28 @@ fn unknown_tables_and_missing_tables() {
     // A syntax error stops everyone: nothing can be read.
     assert!(Config::from_toml_str_for(&format!("{HA}\n[proxy\n"), origin, Section::Ha).is_err());
 }
+
+#[test]
+fn a_service_does_not_open_another_services_secret_files() {
+    let text = format!(
+        "{PROXY}{}",
+        edit(
+            HA,
+            "auth_pass = \"1111\"",
+            "auth_pass_file = \"/nonexistent/vrrp.pass\""
+        )
+    );
+    let origin = Path::new("t.toml");
+    let proxy = Config::from_toml_str_for(&text, origin, Section::Proxy).unwrap();
+    assert!(proxy.warnings.is_empty(), "{:?}", proxy.warnings);
+    assert!(proxy.ha_spec.is_none());
+    let e = Config::from_toml_str_for(&text, origin, Section::Ha).unwrap_err();
+    assert!(
+        e.to_string().contains("cannot read /nonexistent/vrrp.pass"),
+        "{e}"
+    );
+    assert!(
+        Config::from_toml_str(&text, origin).is_err(),
+        "check opens every file"
+    );
+}

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use super::{EmailConfig, HaConfig, Instance, Track};
 use crate::config::diag::{Findings, KeyPath};
-use crate::config::{format_duration, secret};
+use crate::config::{format_duration, secret, Secret};
 
 /// Instances per daemon (VRIDs are 1..=255 per interface and version).
 pub const MAX_INSTANCES: usize = 255;
@@ -487,6 +487,9 @@ impl Instance {
                 return None;
             }
             (Some(p), None) => (p.clone(), "auth_pass"),
+            // Another service validating this table: the file is not its to
+            // read (the spec it builds is never used).
+            (None, Some(_)) if out.skip_secret_files => (Secret::new("unread"), "auth_pass_file"),
             (None, Some(path)) => {
                 if let Some(mode) = secret::world_readable(path) {
                     out.warn(

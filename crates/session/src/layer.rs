@@ -121,7 +121,7 @@ impl SessionLayer {
 ///
 /// ```
 /// use std::time::Duration;
-/// use stackd_session::{layer::error_response, SessionError, StoreError};
+/// use stackd_session::{error_response, SessionError, StoreError};
 /// let r: http::Response<String> = error_response(&SessionError::Store(StoreError::Timeout(Duration::from_secs(2))));
 /// assert_eq!(r.status(), 503);
 /// assert_eq!(r.body(), "503 session store unavailable: session store did not answer within 2s\n");

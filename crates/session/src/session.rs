@@ -20,9 +20,9 @@ use crate::id::{CookieValue, SessionId};
 use crate::store::{Op, Record, SessionStore, StoreError, Ttl, WriteMode, Written};
 
 /// Store field holding the creation time (unix seconds).
-pub const CREATED_FIELD: &str = "m:created";
+pub(crate) const CREATED_FIELD: &str = "m:created";
 /// Prefix of store fields holding user values.
-pub const DATA_PREFIX: &str = "d:";
+pub(crate) const DATA_PREFIX: &str = "d:";
 /// Attempts at a fresh id before giving up (a clash of 128-bit ids means a broken RNG).
 const CREATE_ATTEMPTS: usize = 3;
 

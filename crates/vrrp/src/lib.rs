@@ -20,16 +20,10 @@ pub mod checksum;
 pub mod coalesce;
 /// Gratuitous ARP / unsolicited NA frames (and, crate-private, their sending).
 pub mod garp;
-/// The IPv4 header in front of a received advert.
-pub mod ip;
 /// VRRPv2/v3 encode and decode.
 pub mod packet;
 /// The RFC 5798 §6 state machine: events in, actions out.
 pub mod state;
-/// Skew_Time and Master_Down_Interval.
-pub mod timers;
-/// Fall/rise hysteresis and effective priority.
-pub mod track;
 /// RFC receive checks; every reject has a metric label.
 pub mod validate;
 
@@ -45,6 +39,14 @@ pub mod ports;
 pub mod socket;
 /// `/status` JSON and `/metrics`.
 pub mod status;
+
+// --- Pure, used only here.
+/// The IPv4 header in front of a received advert.
+mod ip;
+/// Skew_Time and Master_Down_Interval.
+mod timers;
+/// Fall/rise hysteresis and effective priority.
+mod track;
 
 // --- Linux edges, private.
 mod child;

@@ -8,7 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::ip::{parse_ipv4, IpError};
+use crate::ip::parse_ipv4;
+pub use crate::ip::IpError;
 use crate::packet::{Advert, Auth, DecodeError, Decoded, Version};
 use crate::timers;
 

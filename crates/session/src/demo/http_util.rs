@@ -8,9 +8,13 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 
-pub type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<Full<Bytes>>;
 
-pub fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+pub(crate) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -21,13 +25,13 @@ pub fn respond(status: StatusCode, content_type: &'static str, body: impl Into<B
     r
 }
 
-pub fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
+pub(crate) fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
     let mut body = serde_json::to_vec(v).unwrap_or_default();
     body.push(b'\n');
     respond(status, "application/json", body)
 }
 
-pub fn text(status: StatusCode, body: impl Into<String>) -> Resp {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Resp {
     respond(status, "text/plain; charset=utf-8", body.into())
 }
 
@@ -89,7 +93,7 @@ pub async fn read_body(
 }
 
 /// `application/x-www-form-urlencoded` value of `key` (`+` is a space).
-pub fn form_value(body: &str, key: &str) -> Option<String> {
+pub(crate) fn form_value(body: &str, key: &str) -> Option<String> {
     body.split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| percent_decode(k).as_deref() == Some(key))
@@ -114,7 +118,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Minimal HTML escaping for text and attribute values.
-pub fn escape_html(s: &str) -> String {
+pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -28,7 +28,7 @@ const LOGIN_BODY_LIMIT: u64 = 16 * 1024;
 /// Longest user name accepted at login.
 const USER_MAX_CHARS: usize = 64;
 
-pub struct App {
+pub(crate) struct App {
     pub layer: SessionLayer,
     pub node: String,
     pub metrics: Metrics,
@@ -37,7 +37,7 @@ pub struct App {
 
 /// How request bodies are read.
 #[derive(Clone, Copy, Debug)]
-pub struct BodyLimits {
+pub(crate) struct BodyLimits {
     /// Longest pause between two reads (`client_body_timeout`).
     pub timeout: Duration,
     /// Largest `/echo` body (`client_max_body_size`).

@@ -22,7 +22,7 @@
 //! is down and answers 503 until it is back.
 
 mod scripts;
-pub mod url;
+pub(crate) mod url;
 
 use std::future::Future;
 use std::path::PathBuf;

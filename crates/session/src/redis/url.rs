@@ -19,7 +19,7 @@ use stackd_common::config::redact_url as redact;
 
 /// Where sessions live, as the URL said.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Memory,
     /// A URL the redis crate understands directly (`redis://`, `rediss://`).
     Single(String),

@@ -245,6 +245,18 @@ impl DemoBackendConfig {
                 }
             }
         }
+        if self.memory_max_sessions == 0 {
+            out.push(at.key("memory_max_sessions"), "must be at least 1");
+        }
+        if self.redis_ca_file.is_some() && !self.redis.starts_with("rediss") {
+            out.push(
+                at.key("redis_ca_file"),
+                "only used with TLS: make `redis` a rediss:// (or rediss+sentinel://, rediss+cluster://) URL, or remove this key",
+            );
+        }
+    }
+
+    fn validate_limits(&self, at: &KeyPath, out: &mut Findings) {
         for (key, ttl) in [
             ("session_ttl", self.session_ttl),
             ("new_session_ttl", self.new_session_ttl),
@@ -261,18 +273,7 @@ impl DemoBackendConfig {
                 );
             }
         }
-        if self.memory_max_sessions == 0 {
-            out.push(at.key("memory_max_sessions"), "must be at least 1");
-        }
-        if self.redis_ca_file.is_some() && !self.redis.starts_with("rediss") {
-            out.push(
-                at.key("redis_ca_file"),
-                "only used with TLS: make `redis` a rediss:// (or rediss+sentinel://, rediss+cluster://) URL, or remove this key",
-            );
-        }
-    }
 
-    fn validate_limits(&self, at: &KeyPath, out: &mut Findings) {
         for (key, d) in [
             ("redis_timeout", self.redis_timeout),
             ("client_header_timeout", self.client_header_timeout),

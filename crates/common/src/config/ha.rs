@@ -5,6 +5,7 @@
 //! This module is the file's shape; [`spec`] checks it and turns it into the
 //! typed [`HaSpec`] that `stackd ha` runs.
 
+mod build;
 pub mod spec;
 
 pub use spec::{

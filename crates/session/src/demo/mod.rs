@@ -85,15 +85,11 @@ pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<
     serve(listener, store, &cfg, shutdown).await
 }
 
-/// Serves the demo app on an already-bound `listener` with `store` (tests and
-/// `stackd lab` pass a shared or in-memory store here). `cfg.listen` and
-/// `cfg.redis` are not used; everything else is.
-pub async fn serve(
-    listener: TcpListener,
+/// The routes with their session layer, built from `cfg`.
+fn app(
     store: Arc<dyn SessionStore>,
     cfg: &DemoBackendConfig,
-    shutdown: CancellationToken,
-) -> Result<(), DemoError> {
+) -> Result<Arc<routes::App>, DemoError> {
     let ttl = Ttl::new(cfg.session_ttl).ok_or(DemoError::Ttl(cfg.session_ttl))?;
     let first = Ttl::new(cfg.first_ttl()).ok_or(DemoError::Ttl(cfg.new_session_ttl))?;
     let layer = SessionLayer::new(
@@ -113,11 +109,24 @@ pub async fn serve(
             echo_max: cfg.client_max_body_size.bytes(),
         },
     });
+    Ok(app)
+}
+
+/// Serves the demo app on an already-bound `listener` with `store` (tests and
+/// `stackd lab` pass a shared or in-memory store here). `cfg.listen` and
+/// `cfg.redis` are not used; everything else is.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn SessionStore>,
+    cfg: &DemoBackendConfig,
+    shutdown: CancellationToken,
+) -> Result<(), DemoError> {
+    let app = app(store, cfg)?;
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         node = %cfg.node_id,
         store = %app.layer.store().describe(),
-        ttl_secs = ttl.secs(),
+        ttl_secs = app.layer.ttl().secs(),
         "demo backend serving"
     );
     let graceful = GracefulShutdown::new();

@@ -26,7 +26,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -72,7 +73,7 @@ pub enum TlsSetupError {
     #[error("no certificate in the PEM data")]
     NoCertificate,
     #[error("PEM data: {0}")]
-    Pem(#[from] io::Error),
+    Pem(#[from] rustls::pki_types::pem::Error),
     #[error("certificate: {0}")]
     Certificate(#[from] rustls::Error),
 }
@@ -89,7 +90,7 @@ impl HttpClient {
     pub fn with_extra_roots(agent: &'static str, pem: &[u8]) -> Result<HttpClient, TlsSetupError> {
         let mut roots = system_roots().clone();
         let mut found = false;
-        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        for cert in CertificateDer::pem_slice_iter(pem) {
             roots.add(cert?)?;
             found = true;
         }

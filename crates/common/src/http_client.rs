@@ -146,10 +146,7 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<Response, HttpError> {
         let uri = parse_url(url)?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(USER_AGENT, self.agent);
+        let mut req = Request::builder().method(method).uri(uri);
         if json.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
         }
@@ -159,13 +156,30 @@ impl HttpClient {
                 url: url.to_owned(),
                 reason: e.to_string(),
             })?;
+        self.request(req, timeout).await
+    }
+
+    /// Sends `req` as built by the caller (its own headers, e.g. `Host` for
+    /// a health check of a virtual host), within `timeout`. The URI must be
+    /// absolute (`http://` or `https://`); a User-Agent is added if missing.
+    pub async fn request(
+        &self,
+        mut req: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
+        let url = req.uri().to_string();
+        parse_url(&url)?;
+        if !req.headers().contains_key(USER_AGENT) {
+            req.headers_mut()
+                .insert(USER_AGENT, http::HeaderValue::from_static(self.agent));
+        }
         let work = async {
             let resp = self
                 .inner
                 .request(req)
                 .await
                 .map_err(|e| HttpError::Request {
-                    url: url.to_owned(),
+                    url: url.clone(),
                     reason: chain(&e),
                 })?;
             let status = resp.status();
@@ -173,7 +187,7 @@ impl HttpClient {
                 .collect()
                 .await
                 .map_err(|e| HttpError::Body {
-                    url: url.to_owned(),
+                    url: url.clone(),
                     reason: e.to_string(),
                 })?
                 .to_bytes();
@@ -182,7 +196,7 @@ impl HttpClient {
         tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| HttpError::Timeout {
-                url: url.to_owned(),
+                url: url.clone(),
                 after: timeout,
             })?
     }

@@ -168,6 +168,29 @@ async fn silent_server_times_out_and_huge_body_is_refused() {
 }
 
 #[tokio::test]
+async fn a_caller_built_request_keeps_its_headers() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        answer(
+            s,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await
+    });
+    let req = Request::get(format!("http://{addr}/healthz"))
+        .header(http::header::HOST, "shop.example.com")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = HttpClient::new("t").request(req, T).await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = server.await.unwrap();
+    assert!(seen.contains("host: shop.example.com\r\n"), "{seen}");
+    assert!(seen.contains("user-agent: t\r\n"), "{seen}");
+}
+
+#[tokio::test]
 async fn refused_and_bad_urls_say_why() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -20,7 +20,7 @@ case "$role" in
   redis)
     apt-get install -y redis-server
     install -m 0640 -o redis -g redis "$here/redis/redis.conf" /etc/redis/redis.conf
-    echo "Edit the password in /etc/redis/redis.conf (user stackd), then: systemctl restart redis-server"
+    echo "Set the password of user stackd in /etc/redis/redis.conf (the same as /etc/stackd/redis.pass on be1 and be2), then: systemctl restart redis-server"
     exit 0 ;;
   *) echo "unknown role '$role': use px1, px2, be1, be2 or redis" >&2; exit 64 ;;
 esac
@@ -28,11 +28,27 @@ esac
 [ -n "$deb" ] && [ -f "$deb" ] || { echo "no stackd package; build it with ./scripts/package, or name the .deb" >&2; exit 66; }
 # apt resolves the package's dependencies (adduser); the path must look like a path.
 case "$deb" in /*|./*) ;; *) deb=./$deb ;; esac
+# The package creates the users: stackd runs the proxy and the demo backend,
+# stackd-ha runs `stackd ha` (its own user, so the proxy cannot read the VRRP
+# password).
 apt-get install -y "$deb"
 
 target=/etc/stackd/stackd.toml
 [ -e "$target" ] && target=/etc/stackd/stackd.toml.new
 install -m 0640 -o root -g stackd "/etc/stackd/examples/$role.toml" "$target"
+
+# A secret file, created once with a placeholder the operator replaces.
+secret() { # path owner-group placeholder
+  [ -e "$1" ] && return 0
+  install -m 0640 -o root -g "$2" /dev/null "$1"
+  echo "$3" > "$1"
+  echo "Set the password in $1 (mode 0640, root:$2); it is a placeholder now."
+}
+if [ "$role" = px1 ] || [ "$role" = px2 ]; then
+  secret /etc/stackd/vrrp.pass stackd-ha 1111
+else
+  secret /etc/stackd/redis.pass stackd change-me
+fi
 stackd check --config "$target"
 [ -d /run/systemd/system ] && systemctl daemon-reload
 for u in "${units[@]}"; do systemctl enable "$u"; done

@@ -11,8 +11,13 @@ use crate::cli::DemoBackendArgs;
 pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
-            let file = Config::load(path)?;
-            Config::require(path, Section::DemoBackend, file.demo_backend.as_ref())?.clone()
+            let file = crate::load_for(path, Section::DemoBackend)?;
+            Config::require(
+                path,
+                Section::DemoBackend,
+                file.config.demo_backend.as_ref(),
+            )?
+            .clone()
         }
         None => {
             let (Some(node_id), Some(redis)) = (&a.node_id, &a.redis) else {
@@ -33,6 +38,9 @@ pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
         cfg.node_id.clone_from(n);
     }
     if let Some(r) = &a.redis {
+        if stackd_common::config::secret::url_has_password(r) {
+            tracing::warn!("--redis carries a password, which every local user can read in ps; put redis_password_file in a config file instead");
+        }
         cfg.redis.clone_from(r);
     }
     if let Some(t) = &a.session_ttl {
@@ -40,12 +48,12 @@ pub fn resolve(a: &DemoBackendArgs) -> anyhow::Result<DemoBackendConfig> {
     }
     let mut findings = Findings::default();
     cfg.validate(&KeyPath::root("demo_backend"), &mut findings);
-    if let Some(f) = findings.0.first() {
+    if let Some(f) = findings.errors.first() {
         anyhow::bail!(
             "{}: {}{}",
             f.path,
             f.message,
-            if findings.0.len() > 1 {
+            if findings.errors.len() > 1 {
                 " (and more)"
             } else {
                 ""

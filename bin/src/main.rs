@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use stackd_common::config::Section;
+use stackd_common::config::{Loaded, Section};
 use stackd_common::metrics::{set_build_info, BuildInfo};
 use stackd_common::telemetry::{self, LogFormat};
 use stackd_common::{shutdown, Config, ConfigError};
@@ -72,8 +72,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Manpages { dir } => cmd::docs::manpages(&dir)?,
         Command::Proxy(a) => {
             drain_reopens()?;
-            let cfg = Config::load(&a.config)?;
-            let proxy = Config::require(&a.config, Section::Proxy, cfg.proxy.as_ref())?.clone();
+            let proxy = load_section(&a.config)?;
             let shutdown = shutdown::shutdown_token()?;
             let reloads = proxy_reloads(a.config.clone())?;
             stackd_proxy::run(proxy, reloads, shutdown)
@@ -82,10 +81,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Ha(a) => {
             drain_reopens()?;
-            let cfg = Config::load(&a.config)?;
-            let ha = Config::require(&a.config, Section::Ha, cfg.ha.as_ref())?.clone();
+            let loaded = load_for(&a.config, Section::Ha)?;
+            let spec = loaded
+                .ha_spec
+                .context("internal: [ha] validated without a spec")?;
             let shutdown = shutdown::shutdown_token()?;
-            stackd_vrrp::run(ha, shutdown).await.context("ha")?;
+            stackd_vrrp::run(spec, shutdown).await.context("ha")?;
         }
         Command::DemoBackend(a) => {
             drain_reopens()?;
@@ -152,8 +153,18 @@ fn proxy_reloads(
 }
 
 fn load_section(path: &Path) -> Result<stackd_common::config::ProxyConfig, ConfigError> {
-    let cfg = Config::load(path)?;
-    Config::require(path, Section::Proxy, cfg.proxy.as_ref()).cloned()
+    let loaded = load_for(path, Section::Proxy)?;
+    Config::require(path, Section::Proxy, loaded.config.proxy.as_ref()).cloned()
+}
+
+/// Loads `path` for one subcommand: only its table must be right; what is
+/// wrong elsewhere (another service's table) is logged as a warning.
+pub(crate) fn load_for(path: &Path, section: Section) -> Result<Loaded, ConfigError> {
+    let loaded = Config::load_for(path, section)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(loaded)
 }
 
 #[cfg(test)]

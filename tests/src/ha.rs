@@ -4,9 +4,12 @@
 //! Everything is torn down by `Lab`'s Drop, even on panic.
 
 use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
+
+use stackd_vrrp::packet::{Advert, Auth, Version};
 
 pub use stackd_testkit::netns::Lab;
 use stackd_testkit::{require_root, stackd_bin};
@@ -34,19 +37,25 @@ impl Ha {
 
     /// Starts `stackd ha` on `host` with an [ha] table; returns its PID.
     pub fn stackd(&self, host: &str, ha_toml: &str) -> u32 {
+        self.stackd_as(host, ha_toml, &[])
+    }
+
+    /// [`Ha::stackd`] started through `wrapper` (e.g. `setpriv ... --`), so
+    /// it can run as another user with chosen capabilities.
+    pub fn stackd_as(&self, host: &str, ha_toml: &str, wrapper: &[&str]) -> u32 {
         let cfg = self.dir.join(format!("{host}.toml"));
         fs::write(&cfg, ha_toml).expect("write config");
         let log = fs::File::create(self.dir.join(format!("{host}.log"))).expect("log file");
-        let mut cmd = self.lab.command(
-            host,
-            &[
-                &stackd_bin().display().to_string(),
-                "--log-level",
-                "info,stackd_vrrp=debug",
-                "ha",
-                "--config",
-            ],
-        );
+        let bin = stackd_bin().display().to_string();
+        let mut args = wrapper.to_vec();
+        args.extend([
+            bin.as_str(),
+            "--log-level",
+            "info,stackd_vrrp=debug",
+            "ha",
+            "--config",
+        ]);
+        let mut cmd = self.lab.command(host, &args);
         cmd.arg(&cfg)
             .stdout(Stdio::from(log.try_clone().expect("dup")))
             .stderr(Stdio::from(log));
@@ -124,6 +133,43 @@ impl Ha {
         self.has_vip(host) && !self.has_vip(other)
     }
 
+    /// Sends each of `packets` as IP protocol 112 from cl to `dst` with
+    /// `ttl`, waiting `gap` between them and going through the list `rounds`
+    /// times: one perl process with a raw socket, so the timing is the
+    /// packets', not process starts'.
+    pub fn inject(&self, dst: &str, ttl: u8, packets: &[Vec<u8>], gap: Duration, rounds: usize) {
+        let hex: Vec<String> = packets
+            .iter()
+            .map(|p| p.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        let perl = r#"use Socket; use Time::HiRes qw(sleep);
+            my ($dst, $ttl, $gap, $rounds, @pkts) = @ARGV;
+            socket(my $s, PF_INET, SOCK_RAW, 112) or die "socket: $!";
+            setsockopt($s, IPPROTO_IP, IP_TTL, pack("i", $ttl)) or die "ttl: $!";
+            my $to = sockaddr_in(0, inet_aton($dst));
+            for (1..$rounds) { for my $p (@pkts) {
+                send($s, pack("H*", $p), 0, $to) or die "send: $!"; sleep($gap);
+            } }"#;
+        let (ttl, gap) = (ttl.to_string(), format!("{:.3}", gap.as_secs_f64()));
+        let rounds = rounds.to_string();
+        let mut args = vec!["perl", "-e", perl, dst, &ttl, &gap, &rounds];
+        args.extend(hex.iter().map(String::as_str));
+        let out = self.lab.exec("cl", &args).expect("perl");
+        assert!(
+            out.status.success(),
+            "inject: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// One value of `/metrics` on `host`, e.g.
+    /// `stackd_vrrp_rejected_packets_total{vrrp_instance="VI_1",reason="bad_ttl"}`.
+    pub fn metric(&self, host: &str, series: &str) -> Option<f64> {
+        self.metrics(host)
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
     /// Starts tcpdump for ARP on cl's eth0, writing to a file; waits until it listens.
     pub fn capture_arp(&self) -> PathBuf {
         let out = self.dir.join("arp.txt");
@@ -188,4 +234,20 @@ pub fn keepalived_config(priority: u8, version: u8) -> String {
     format!(
         "global_defs {{\n    vrrp_version {version}\n    script_user root\n    enable_script_security\n}}\nvrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    priority {priority}\n    advert_int {int}\n{auth}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
     )
+}
+
+/// A VRRPv3 advert for VRID 51 and the lab VIP from the client (.10) to
+/// `dst`, with any `priority` and Max Advert Interval (`interval_cs`; 0 is
+/// what the receive path must refuse).
+pub fn forged_v3(priority: u8, interval_cs: u16, dst: Ipv4Addr) -> Vec<u8> {
+    let vip: Ipv4Addr = VIP.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let a = Advert {
+        version: Version::V3,
+        vrid: 51,
+        priority,
+        interval_cs,
+        addrs: vec![IpAddr::V4(vip)],
+        auth: Auth::None,
+    };
+    a.encode(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), IpAddr::V4(dst))
 }

@@ -1,6 +1,6 @@
-//! `stackd check` as an operator uses it: every config shipped in deploy/
-//! passes, and a broken file fails with exit code 64 and every problem
-//! located as file:line:column.
+//! `stackd check` as an operator uses it: a broken file fails with exit
+//! code 64 and every problem located as file:line:column. (That every
+//! shipped config passes is in deploy_files.rs, with its secret files.)
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::process::Command;
@@ -19,34 +19,6 @@ fn check(path: &std::path::Path) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-#[test]
-fn every_shipped_config_passes() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/hosts");
-    // The two proxy hosts together (cross-host rules; this machine is neither,
-    // so its interfaces and files are not asked), the backends one by one.
-    let out = Command::new(stackd_bin())
-        .arg("check")
-        .arg("--config")
-        .arg(dir.join("px1.toml"))
-        .arg("--config")
-        .arg(dir.join("px2.toml"))
-        .output()
-        .unwrap();
-    let (text, err) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(0), "{text}{err}");
-    assert_eq!(text.matches(": ok (").count(), 2, "{text}");
-    assert!(err.is_empty(), "no warnings either: {err}");
-    for be in ["be1.toml", "be2.toml"] {
-        let (code, out, err) = check(&dir.join(be));
-        assert_eq!(code, 0, "{be}: {out}{err}");
-        assert!(out.contains(": ok ("), "{out}");
-        assert!(err.is_empty(), "{err}");
-    }
 }
 
 #[test]

@@ -79,7 +79,7 @@ fn a_track_weight_that_cannot_move_the_vip() {
         &r,
         0,
         &[
-            "warning: px1.toml:43:102: ha.instance[0].track[0].weight:",
+            "warning: px1.toml:47:102: ha.instance[0].track[0].weight:",
             "priority 100 − weight 1 = 99 is not below the peer's priority 99",
             "a tie goes to the higher primary address",
             "use a weight above 1",
@@ -109,7 +109,7 @@ fn a_track_that_is_not_this_hosts_proxy() {
         &r,
         0,
         &[
-            "warning: px1.toml:43:",
+            "warning: px1.toml:47:",
             "ha.instance[0].track[0].http: http://127.0.0.1:9099/healthz is not this host's proxy admin listener 127.0.0.1:9090",
         ],
     );
@@ -143,7 +143,7 @@ fn a_failover_slower_than_the_proxys_timeouts() {
         &r,
         0,
         &[
-            "warning: px1.toml:37:14: ha.instance[0].advert_int:",
+            "warning: px1.toml:39:14: ha.instance[0].advert_int:",
             "Master_Down_Interval = 3 × 1s + (256 − 100) / 256 s = 3.609s (version 2), longer than proxy.connect_timeout = 2s",
         ],
     );
@@ -174,7 +174,7 @@ fn two_vrrp_versions_on_one_vrid_and_interface() {
         &r,
         64,
         &[
-            "px1.toml:48:21: ha.instance[1].virtual_router_id: VRID 51 on eth0 is also used by instance \"VI_1\" (VRRPv3 here, v2 there)",
+            "px1.toml:52:21: ha.instance[1].virtual_router_id: VRID 51 on eth0 is also used by instance \"VI_1\" (VRRPv3 here, v2 there)",
             "00:00:5e:00:01:33",
             "1 error(s)",
         ],
@@ -202,7 +202,7 @@ fn sessions_that_expire_during_a_failover() {
         &r,
         0,
         &[
-            "warning: be1.toml:9:15: demo_backend.session_ttl: sessions idle for 2s expire, but a failover of instance \"VI_1\" takes up to Master_Down_Interval = 3 × 1s + (256 − 100) / 256 s = 3.609s",
+            "warning: be1.toml:12:15: demo_backend.session_ttl: sessions idle for 2s expire, but a failover of instance \"VI_1\" takes up to Master_Down_Interval = 3 × 1s + (256 − 100) / 256 s = 3.609s",
         ],
     );
     quiet(
@@ -341,8 +341,8 @@ fn a_value_that_does_not_parse_hides_nothing() {
         &r,
         64,
         &[
-            "px1.toml:35:12: ha.instance[0].priority: 300 is outside 1..=254",
-            "px1.toml:39:22: ha.instance[0].virtual_ipaddress[0]:",
+            "px1.toml:37:12: ha.instance[0].priority: 300 is outside 1..=254",
+            "px1.toml:43:22: ha.instance[0].virtual_ipaddress[0]:",
             "2 error(s)",
         ],
     );

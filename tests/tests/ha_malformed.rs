@@ -10,19 +10,9 @@ use stackd_vrrp::packet::{Advert, Auth, Version};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
-/// Sends `payload` as IP protocol 112 from cl to `dst` with `ttl` (perl raw socket).
+/// Sends `payload` once from cl to `dst` with `ttl`.
 fn inject(ha: &Ha, dst: &str, ttl: u8, payload: &[u8]) {
-    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-    let perl = r#"use Socket; socket(my $s, PF_INET, SOCK_RAW, 112) or die "socket: $!"; setsockopt($s, IPPROTO_IP, IP_TTL, pack("i", $ARGV[1])) or die "ttl: $!"; send($s, pack("H*", $ARGV[2]), 0, sockaddr_in(0, inet_aton($ARGV[0]))) or die "send: $!";"#;
-    let out = ha
-        .lab
-        .exec("cl", &["perl", "-e", perl, dst, &ttl.to_string(), &hex])
-        .expect("perl");
-    assert!(
-        out.status.success(),
-        "inject: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ha.inject(dst, ttl, &[payload.to_vec()], Duration::ZERO, 1);
 }
 
 fn advert(vrid: u8, priority: u8, vip: Ipv4Addr) -> Vec<u8> {
@@ -70,7 +60,9 @@ fn malformed_packets_are_ignored_and_counted() {
     inject(&ha, "192.0.2.135", 255, &[0x3f; 40]); // v3, type 15
 
     let m = |reason: &str| {
-        format!("vrrp_rejected_packets_total{{instance=\"VI_1\",reason=\"{reason}\"}} 1")
+        format!(
+            "stackd_vrrp_rejected_packets_total{{vrrp_instance=\"VI_1\",reason=\"{reason}\"}} 1"
+        )
     };
     let want = [
         "bad_ttl",
@@ -103,8 +95,8 @@ fn malformed_packets_are_ignored_and_counted() {
 
     // A valid, higher-priority advert is the control: it is accepted.
     inject(&ha, "192.0.2.135", 255, &good);
-    assert!(poll(S(2), || ha
-        .metrics("px2")
-        .contains("vrrp_adverts_received_total{instance=\"VI_1\"}"))
+    assert!(poll(S(2), || ha.metrics("px2").contains(
+        "stackd_vrrp_adverts_received_total{vrrp_instance=\"VI_1\"}"
+    ))
     .is_some());
 }

@@ -56,6 +56,21 @@ fn tracked_http_check_decides_and_startup_order_does_not_matter() {
     let took = poll(S(5), || ha.only("px1")).expect("px1 takes over once its check rises");
     println!("tracked check up -> px1 MASTER: {took:?}");
     assert!(ha.status("px1").contains("\"health\": \"up\""));
+    // keepalived's notify convention: INSTANCE <name> <state> <priority>. A
+    // state is announced once it has lasted, at most once a second.
+    let noted = |what: &str| {
+        poll(S(3), || {
+            std::fs::read_to_string(&notes)
+                .unwrap_or_default()
+                .contains(what)
+        })
+        .is_some()
+    };
+    assert!(
+        noted("INSTANCE VI_1 MASTER 100"),
+        "{}",
+        std::fs::read_to_string(&notes).unwrap_or_default()
+    );
 
     // The proxy dies: px1 goes FAULT with a priority-0 advert; px2 takes over fast.
     ha.lab.signal(server, "KILL").expect("stop http server");
@@ -65,15 +80,11 @@ fn tracked_http_check_decides_and_startup_order_does_not_matter() {
     assert!(ha.status("px1").contains("\"state\": \"FAULT\""));
     assert!(ha.status("px1").contains("tracked check failed"));
 
-    // keepalived's notify convention: INSTANCE <name> <state> <priority>.
-    let got = poll(S(3), || {
-        std::fs::read_to_string(&notes)
-            .unwrap_or_default()
-            .contains("INSTANCE VI_1 FAULT 100")
-    });
-    let text = std::fs::read_to_string(&notes).unwrap_or_default();
-    assert!(got.is_some(), "{text}");
-    assert!(text.contains("INSTANCE VI_1 MASTER 100"), "{text}");
+    assert!(
+        noted("INSTANCE VI_1 FAULT 100"),
+        "{}",
+        std::fs::read_to_string(&notes).unwrap_or_default()
+    );
 }
 
 #[test]
@@ -93,5 +104,5 @@ fn weight_lowers_priority_and_lets_the_backup_preempt() {
     );
     assert!(ha
         .metrics("px1")
-        .contains("vrrp_effective_priority{instance=\"VI_1\"} 50"));
+        .contains("stackd_vrrp_effective_priority{vrrp_instance=\"VI_1\"} 50"));
 }

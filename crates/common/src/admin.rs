@@ -4,6 +4,14 @@
 //! Handlers are synchronous closures over shared state snapshots: the admin
 //! port must answer even when the service itself is overloaded or stuck on I/O,
 //! which is exactly when an operator reads it.
+//!
+//! Connections are HTTP/1.1 with deadlines, so a client that connects and
+//! dawdles cannot hold a task forever: the request head (and an idle
+//! keep-alive gap) must arrive within [`Admin::header_timeout`] (default
+//! [`HEADER_TIMEOUT`]), and a connection lives at most [`CONN_LIFETIME`].
+//! Handlers never read a body: a request that carries one is answered and
+//! the connection is closed (hyper does not reuse a connection whose body
+//! was not read), so there is no body to wait for.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,9 +21,9 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,12 +65,20 @@ impl Page {
 type Handler = Arc<dyn Fn() -> Page + Send + Sync>;
 type Action = Arc<dyn Fn(&str) -> Page + Send + Sync>;
 
+/// How long a client may take to send a request head, or stay idle between
+/// requests (nginx's `client_header_timeout` default is 60 s; an admin page
+/// is read by curl and Prometheus, which send theirs at once).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest life of one admin connection, whatever it does.
+pub const CONN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Routes of one admin listener. `/metrics` is always served from the registry.
 #[derive(Clone)]
 pub struct Admin {
     registry: Arc<Registry>,
     routes: HashMap<String, Handler>,
     actions: HashMap<String, Action>,
+    header_timeout: std::time::Duration,
 }
 
 // === impl Admin ===
@@ -76,6 +92,7 @@ impl Admin {
             registry,
             routes: HashMap::new(),
             actions: HashMap::new(),
+            header_timeout: HEADER_TIMEOUT,
         }
         .route("/healthz", || Page::text(StatusCode::OK, "ok\n"))
         .route("/", move || Page::html(live.clone()))
@@ -120,6 +137,12 @@ impl Admin {
             );
         }
         action(query)
+    }
+
+    /// A deadline for request heads other than [`HEADER_TIMEOUT`].
+    pub fn header_timeout(mut self, d: std::time::Duration) -> Admin {
+        self.header_timeout = d;
+        self
     }
 
     /// `/status` as JSON built by `f`.
@@ -176,6 +199,10 @@ impl Admin {
 
     /// Serves on `listener` until `shutdown` is cancelled.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout);
         let this = Arc::new(self);
         loop {
             let (stream, peer) = tokio::select! {
@@ -191,8 +218,9 @@ impl Admin {
             };
             let this = this.clone();
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
+            let conn = builder.serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req: Request<Incoming>| {
                     let uri = req.uri();
                     let page = this.handle_from(
                         req.method(),
@@ -202,11 +230,12 @@ impl Admin {
                     );
                     let head = req.method() == Method::HEAD;
                     async move { Ok::<_, Infallible>(to_response(page, head)) }
-                });
-                let builder = auto::Builder::new(TokioExecutor::new());
-                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                }),
+            );
+            tokio::spawn(async move {
                 tokio::select! {
                     _ = conn => {}
+                    _ = tokio::time::sleep(CONN_LIFETIME) => {}
                     _ = shutdown.cancelled() => {}
                 }
             });
@@ -326,5 +355,47 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// A slowloris client (one header byte at a time, or nothing at all) is
+    /// disconnected at the header timeout, not kept forever.
+    #[tokio::test]
+    async fn slow_and_silent_clients_are_cut_at_the_header_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let limit = std::time::Duration::from_millis(500);
+        let admin = Admin::new(Arc::new(Registry::default())).header_timeout(limit);
+        tokio::spawn(admin.serve(listener, token.clone()));
+
+        for trickle in [true, false] {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let t0 = tokio::time::Instant::now();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 256];
+            let closed = loop {
+                assert!(
+                    t0.elapsed() < std::time::Duration::from_secs(5),
+                    "never closed"
+                );
+                if trickle && s.write_all(b"X").await.is_err() {
+                    break t0.elapsed();
+                }
+                match tokio::time::timeout(std::time::Duration::from_millis(100), s.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => break t0.elapsed(),
+                    Ok(Ok(_)) | Err(_) => {}
+                }
+            };
+            assert!(
+                closed >= limit && closed < limit * 3,
+                "trickle={trickle}: closed after {closed:?}, header timeout {limit:?}"
+            );
+        }
+        token.cancel();
     }
 }

@@ -12,11 +12,13 @@
 //! - [`live`]: the live page served at `/` of every admin listener and by the lab.
 //! - [`logfile`]: an append-only log file reopened on SIGUSR1 (logrotate).
 //! - [`metrics`]: `stackd_build_info` and `process_*`, on every `/metrics`.
+//! - [`http_client`]: the one outbound HTTP(S) client (tracking, webhooks, probes).
 
 pub mod admin;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod http_client;
 pub mod live;
 pub mod logfile;
 pub mod metrics;

@@ -128,14 +128,5 @@ impl Backends {
 }
 
 fn demo_config(node: &str, addr: SocketAddr) -> DemoBackendConfig {
-    DemoBackendConfig {
-        listen: addr,
-        node_id: node.to_owned(),
-        redis: "memory://".into(),
-        session_ttl: std::time::Duration::from_secs(1800),
-        redis_timeout: std::time::Duration::from_secs(2),
-        key_prefix: "stackd:session:".into(),
-        redis_ca_file: None,
-        cookie: Default::default(),
-    }
+    DemoBackendConfig::with_defaults(node, "memory://", addr)
 }

@@ -5,56 +5,27 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+pub use stackd_common::http_client::HttpClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A shared HTTP/1.1 client for probes.
-pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
+/// The lab's client: the one every stackd component uses for outbound HTTP.
 pub fn http_client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
+    HttpClient::new("stackd-lab")
 }
 
-/// GETs `url`; returns the status and body, or a short reason.
+/// GETs `url`; returns the status and body, or a short reason (with its
+/// causes, e.g. "connection refused").
 pub async fn get(
     client: &HttpClient,
     url: &str,
     timeout: Duration,
 ) -> Result<(u16, Bytes), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
-    let fut = async {
-        let resp = client
-            .get(uri)
-            .await
-            .map_err(|e| format!("GET {url}: {}", chain(&e)))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("GET {url}: reading body: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(timeout, fut)
+    client
+        .get(url, timeout)
         .await
-        .map_err(|_| format!("GET {url}: no answer within {timeout:?}"))?
-}
-
-/// An error with its causes, so "client error (Connect)" says why:
-/// "client error (Connect): tcp connect error: Connection refused (os error 111)".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
+        .map(|r| (r.status.as_u16(), r.body))
+        .map_err(|e| format!("GET {e}"))
 }
 
 /// Sends a RESP `PING` (with `AUTH` first when a password is given).

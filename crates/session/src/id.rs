@@ -18,7 +18,7 @@ use rand::Rng;
 /// Bytes of randomness in an id (128 bits, the floor SPEC asks for).
 const ID_BYTES: usize = 16;
 /// Length of the base64url text of the 16 id bytes, without padding.
-pub const ID_LEN: usize = 22;
+pub(crate) const ID_LEN: usize = 22;
 
 /// A session id: the Redis key suffix. Only [`SessionId::generate`] and
 /// [`SessionId::parse`] make one, so every value is well-formed.
@@ -98,7 +98,7 @@ impl fmt::Display for CookieValue {
 }
 
 /// The node id alphabet `[demo_backend] node_id` validation enforces.
-pub fn is_node_id(s: &str) -> bool {
+pub(crate) fn is_node_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()

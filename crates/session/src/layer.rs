@@ -27,6 +27,7 @@ use crate::store::{SessionStore, StoreError, Ttl};
 pub struct SessionLayer {
     store: Arc<dyn SessionStore>,
     ttl: Ttl,
+    first_ttl: Ttl,
     cookie: CookieSettings,
     node: Option<String>,
     deadline: Duration,
@@ -47,10 +48,18 @@ impl SessionLayer {
         SessionLayer {
             store,
             ttl,
+            first_ttl: ttl,
             cookie,
             node,
             deadline,
         }
+    }
+
+    /// New sessions live `first` until their client comes back (see
+    /// [`Session::with_first_ttl`]); without this they get the full TTL.
+    pub fn with_first_ttl(mut self, first: Ttl) -> SessionLayer {
+        self.first_ttl = first.min(self.ttl);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn SessionStore> {
@@ -76,6 +85,7 @@ impl SessionLayer {
     /// The session named by the request's cookie; nothing is loaded yet.
     pub fn session_for(&self, headers: &HeaderMap) -> Session {
         Session::new(self.store.clone(), self.ttl, self.cookie.find(headers))
+            .with_first_ttl(self.first_ttl)
     }
 
     /// Saves the session and sets or expires the cookie on `headers`.
@@ -111,7 +121,7 @@ impl SessionLayer {
 ///
 /// ```
 /// use std::time::Duration;
-/// use stackd_session::{layer::error_response, SessionError, StoreError};
+/// use stackd_session::{error_response, SessionError, StoreError};
 /// let r: http::Response<String> = error_response(&SessionError::Store(StoreError::Timeout(Duration::from_secs(2))));
 /// assert_eq!(r.status(), 503);
 /// assert_eq!(r.body(), "503 session store unavailable: session store did not answer within 2s\n");

@@ -6,15 +6,17 @@
 //! dies. This crate is that, for any hyper service.
 //!
 //! # Layout
-//! - [`id`]: 128-bit CSPRNG session ids and the `<id>.<node>` cookie value.
-//! - [`cookie`]: `Set-Cookie` building and `Cookie` parsing.
-//! - [`store`]: the [`SessionStore`] trait, [`Ttl`], [`StoreError`].
-//! - [`memory`]: [`MemoryStore`], in-process with the same semantics.
-//! - [`redis`]: [`RedisStore`]: plain, TLS, Sentinel and Cluster URLs.
-//! - [`session`]: [`Session`]: typed values, dirty tracking, sliding TTL,
-//!   rotation, destroy.
-//! - [`layer`]: loads the session per request and saves it after.
-//! - [`demo`]: the demo backend's routes and server.
+//! Private modules, re-exported below as the crate's API:
+//! - `id`: 128-bit CSPRNG session ids and the `<id>.<node>` cookie value
+//!   ([`SessionId`], [`CookieValue`]).
+//! - `cookie`: `Set-Cookie` building and `Cookie` parsing ([`CookieSettings`]).
+//! - `store`: the [`SessionStore`] trait, [`Ttl`], [`StoreError`].
+//! - `memory`: [`MemoryStore`], in-process with the same semantics, bounded.
+//! - `redis`: [`RedisStore`]: plain, TLS, Sentinel and Cluster URLs.
+//! - `session`: [`Session`]: typed values, dirty tracking, sliding TTL
+//!   (a short first TTL until the client comes back), rotation, destroy.
+//! - `layer`: [`SessionLayer`] loads the session per request and saves it after.
+//! - [`demo`]: the demo backend's routes and server (`stackd demo-backend`).
 //!
 //! # Concurrency
 //! A session is a Redis hash, one field per value. A request sends only its
@@ -28,20 +30,20 @@
 //! in Cluster, where the two keys live in different slots, it takes the old
 //! hash atomically and then writes the new one (see [`redis`]).
 
-pub mod cookie;
+mod cookie;
 pub mod demo;
-pub mod id;
-pub mod layer;
-pub mod memory;
-pub mod redis;
-pub mod session;
-pub mod store;
+mod id;
+mod layer;
+mod memory;
+mod redis;
+mod session;
+mod store;
 
 pub use cookie::CookieSettings;
 pub use id::{CookieValue, SessionId};
-pub use layer::SessionLayer;
-
-pub use memory::MemoryStore;
+pub use layer::{error_response, SessionLayer, WithSession};
+pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
+pub use redis::url::UrlError;
 pub use redis::{open_store, open_store_with, OpenError, RedisStore, StoreOptions};
 pub use session::{CookieChange, Session, SessionError};
 pub use store::{Op, Record, SessionStore, StoreError, Ttl, WriteMode, Written};

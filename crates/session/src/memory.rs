@@ -1,13 +1,15 @@
 //! An in-process store with the Redis store's semantics, for `stackd lab`
 //! without Redis and for unit tests of the session logic.
 //!
-//! One mutex around a map makes every call atomic, like a Redis script. Expiry
-//! uses `tokio::time::Instant` so paused-time tests can move the clock; expired
-//! entries vanish on access and in a sweep every 1024 writes, so an
-//! abandoned session does not stay in memory forever.
+//! One mutex around the map makes every call atomic, like a Redis script.
+//! Expiry uses `tokio::time::Instant` so paused-time tests can move the
+//! clock. The map is bounded: a second index orders sessions by expiry, so
+//! each call drops what has expired (only those, never a walk over the whole
+//! map under the lock), and a new session beyond the cap evicts the one
+//! closest to expiry — which, with `new_session_ttl`, is a session nobody
+//! came back to, not a user's.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,62 +19,70 @@ use tokio::time::Instant;
 use crate::id::SessionId;
 use crate::store::{Op, Record, SessionStore, StoreError, Ttl, WriteMode, Written};
 
-const SWEEP_EVERY: u64 = 1024;
+/// Sessions kept by [`MemoryStore::new`].
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 /// Sessions in this process only.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
-    inner: Arc<Inner>,
+    inner: Arc<Mutex<Map>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    map: Mutex<HashMap<SessionId, Entry>>,
-    writes: AtomicU64,
+struct Map {
+    entries: HashMap<SessionId, Entry>,
+    /// (expiry, tie-breaker) -> id: the soonest to expire first.
+    by_expiry: BTreeMap<(Instant, u64), SessionId>,
+    next: u64,
+    max: usize,
 }
 
 struct Entry {
     fields: Record,
-    expires: Instant,
+    key: (Instant, u64),
 }
 
 // === impl MemoryStore ===
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_capacity(DEFAULT_MAX_SESSIONS)
+    }
+}
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
     }
 
+    /// A store that keeps at most `max` sessions (at least one).
+    pub fn with_capacity(max: usize) -> MemoryStore {
+        let map = Map {
+            entries: HashMap::new(),
+            by_expiry: BTreeMap::new(),
+            next: 0,
+            max: max.max(1),
+        };
+        MemoryStore {
+            inner: Arc::new(Mutex::new(map)),
+        }
+    }
+
     /// Number of live sessions (tests and status pages).
     pub fn len(&self) -> usize {
-        let now = Instant::now();
-        self.lock().values().filter(|e| e.expires > now).count()
+        self.lock().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The map, with entries already expired at `now` removed. A poisoned lock
-    /// only means another task panicked mid-call; each call leaves the map
+    /// The map, with what has expired by now removed. A poisoned lock only
+    /// means another task panicked mid-call; each call leaves the map
     /// consistent, so the data is still good.
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionId, Entry>> {
-        self.inner.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn live<'m>(map: &'m mut HashMap<SessionId, Entry>, id: &SessionId) -> Option<&'m mut Entry> {
-        let now = Instant::now();
-        if map.get(id).is_some_and(|e| e.expires <= now) {
-            map.remove(id);
-        }
-        map.get_mut(id)
-    }
-
-    fn sweep_sometimes(&self, map: &mut HashMap<SessionId, Entry>) {
-        if self.inner.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
-            let now = Instant::now();
-            map.retain(|_, e| e.expires > now);
-        }
+    fn lock(&self) -> MutexGuard<'_, Map> {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.expire(Instant::now());
+        m
     }
 
     fn write_now(
@@ -83,23 +93,19 @@ impl MemoryStore {
         ttl: Ttl,
     ) -> Result<Written, StoreError> {
         let mut map = self.lock();
-        self.sweep_sometimes(&mut map);
-        let exists = Self::live(&mut map, id).is_some();
+        let exists = map.entries.contains_key(id);
         match (mode, exists) {
             (WriteMode::Create, true) => return Ok(Written::Exists),
             (WriteMode::Update, false) => return Ok(Written::Missing),
             _ => {}
         }
-        let mut fields = map.get(id).map(|e| e.fields.clone()).unwrap_or_default();
+        let mut fields = map
+            .entries
+            .get(id)
+            .map(|e| e.fields.clone())
+            .unwrap_or_default();
         apply(&mut fields, ops)?;
-        let expires = Instant::now() + ttl.duration();
-        map.insert(
-            id.clone(),
-            Entry {
-                fields: fields.clone(),
-                expires,
-            },
-        );
+        map.put(id.clone(), fields.clone(), ttl);
         Ok(Written::Saved(fields))
     }
 
@@ -111,24 +117,67 @@ impl MemoryStore {
         ttl: Ttl,
     ) -> Result<Written, StoreError> {
         let mut map = self.lock();
-        if Self::live(&mut map, to).is_some() {
+        if map.entries.contains_key(to) {
             return Ok(Written::Exists);
         }
-        let Some(old) = Self::live(&mut map, from) else {
+        let Some(old) = map.entries.get(from) else {
             return Ok(Written::Missing);
         };
         let mut fields = old.fields.clone();
         apply(&mut fields, ops)?;
         map.remove(from);
-        let expires = Instant::now() + ttl.duration();
-        map.insert(
-            to.clone(),
-            Entry {
-                fields: fields.clone(),
-                expires,
-            },
-        );
+        map.put(to.clone(), fields.clone(), ttl);
         Ok(Written::Saved(fields))
+    }
+}
+
+// === impl Map ===
+
+impl Map {
+    /// Drops every session expired at `now`: the front of the expiry index.
+    fn expire(&mut self, now: Instant) {
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.entries.remove(&id);
+        }
+    }
+
+    fn remove(&mut self, id: &SessionId) -> Option<Entry> {
+        let e = self.entries.remove(id)?;
+        self.by_expiry.remove(&e.key);
+        Some(e)
+    }
+
+    /// Stores `fields` under `id` for `ttl`, evicting the session closest to
+    /// expiry if a new one would exceed the cap.
+    fn put(&mut self, id: SessionId, fields: Record, ttl: Ttl) {
+        if self.remove(&id).is_none() && self.entries.len() >= self.max {
+            if let Some((_, oldest)) = self.by_expiry.pop_first() {
+                self.entries.remove(&oldest);
+            }
+        }
+        let key = self.key(ttl);
+        self.by_expiry.insert(key, id.clone());
+        self.entries.insert(id, Entry { fields, key });
+    }
+
+    /// Slides the expiry of `id`; the fields if it exists.
+    fn slide(&mut self, id: &SessionId, ttl: Ttl) -> Option<Record> {
+        let old = self.entries.get(id)?.key;
+        self.by_expiry.remove(&old);
+        let key = self.key(ttl);
+        self.by_expiry.insert(key, id.clone());
+        let e = self.entries.get_mut(id)?;
+        e.key = key;
+        Some(e.fields.clone())
+    }
+
+    fn key(&mut self, ttl: Ttl) -> (Instant, u64) {
+        self.next += 1;
+        (Instant::now() + ttl.duration(), self.next)
     }
 }
 
@@ -172,18 +221,11 @@ impl SessionStore for MemoryStore {
         id: &'a SessionId,
         ttl: Ttl,
     ) -> BoxFuture<'a, Result<Option<Record>, StoreError>> {
-        let mut map = self.lock();
-        let out = Self::live(&mut map, id).map(|e| {
-            e.expires = Instant::now() + ttl.duration();
-            e.fields.clone()
-        });
-        ready(Ok(out))
+        ready(Ok(self.lock().slide(id, ttl)))
     }
 
     fn touch<'a>(&'a self, id: &'a SessionId, ttl: Ttl) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut map = self.lock();
-        let found = Self::live(&mut map, id).map(|e| e.expires = Instant::now() + ttl.duration());
-        ready(Ok(found.is_some()))
+        ready(Ok(self.lock().slide(id, ttl).is_some()))
     }
 
     fn write<'a>(
@@ -207,16 +249,15 @@ impl SessionStore for MemoryStore {
     }
 
     fn destroy<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut map = self.lock();
-        let found = Self::live(&mut map, id).is_some();
-        map.remove(id);
-        ready(Ok(found))
+        ready(Ok(self.lock().remove(id).is_some()))
     }
 
     fn ttl<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<Option<Duration>, StoreError>> {
-        let mut map = self.lock();
-        let left =
-            Self::live(&mut map, id).map(|e| e.expires.saturating_duration_since(Instant::now()));
+        let map = self.lock();
+        let left = map
+            .entries
+            .get(id)
+            .map(|e| e.key.0.saturating_duration_since(Instant::now()));
         ready(Ok(left))
     }
 
@@ -226,5 +267,73 @@ impl SessionStore for MemoryStore {
 
     fn describe(&self) -> String {
         "memory://".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ttl(s: u64) -> Ttl {
+        Ttl::new(Duration::from_secs(s)).expect("ttl")
+    }
+
+    fn set(v: &str) -> Vec<Op> {
+        vec![Op::Set {
+            field: "d:v".into(),
+            value: v.into(),
+        }]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cap_evicts_the_session_closest_to_expiry() {
+        let store = MemoryStore::with_capacity(3);
+        let user = SessionId::generate();
+        store
+            .write(&user, &set("u"), WriteMode::Create, ttl(1800))
+            .await
+            .expect("w");
+        let mut anon = Vec::new();
+        for _ in 0..10 {
+            let id = SessionId::generate();
+            store
+                .write(&id, &set("a"), WriteMode::Create, ttl(60))
+                .await
+                .expect("w");
+            anon.push(id);
+        }
+        assert_eq!(store.len(), 3, "bounded");
+        assert!(
+            store.load(&user, ttl(1800)).await.expect("l").is_some(),
+            "the user stays"
+        );
+        assert!(
+            store.load(&anon[0], ttl(60)).await.expect("l").is_none(),
+            "oldest anonymous went first"
+        );
+        assert!(store.load(&anon[9], ttl(60)).await.expect("l").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_is_by_deadline_and_sliding_moves_it() {
+        let store = MemoryStore::new();
+        let (a, b) = (SessionId::generate(), SessionId::generate());
+        store
+            .write(&a, &set("a"), WriteMode::Create, ttl(10))
+            .await
+            .expect("w");
+        store
+            .write(&b, &set("b"), WriteMode::Create, ttl(10))
+            .await
+            .expect("w");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(store.touch(&a, ttl(10)).await.expect("t"));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(store.len(), 1, "b expired, a slid");
+        assert!(store.load(&b, ttl(10)).await.expect("l").is_none());
+        let left = store.ttl(&a).await.expect("ttl").expect("a lives");
+        assert_eq!(left, Duration::from_secs(4));
+        assert!(store.destroy(&a).await.expect("d"));
+        assert!(store.is_empty());
     }
 }

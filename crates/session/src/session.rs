@@ -20,9 +20,9 @@ use crate::id::{CookieValue, SessionId};
 use crate::store::{Op, Record, SessionStore, StoreError, Ttl, WriteMode, Written};
 
 /// Store field holding the creation time (unix seconds).
-pub const CREATED_FIELD: &str = "m:created";
+pub(crate) const CREATED_FIELD: &str = "m:created";
 /// Prefix of store fields holding user values.
-pub const DATA_PREFIX: &str = "d:";
+pub(crate) const DATA_PREFIX: &str = "d:";
 /// Attempts at a fresh id before giving up (a clash of 128-bit ids means a broken RNG).
 const CREATE_ATTEMPTS: usize = 3;
 
@@ -48,6 +48,9 @@ pub struct Session {
     state: Arc<Mutex<State>>,
     store: Arc<dyn SessionStore>,
     ttl: Ttl,
+    /// TTL of a session created by this request: the client has not shown it
+    /// wants one yet (a crawler, a flood). Its next request slides it to `ttl`.
+    first_ttl: Ttl,
 }
 
 struct State {
@@ -98,9 +101,18 @@ impl Session {
             state: Arc::new(Mutex::new(state)),
             store,
             ttl,
+            first_ttl: ttl,
         }
     }
 
+    /// Sessions this request creates live `first` (capped at the idle TTL)
+    /// until the client comes back with the cookie.
+    pub fn with_first_ttl(mut self, first: Ttl) -> Session {
+        self.first_ttl = first.min(self.ttl);
+        self
+    }
+
+    /// The idle lifetime of an established session.
     pub fn ttl(&self) -> Ttl {
         self.ttl
     }

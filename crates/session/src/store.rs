@@ -53,7 +53,7 @@ pub enum Written {
 /// expires keys in seconds (`EX`/`EXPIRE`); building one from a [`Duration`] is
 /// the only way in and [`Ttl::secs`] the only way out, so a count of minutes
 /// can never be passed where seconds are meant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ttl(NonZeroU64);
 
 /// Why a store call failed. Every variant means "the session is unavailable

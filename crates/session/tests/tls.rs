@@ -85,6 +85,7 @@ async fn rediss_with_a_private_ca() {
         key_prefix: "t:".into(),
         timeout: Duration::from_secs(2),
         ca_file: Some(ca.clone()),
+        ..StoreOptions::default()
     };
     let store = open_store_with(&url, &opts).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -5,12 +5,17 @@
 //! expires. Frames are built here, pure, byte-for-byte as keepalived 2.2.7
 //! sends them (see `tests/garp_golden.rs`): an ARP *request* broadcast with
 //! sender IP = target IP = VIP and target MAC ff:ff:ff:ff:ff:ff, 42 bytes.
-//! They are sent on an AF_PACKET socket ([`send_frames`]) because the kernel
-//! would never emit an ARP for an address on its own accord.
+//! They are sent on an AF_PACKET socket ([`PacketSocket`]) because the kernel
+//! would never emit an ARP for an address on its own accord, by an
+//! [`Announcer`] off the instance's event loop: a burst of
+//! `garp_master_repeat` x VIPs frames never delays an advert or a timer.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use crate::checksum;
 
@@ -61,7 +66,7 @@ pub fn unsolicited_na(mac: Mac, vip: Ipv6Addr) -> Vec<u8> {
 }
 
 /// The announcement frames for every VIP.
-pub fn frames(mac: Mac, vips: &[IpAddr]) -> Vec<Vec<u8>> {
+pub(crate) fn frames(mac: Mac, vips: &[IpAddr]) -> Vec<Vec<u8>> {
     vips.iter()
         .map(|v| match v {
             IpAddr::V4(a) => arp_announce(mac, *a).to_vec(),
@@ -74,7 +79,7 @@ pub fn frames(mac: Mac, vips: &[IpAddr]) -> Vec<Vec<u8>> {
 ///
 /// Opened once and kept: closing a packet socket waits for an RCU grace
 /// period (tens of milliseconds), which would sit right on the failover path.
-pub struct PacketSocket {
+pub(crate) struct PacketSocket {
     fd: OwnedFd,
     ifindex: u32,
 }
@@ -82,7 +87,7 @@ pub struct PacketSocket {
 // === impl PacketSocket ===
 
 impl PacketSocket {
-    pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
+    pub(crate) fn open(ifindex: u32) -> io::Result<PacketSocket> {
         // SAFETY: plain socket(2) call; the result is checked below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         if fd < 0 {
@@ -94,7 +99,7 @@ impl PacketSocket {
     }
 
     /// Sends each frame once; the destination MAC is the frame's first 6 bytes.
-    pub fn send(&self, frames: &[Vec<u8>]) -> io::Result<()> {
+    pub(crate) fn send(&self, frames: &[Vec<u8>]) -> io::Result<()> {
         for f in frames {
             // SAFETY: sockaddr_ll is plain old data; zeroed is a valid value.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -119,6 +124,44 @@ impl PacketSocket {
             }
         }
         Ok(())
+    }
+}
+
+/// Sends GARP bursts on its own task; asking never waits.
+pub(crate) struct Announcer {
+    bursts: mpsc::Sender<u32>,
+}
+
+// === impl Announcer ===
+
+impl Announcer {
+    /// Starts the sending task for `frames` on `sock` (on the current runtime).
+    pub(crate) fn start(sock: PacketSocket, frames: Vec<Vec<u8>>, instance: String) -> Announcer {
+        // One burst queued behind the one being sent is enough: a newer
+        // request while both slots are taken would send the same frames.
+        let (bursts, mut rx) = mpsc::channel::<u32>(1);
+        let sock = Arc::new(sock);
+        let frames = Arc::new(frames);
+        tokio::spawn(async move {
+            while let Some(count) = rx.recv().await {
+                let (sock, frames) = (sock.clone(), frames.clone());
+                let sent = tokio::task::spawn_blocking(move || {
+                    (0..count).try_for_each(|_| sock.send(&frames))
+                })
+                .await;
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(%instance, error = %e, "gratuitous ARP failed"),
+                    Err(e) => tracing::warn!(%instance, error = %e, "gratuitous ARP task failed"),
+                }
+            }
+        });
+        Announcer { bursts }
+    }
+
+    /// Queues a burst of `count` rounds; dropped if one is already queued.
+    pub(crate) fn burst(&self, count: u32) {
+        let _ = self.bursts.try_send(count);
     }
 }
 

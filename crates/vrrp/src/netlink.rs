@@ -5,7 +5,7 @@
 //! users are used to seeing `eth0:1` aliases. Adding an address that is
 //! already there and removing one that is gone are both success: after a
 //! crash the previous run's VIPs may still be present, and [`Vips::clean`]
-//! removes them at start (a restarted node must not answer for a VIP
+//! removes them at start with [`Vips::del`] (a restarted node must not answer for a VIP
 //! another node now holds).
 
 use std::io;
@@ -46,10 +46,6 @@ impl Vips {
             label: (label.len() <= 15).then_some(label),
             vips,
         })
-    }
-
-    pub fn addrs(&self) -> Vec<IpAddr> {
-        self.vips.iter().map(IpNet::addr).collect()
     }
 
     /// Adds every VIP; an address already present is fine.
@@ -104,10 +100,5 @@ impl Vips {
             }
         }
         Ok(())
-    }
-
-    /// Start-of-run cleanup of VIPs a crashed previous run left behind.
-    pub async fn clean(&self) -> io::Result<()> {
-        self.del().await
     }
 }

@@ -37,14 +37,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::checksum;
 
-/// Wire version of an advertisement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    /// RFC 3768: whole-second intervals, optional simple password.
-    V2,
-    /// RFC 5798: centisecond intervals, pseudo-header checksum, IPv6.
-    V3,
-}
+/// Wire version of an advertisement: the config's own type, so the version
+/// configured and the version on the wire cannot disagree in kind.
+pub use stackd_common::config::ha::Version;
 
 /// VRRPv2 authentication (RFC 3768 §5.3.6). Type 2 (AH) was removed by the
 /// RFC and is rejected as unsupported, as keepalived does.

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use futures::future::BoxFuture;
 
-use crate::iface::Iface;
+use crate::garp::Announcer;
 use crate::netlink::Vips;
 use crate::socket::{Received, VrrpSocket};
 
@@ -23,16 +23,16 @@ pub trait Ports: Send + Sync + 'static {
     fn recv<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<Received>>;
     fn add_vips(&self) -> BoxFuture<'_, io::Result<()>>;
     fn del_vips(&self) -> BoxFuture<'_, io::Result<()>>;
-    /// Sends `count` gratuitous ARPs / NAs for every VIP.
-    fn announce(&self, count: u32) -> io::Result<()>;
+    /// Queues `count` gratuitous ARPs / NAs for every VIP. Returns at once:
+    /// the frames go out off the event loop, failures are logged there.
+    fn announce(&self, count: u32);
 }
 
 /// The real thing.
-pub struct LinuxPorts {
-    pub garp: crate::garp::PacketSocket,
-    pub iface: Iface,
-    pub sock: VrrpSocket,
-    pub vips: Vips,
+pub(crate) struct LinuxPorts {
+    pub(crate) garp: Announcer,
+    pub(crate) sock: VrrpSocket,
+    pub(crate) vips: Vips,
 }
 
 // === impl LinuxPorts ===
@@ -64,11 +64,7 @@ impl Ports for LinuxPorts {
         Box::pin(self.vips.del())
     }
 
-    fn announce(&self, count: u32) -> io::Result<()> {
-        let frames = crate::garp::frames(self.iface.mac, &self.vips.addrs());
-        for _ in 0..count {
-            self.garp.send(&frames)?;
-        }
-        Ok(())
+    fn announce(&self, count: u32) {
+        self.garp.burst(count);
     }
 }

@@ -2,30 +2,25 @@
 //! raw ok/fail results to the driver, which owns the hysteresis
 //! ([`crate::track`]). A probe that times out counts as a failure.
 
-use std::time::Duration;
-
-use stackd_common::config::ha::Track;
+use stackd_common::config::ha::{Check, TrackSpec};
+use stackd_common::http_client::HttpClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// One probe result: (index of the track entry, ok).
 pub type Sample = (usize, bool);
 
-/// Runs one probe of `t`.
-pub async fn probe(t: &Track) -> bool {
+/// Runs one probe of `t`; a probe slower than `t.timeout` failed.
+pub async fn probe(http: &HttpClient, t: &TrackSpec) -> bool {
     let work = async {
-        if let Some(url) = &t.http {
-            crate::http::request("GET", url, None, t.timeout)
+        match &t.check {
+            Check::Http(url) => http
+                .get(url, t.timeout)
                 .await
-                .is_ok_and(|c| (200..300).contains(&c))
-        } else if let Some(name) = &t.process {
-            process_running(name)
-        } else if let Some(cmd) = &t.script {
-            script_ok(cmd).await
-        } else if let Some(ifname) = &t.interface {
-            crate::iface::link_up(ifname)
-        } else {
-            false
+                .is_ok_and(|r| r.status.is_success()),
+            Check::Process(name) => process_running(name),
+            Check::Script(cmd) => script_ok(cmd).await,
+            Check::Interface(ifname) => crate::iface::link_up(ifname),
         }
     };
     tokio::time::timeout(t.timeout, work).await.unwrap_or(false)
@@ -49,20 +44,24 @@ pub fn process_running(name: &str) -> bool {
 /// keepalived `track_script`: run through `sh -c`, exit 0 is up. The child is
 /// killed if the probe times out (kill_on_drop).
 async fn script_ok(cmd: &str) -> bool {
-    let child = tokio::process::Command::new("/bin/sh")
+    let child = crate::child::command("/bin/sh")
         .arg("-c")
         .arg(cmd)
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .status();
     child.await.is_ok_and(|s| s.success())
 }
 
 /// Probes `t` every `t.interval` until `stop`.
-pub async fn run(index: usize, t: Track, out: mpsc::Sender<Sample>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(t.interval.max(Duration::from_millis(10)));
+pub async fn run(
+    index: usize,
+    t: TrackSpec,
+    http: HttpClient,
+    out: mpsc::Sender<Sample>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(t.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -71,7 +70,7 @@ pub async fn run(index: usize, t: Track, out: mpsc::Sender<Sample>, stop: Cancel
         }
         let ok = tokio::select! {
             _ = stop.cancelled() => return,
-            ok = probe(&t) => ok,
+            ok = probe(&http, &t) => ok,
         };
         if out.send((index, ok)).await.is_err() {
             return;
@@ -81,75 +80,53 @@ pub async fn run(index: usize, t: Track, out: mpsc::Sender<Sample>, stop: Cancel
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use stackd_common::config::ha::OnDown;
+
     use super::*;
 
-    fn track() -> Track {
-        Track {
+    fn http() -> HttpClient {
+        HttpClient::new("stackd-ha-test")
+    }
+
+    fn track(check: Check) -> TrackSpec {
+        TrackSpec {
+            check,
             interval: Duration::from_millis(50),
             timeout: Duration::from_secs(2),
             fall: 1,
             rise: 1,
-            ..Track::default()
+            on_down: OnDown::Fault,
         }
     }
 
     #[tokio::test]
     async fn script_exit_code_and_timeout() {
-        assert!(
-            probe(&Track {
-                script: Some("exit 0".into()),
-                ..track()
-            })
-            .await
-        );
-        assert!(
-            !probe(&Track {
-                script: Some("exit 3".into()),
-                ..track()
-            })
-            .await
-        );
-        let slow = Track {
-            script: Some("sleep 5".into()),
+        assert!(probe(&http(), &track(Check::Script("exit 0".into()))).await);
+        assert!(!probe(&http(), &track(Check::Script("exit 3".into()))).await);
+        let slow = TrackSpec {
             timeout: Duration::from_millis(100),
-            ..track()
+            ..track(Check::Script("sleep 5".into()))
         };
         let t0 = tokio::time::Instant::now();
-        assert!(!probe(&slow).await);
+        assert!(!probe(&http(), &slow).await);
         assert!(t0.elapsed() < Duration::from_secs(3));
     }
 
     #[tokio::test]
     async fn process_and_interface() {
         let me = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+        assert!(probe(&http(), &track(Check::Process(me.trim_end().into()))).await);
         assert!(
-            probe(&Track {
-                process: Some(me.trim_end().into()),
-                ..track()
-            })
+            !probe(
+                &http(),
+                &track(Check::Process("no-such-process-xyz".into()))
+            )
             .await
         );
-        assert!(
-            !probe(&Track {
-                process: Some("no-such-process-xyz".into()),
-                ..track()
-            })
-            .await
-        );
-        assert!(
-            probe(&Track {
-                interface: Some("lo".into()),
-                ..track()
-            })
-            .await
-        );
-        assert!(
-            !probe(&Track {
-                interface: Some("nope0".into()),
-                ..track()
-            })
-            .await
-        );
+        assert!(probe(&http(), &track(Check::Interface("lo".into()))).await);
+        assert!(!probe(&http(), &track(Check::Interface("nope0".into()))).await);
     }
 
     #[tokio::test]
@@ -158,10 +135,10 @@ mod tests {
         let addr = l.local_addr().expect("addr");
         drop(l);
         assert!(
-            !probe(&Track {
-                http: Some(format!("http://{addr}/healthz")),
-                ..track()
-            })
+            !probe(
+                &http(),
+                &track(Check::Http(format!("http://{addr}/healthz")))
+            )
             .await
         );
     }

@@ -1,39 +1,38 @@
-//! Turns one validated `[[ha.instance]]` into a ready [`Driver`]: looks up
-//! the interface, opens the sockets and netlink, starts the probes.
+//! Turns one [`InstanceSpec`] into a ready [`Driver`]: looks up the
+//! interface, opens the sockets and netlink, starts the probes. Everything
+//! here is I/O; every value was checked when the config was loaded.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 
-use stackd_common::config::ha::{EmailConfig, Instance};
+use stackd_common::config::ha::{EmailConfig, InstanceSpec};
+use stackd_common::http_client::HttpClient;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::Driver;
+use crate::garp::{Announcer, PacketSocket};
 use crate::iface::Iface;
 use crate::netlink::Vips;
 use crate::notify::Notifier;
-use crate::packet::{pass, Version};
 use crate::ports::LinuxPorts;
 use crate::probe::Sample;
 use crate::socket::VrrpSocket;
-use crate::state::{Params, VirtualRouter};
-use crate::status::{InstanceStatus, Metrics, SharedStatus, TrackStatus};
-use crate::validate::Expect;
+use crate::status::Metrics;
 use crate::HaError;
 
 pub(crate) struct Built {
     pub driver: Driver<LinuxPorts>,
     pub samples: mpsc::Receiver<Sample>,
-    pub status: SharedStatus,
 }
 
 pub(crate) fn instance(
-    inst: &Instance,
+    spec: &InstanceSpec,
     email: Option<EmailConfig>,
     metrics: Metrics,
+    http: &HttpClient,
     shutdown: &CancellationToken,
 ) -> Result<Built, HaError> {
-    let name = inst.name.clone();
+    let name = spec.name.clone();
     let setup = |what: &'static str| {
         let name = name.clone();
         move |source: std::io::Error| HaError::Setup {
@@ -42,19 +41,19 @@ pub(crate) fn instance(
             source,
         }
     };
-    let vip_addrs: Vec<IpAddr> = inst.virtual_ipaddress.iter().map(|v| v.addr()).collect();
-    let iface = Iface::lookup(&inst.interface).map_err(setup("interface"))?;
+    let vip_addrs: Vec<IpAddr> = spec.vips.iter().map(|v| v.addr()).collect();
+    let iface = Iface::lookup(&spec.interface).map_err(setup("interface"))?;
     let v6 = vip_addrs.iter().any(IpAddr::is_ipv6);
     let no_source = |family: &str| {
         setup("interface")(std::io::Error::new(
             std::io::ErrorKind::AddrNotAvailable,
             format!(
                 "{} has no {family} address of its own to send adverts from",
-                inst.interface
+                spec.interface
             ),
         ))
     };
-    let src = match (inst.unicast_src_ip, v6) {
+    let src = match (spec.unicast_src_ip, v6) {
         (Some(a), _) => a,
         (None, false) => IpAddr::V4(
             iface
@@ -67,124 +66,48 @@ pub(crate) fn instance(
                 .ok_or_else(|| no_source("link-local IPv6"))?,
         ),
     };
-    if src.is_ipv6() != v6 {
-        return Err(HaError::Unsupported {
-            instance: name,
-            what: "unicast_src_ip of another family than the virtual addresses",
-        });
-    }
-    let vrid = inst.virtual_router_id.clamp(1, 255) as u8;
-    let sock = VrrpSocket::open(&inst.interface, iface.index, src, &inst.unicast_peers)
+    let sock = VrrpSocket::open(&spec.interface, iface.index, src, &spec.unicast_peers)
         .map_err(setup("VRRP raw socket (needs CAP_NET_RAW)"))?;
-    let garp = crate::garp::PacketSocket::open(iface.index)
-        .map_err(setup("AF_PACKET socket for gratuitous ARP"))?;
+    let packet =
+        PacketSocket::open(iface.index).map_err(setup("AF_PACKET socket for gratuitous ARP"))?;
+    let garp = Announcer::start(
+        packet,
+        crate::garp::frames(iface.mac, &vip_addrs),
+        name.clone(),
+    );
     let vips = Vips::new(
-        &inst.interface,
+        &spec.interface,
         iface.index,
-        vrid,
-        inst.virtual_ipaddress.clone(),
+        spec.vrid.get(),
+        spec.vips.clone(),
     )
     .map_err(setup("netlink"))?;
-    let version = if inst.version == 3 {
-        Version::V3
-    } else {
-        Version::V2
-    };
-    let params = Params {
-        version,
-        priority: inst.priority.clamp(1, 255) as u8,
-        adver_int: inst.advert_int,
-        preempt: inst.preempt,
-        preempt_delay: inst.preempt_delay,
-        primary: src,
-    };
-    let expect = Expect {
-        version,
-        vrid,
-        auth: inst.auth_pass.as_deref().map(pass),
-        adver_int: inst.advert_int,
-        own: iface
-            .v4
-            .iter()
-            .map(|a| IpAddr::V4(*a))
-            .chain(iface.v6.iter().map(|a| IpAddr::V6(*a)))
-            .chain([src])
-            .filter(|a| !vip_addrs.contains(a))
-            .collect(),
-        vips: vip_addrs,
-    };
-    let status: SharedStatus = Arc::new(Mutex::new(InstanceStatus {
-        name: name.clone(),
-        interface: inst.interface.clone(),
-        vrid,
-        version: inst.version,
-        state: "INIT".into(),
-        priority: params.priority,
-        effective_priority: params.priority,
-        master: None,
-        vips: inst
-            .virtual_ipaddress
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        last_transition: None,
-        adverts_sent: 0,
-        adverts_received: 0,
-        transitions: 0,
-        rejected: Default::default(),
-        tracks: inst
-            .track
-            .iter()
-            .map(|t| TrackStatus {
-                check: describe(t),
-                health: "unknown",
-                weight: t.weight,
-            })
-            .collect(),
-    }));
-    metrics.init_instance(&name);
     let (tx, rx) = mpsc::channel(64);
-    for (i, t) in inst.track.iter().enumerate() {
+    for (i, t) in spec.tracks.iter().enumerate() {
         tokio::spawn(crate::probe::run(
             i,
             t.clone(),
+            http.clone(),
             tx.clone(),
             shutdown.child_token(),
         ));
     }
     let notifier = Notifier {
-        script: inst.notify.clone(),
-        webhook: inst.notify_webhook.clone(),
+        script: spec.notify.clone(),
+        webhook: spec.notify_webhook.clone(),
         email,
+        http: http.clone(),
     };
-    let ports = LinuxPorts {
-        garp,
-        iface,
-        sock,
-        vips,
-    };
-    let driver = Driver::new(
-        inst.clone(),
-        VirtualRouter::new(params),
-        ports,
-        expect,
-        status.clone(),
-        metrics,
-        notifier,
-    );
+    let own: Vec<IpAddr> = iface
+        .v4
+        .iter()
+        .map(|a| IpAddr::V4(*a))
+        .chain(iface.v6.iter().map(|a| IpAddr::V6(*a)))
+        .collect();
+    let ports = LinuxPorts { garp, sock, vips };
+    let driver = Driver::new(spec.clone(), ports, own, metrics, notifier);
     Ok(Built {
         driver,
         samples: rx,
-        status,
     })
-}
-
-fn describe(t: &stackd_common::config::ha::Track) -> String {
-    match (&t.http, &t.process, &t.script, &t.interface) {
-        (Some(u), ..) => format!("http {u}"),
-        (_, Some(p), ..) => format!("process {p}"),
-        (_, _, Some(s), _) => format!("script {s}"),
-        (_, _, _, Some(i)) => format!("interface {i}"),
-        _ => "none".into(),
-    }
 }

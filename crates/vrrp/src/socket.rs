@@ -18,9 +18,9 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type}
 use tokio::io::unix::AsyncFd;
 
 /// RFC 5798 §5.1.1.2: the IPv4 multicast group for VRRP.
-pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+pub(crate) const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// RFC 5798 §5.1.2.2: the IPv6 multicast group for VRRP.
-pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+pub(crate) const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
 /// One received datagram, as the driver's validation needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub enum Received {
 }
 
 /// An open VRRP socket pair on one interface.
-pub struct VrrpSocket {
+pub(crate) struct VrrpSocket {
     rx: AsyncFd<Socket>,
     tx: Socket,
     src: IpAddr,
@@ -54,7 +54,7 @@ fn proto() -> Option<Protocol> {
 impl VrrpSocket {
     /// `peers` empty: multicast; otherwise unicast to each peer. The family
     /// of `src` picks IPv4 or IPv6.
-    pub fn open(
+    pub(crate) fn open(
         ifname: &str,
         ifindex: u32,
         src: IpAddr,
@@ -114,17 +114,17 @@ impl VrrpSocket {
     }
 
     /// Our source address.
-    pub fn source(&self) -> IpAddr {
+    pub(crate) fn source(&self) -> IpAddr {
         self.src
     }
 
     /// Where adverts go: the group or the unicast peers.
-    pub fn dests(&self) -> &[IpAddr] {
+    pub(crate) fn dests(&self) -> &[IpAddr] {
         &self.dests
     }
 
     /// Sends one encoded VRRP message to `dst`.
-    pub fn send_to(&self, msg: &[u8], dst: IpAddr) -> io::Result<()> {
+    pub(crate) fn send_to(&self, msg: &[u8], dst: IpAddr) -> io::Result<()> {
         let to = match dst {
             IpAddr::V4(d) => SocketAddr::V4(SocketAddrV4::new(d, 0)),
             // Link-local and multicast destinations need the interface as scope.
@@ -134,7 +134,7 @@ impl VrrpSocket {
     }
 
     /// Next datagram.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             let mut guard = self.rx.readable().await?;
             let r = match self.src {

@@ -15,11 +15,6 @@ pub fn centis(cs: u16) -> Duration {
     Duration::from_millis(u64::from(cs) * 10)
 }
 
-/// A duration as wire centiseconds, rounded down, clamped to `1..=4095`.
-pub fn to_centis(d: Duration) -> u16 {
-    (d.as_millis() / 10).clamp(1, 4095) as u16
-}
-
 /// Skew_Time for a router of `priority` whose master advertises every
 /// `master_adver_int`.
 pub fn skew(version: Version, priority: u8, master_adver_int: Duration) -> Duration {
@@ -68,10 +63,7 @@ mod tests {
     }
 
     #[test]
-    fn centiseconds_round_trip() {
+    fn centiseconds_as_durations() {
         assert_eq!(centis(10), Duration::from_millis(100));
-        assert_eq!(to_centis(Duration::from_millis(100)), 10);
-        assert_eq!(to_centis(Duration::from_millis(1)), 1);
-        assert_eq!(to_centis(Duration::from_secs(100)), 4095);
     }
 }

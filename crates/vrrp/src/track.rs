@@ -8,6 +8,8 @@
 //! not running yet waits in FAULT instead of grabbing the VIP (startup
 //! ordering must not matter). The probes themselves live in `probe.rs`.
 
+use stackd_common::config::ha::OnDown;
+
 /// Health of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -83,17 +85,16 @@ impl Hysteresis {
 }
 
 /// (fault, effective priority) from the configured priority and each
-/// check's (health, weight). Priority stays within 1..=254 once lowered;
-/// 255 (the address owner) only while nothing is down.
-pub fn effective(base: u8, checks: impl IntoIterator<Item = (Health, u16)>) -> (bool, u8) {
+/// check's (health, what a down check does). Priority stays within 1..=254
+/// once lowered; 255 (the address owner) only while nothing is down.
+pub fn effective(base: u8, checks: impl IntoIterator<Item = (Health, OnDown)>) -> (bool, u8) {
     let mut fault = false;
     let mut minus: u32 = 0;
-    for (h, w) in checks {
+    for (h, on_down) in checks {
         if h != Health::Up {
-            if w == 0 {
-                fault = true;
-            } else {
-                minus += u32::from(w);
+            match on_down {
+                OnDown::Fault => fault = true,
+                OnDown::Lower(w) => minus += u32::from(w.get()),
             }
         }
     }
@@ -136,28 +137,32 @@ mod tests {
         assert_eq!(h.observe(true), Some(Health::Up));
     }
 
+    fn w(n: u8) -> OnDown {
+        std::num::NonZeroU8::new(n).map_or(OnDown::Fault, OnDown::Lower)
+    }
+
     #[test]
     fn weights_and_fault() {
         use Health::*;
         assert_eq!(effective(100, []), (false, 100));
-        assert_eq!(effective(100, [(Up, 0), (Up, 20)]), (false, 100));
-        assert_eq!(effective(100, [(Down, 20), (Down, 30)]), (false, 50));
-        assert_eq!(effective(100, [(Down, 0), (Up, 20)]), (true, 100));
+        assert_eq!(effective(100, [(Up, w(0)), (Up, w(20))]), (false, 100));
+        assert_eq!(effective(100, [(Down, w(20)), (Down, w(30))]), (false, 50));
+        assert_eq!(effective(100, [(Down, w(0)), (Up, w(20))]), (true, 100));
         assert_eq!(
-            effective(100, [(Unknown, 0)]),
+            effective(100, [(Unknown, w(0))]),
             (true, 100),
             "not answered yet: wait in FAULT"
         );
         assert_eq!(
-            effective(100, [(Down, 200)]),
+            effective(100, [(Down, w(200))]),
             (false, 1),
             "never reaches 0 (that means leaving)"
         );
         assert_eq!(
-            effective(255, [(Down, 1)]),
+            effective(255, [(Down, w(1))]),
             (false, 253),
             "an owner that lost a check is no owner"
         );
-        assert_eq!(effective(255, [(Up, 1)]), (false, 255));
+        assert_eq!(effective(255, [(Up, w(1))]), (false, 255));
     }
 }

@@ -8,7 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::ip::{parse_ipv4, IpError};
+use crate::ip::parse_ipv4;
+pub use crate::ip::IpError;
 use crate::packet::{Advert, Auth, DecodeError, Decoded, Version};
 use crate::timers;
 
@@ -23,6 +24,53 @@ pub struct Expect {
     pub vips: Vec<IpAddr>,
     /// Our own addresses: our packets looped back are dropped quietly.
     pub own: Vec<IpAddr>,
+    /// Unicast mode: the only senders we listen to. Empty: multicast, anyone on-link.
+    pub peers: Vec<IpAddr>,
+}
+
+/// Declares the reasons once: the enum, its labels and the list of all
+/// labels come from the same lines, so a new reason cannot miss `/metrics`.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $kind:ident => $label:literal,)*) => {
+        /// Why a packet was discarded, as a metric label.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Reason { $($(#[$doc])* $kind,)* }
+
+        impl Reason {
+            /// Stable label for `stackd_vrrp_rejected_packets_total{reason=...}`.
+            pub fn label(self) -> &'static str {
+                match self { $(Reason::$kind => $label,)* }
+            }
+        }
+
+        impl Reject {
+            /// Every label, so metrics can show zeros before the first reject.
+            pub const LABELS: &'static [&'static str] = &[$($label,)*];
+        }
+    };
+}
+
+reasons! {
+    Truncated => "truncated",
+    BadIpHeader => "bad_ip_header",
+    BadProtocol => "bad_protocol",
+    BadTtl => "bad_ttl",
+    BadVersion => "bad_version",
+    BadType => "bad_type",
+    BadChecksum => "bad_checksum",
+    BadAuthType => "bad_auth_type",
+    NoAddresses => "no_addresses",
+    VersionMismatch => "version_mismatch",
+    OtherVrid => "other_vrid",
+    AuthMismatch => "auth_mismatch",
+    /// v2: not the configured interval (RFC 3768 §7.1).
+    IntervalMismatch => "interval_mismatch",
+    /// v3: Max Advert Interval 0 (RFC 5798 §5.2.7 allows 1..=4095 centiseconds).
+    BadInterval => "bad_interval",
+    AddressMismatch => "address_mismatch",
+    /// Unicast mode: the sender is not in `unicast_peers`.
+    NotAPeer => "not_a_peer",
+    OwnPacket => "own_packet",
 }
 
 /// Why a received packet was discarded.
@@ -46,8 +94,12 @@ pub enum Reject {
     Auth,
     #[error("advert interval {got:?} differs from the configured {want:?} (RFC 3768 §7.1)")]
     Interval { got: Duration, want: Duration },
+    #[error("advert interval of {0} centiseconds is outside 1..=4095 (RFC 5798 §5.2.7)")]
+    BadInterval(u16),
     #[error("virtual addresses {got:?} differ from ours")]
     Addresses { got: Vec<IpAddr> },
+    #[error("{0} is not one of our unicast peers")]
+    NotAPeer(IpAddr),
     #[error("our own packet")]
     Own,
 }
@@ -55,45 +107,42 @@ pub enum Reject {
 // === impl Reject ===
 
 impl Reject {
-    /// Stable label for `vrrp_rejected_packets_total{reason=...}`.
-    pub fn label(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Reject::Truncated { .. } => "truncated",
-            Reject::Ip(_) => "bad_ip_header",
-            Reject::Protocol(_) => "bad_protocol",
-            Reject::Ttl(_) => "bad_ttl",
-            Reject::Decode(DecodeError::Version(_)) => "bad_version",
-            Reject::Decode(DecodeError::Type(_)) => "bad_type",
-            Reject::Decode(DecodeError::Checksum) => "bad_checksum",
-            Reject::Decode(DecodeError::AuthType(_)) => "bad_auth_type",
-            Reject::Decode(DecodeError::NoAddresses) => "no_addresses",
-            Reject::VersionMismatch { .. } => "version_mismatch",
-            Reject::OtherVrid(_) => "other_vrid",
-            Reject::Auth => "auth_mismatch",
-            Reject::Interval { .. } => "interval_mismatch",
-            Reject::Addresses { .. } => "address_mismatch",
-            Reject::Own => "own_packet",
+            Reject::Truncated { .. } => Reason::Truncated,
+            Reject::Ip(_) => Reason::BadIpHeader,
+            Reject::Protocol(_) => Reason::BadProtocol,
+            Reject::Ttl(_) => Reason::BadTtl,
+            Reject::Decode(DecodeError::Version(_)) => Reason::BadVersion,
+            Reject::Decode(DecodeError::Type(_)) => Reason::BadType,
+            Reject::Decode(DecodeError::Checksum) => Reason::BadChecksum,
+            Reject::Decode(DecodeError::AuthType(_)) => Reason::BadAuthType,
+            Reject::Decode(DecodeError::NoAddresses) => Reason::NoAddresses,
+            Reject::VersionMismatch { .. } => Reason::VersionMismatch,
+            Reject::OtherVrid(_) => Reason::OtherVrid,
+            Reject::Auth => Reason::AuthMismatch,
+            Reject::Interval { .. } => Reason::IntervalMismatch,
+            Reject::BadInterval(_) => Reason::BadInterval,
+            Reject::Addresses { .. } => Reason::AddressMismatch,
+            Reject::NotAPeer(_) => Reason::NotAPeer,
+            Reject::Own => Reason::OwnPacket,
         }
     }
 
-    /// Every label, so metrics can show zeros before the first reject.
-    pub const LABELS: [&'static str; 15] = [
-        "truncated",
-        "bad_ip_header",
-        "bad_protocol",
-        "bad_ttl",
-        "bad_version",
-        "bad_type",
-        "bad_checksum",
-        "bad_auth_type",
-        "no_addresses",
-        "version_mismatch",
-        "other_vrid",
-        "auth_mismatch",
-        "interval_mismatch",
-        "address_mismatch",
-        "own_packet",
-    ];
+    /// Stable label for `stackd_vrrp_rejected_packets_total{reason=...}`.
+    pub fn label(&self) -> &'static str {
+        self.reason().label()
+    }
+}
+
+/// Unicast mode accepts only configured peers: anyone else on the segment
+/// who can forge an advert would otherwise win the election.
+fn from_peer(src: IpAddr, expect: &Expect) -> Result<(), Reject> {
+    if expect.peers.is_empty() || expect.peers.contains(&src) {
+        Ok(())
+    } else {
+        Err(Reject::NotAPeer(src))
+    }
 }
 
 /// Validates one datagram from a raw IPv4 socket (IP header included).
@@ -117,6 +166,7 @@ pub fn receive_v4(buf: &[u8], expect: &Expect) -> Result<(Ipv4Addr, Advert), Rej
     if ip.ttl != 255 {
         return Err(Reject::Ttl(ip.ttl));
     }
+    from_peer(IpAddr::V4(ip.src), expect)?;
     let advert = check(ip.payload, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), expect)?;
     Ok((ip.src, advert))
 }
@@ -137,6 +187,7 @@ pub fn receive_v6(
     if hop_limit != 255 {
         return Err(Reject::Ttl(hop_limit));
     }
+    from_peer(IpAddr::V6(src), expect)?;
     check(vrrp, IpAddr::V6(src), IpAddr::V6(dst), expect)
 }
 
@@ -161,6 +212,11 @@ pub fn check(vrrp: &[u8], src: IpAddr, dst: IpAddr, expect: &Expect) -> Result<A
     // "MUST verify that the VRID is configured on the receiving interface".
     if a.vrid != expect.vrid {
         return Err(Reject::OtherVrid(a.vrid));
+    }
+    // RFC 5798 §5.2.7: a 12-bit interval in centiseconds; 0 would make
+    // Master_Down_Interval 0 and let one forged packet flip the election.
+    if a.version == Version::V3 && a.interval_cs == 0 {
+        return Err(Reject::BadInterval(a.interval_cs));
     }
     if a.version == Version::V2 {
         // RFC 3768 §7.1: auth type and data must match the local configuration.

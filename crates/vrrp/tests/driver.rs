@@ -3,19 +3,22 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use stackd_common::config::ha::{Instance, Track};
+use stackd_common::config::ha::InstanceSpec;
+use stackd_common::config::Section;
+use stackd_common::http_client::HttpClient;
+use stackd_common::Config;
 use stackd_vrrp::driver::Driver;
 use stackd_vrrp::notify::Notifier;
 use stackd_vrrp::packet::{Advert, Auth, Version};
 use stackd_vrrp::ports::Ports;
 use stackd_vrrp::socket::Received;
-use stackd_vrrp::state::{Params, VirtualRouter};
-use stackd_vrrp::status::{InstanceStatus, Metrics, SharedStatus};
-use stackd_vrrp::validate::Expect;
+use stackd_vrrp::state::State;
+use stackd_vrrp::status::{InstanceLabels, Metrics, SharedStatus};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -63,32 +66,19 @@ impl Ports for Fake {
         self.note("del vips".into());
         Box::pin(async { Ok(()) })
     }
-    fn announce(&self, count: u32) -> io::Result<()> {
+    fn announce(&self, count: u32) {
         self.note(format!("garp x{count}"));
-        Ok(())
     }
 }
 
-fn instance(track: Vec<Track>) -> Instance {
-    Instance {
-        name: "VI_1".into(),
-        interface: "eth0".into(),
-        virtual_router_id: 51,
-        priority: 100,
-        advert_int: Duration::from_millis(100),
-        version: 3,
-        auth_pass: None,
-        virtual_ipaddress: vec!["192.0.2.88/24".parse().expect("net")],
-        preempt: true,
-        preempt_delay: Duration::ZERO,
-        unicast_peers: vec![],
-        unicast_src_ip: None,
-        notify: None,
-        notify_webhook: None,
-        garp_master_repeat: 5,
-        garp_master_delay: Duration::from_secs(5),
-        track,
-    }
+/// The instance under test, from config text as an operator writes it.
+fn instance(extra: &str) -> InstanceSpec {
+    let text = format!(
+        "[ha]\n[[ha.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 100\nversion = 3\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"192.0.2.88/24\"]\n{extra}"
+    );
+    let loaded =
+        Config::from_toml_str_for(&text, Path::new("t.toml"), Section::Ha).expect("valid [ha]");
+    loaded.ha_spec.expect("spec").instances.remove(0)
 }
 
 struct Rig {
@@ -96,60 +86,28 @@ struct Rig {
     tx: mpsc::Sender<Vec<u8>>,
     samples: mpsc::Sender<(usize, bool)>,
     status: SharedStatus,
+    metrics: Metrics,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
-fn start(inst: Instance) -> Rig {
+fn start(spec: InstanceSpec) -> Rig {
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = mpsc::channel(8);
     let (stx, srx) = mpsc::channel(8);
-    let status: SharedStatus = Arc::new(Mutex::new(InstanceStatus {
-        name: "VI_1".into(),
-        interface: "eth0".into(),
-        vrid: 51,
-        version: 3,
-        state: "INIT".into(),
-        priority: 100,
-        effective_priority: 100,
-        master: None,
-        vips: vec![],
-        last_transition: None,
-        adverts_sent: 0,
-        adverts_received: 0,
-        transitions: 0,
-        rejected: Default::default(),
-        tracks: vec![],
-    }));
-    let params = Params {
-        version: Version::V3,
-        priority: 100,
-        adver_int: inst.advert_int,
-        preempt: true,
-        preempt_delay: Duration::ZERO,
-        primary: IpAddr::V4(ME),
-    };
-    let expect = Expect {
-        version: Version::V3,
-        vrid: 51,
-        auth: None,
-        adver_int: inst.advert_int,
-        vips: vec![IpAddr::V4(VIP)],
-        own: vec![IpAddr::V4(ME)],
-    };
     let fake = Fake {
         log: log.clone(),
         rx: tokio::sync::Mutex::new(rx),
     };
+    let metrics = Metrics::default();
     let d = Driver::new(
-        inst,
-        VirtualRouter::new(params),
+        spec,
         fake,
-        expect,
-        status.clone(),
-        Metrics::default(),
-        Notifier::default(),
+        vec![IpAddr::V4(ME)],
+        metrics.clone(),
+        Notifier::new(HttpClient::new("t")),
     );
+    let status = d.status();
     let stop = CancellationToken::new();
     let task = tokio::spawn(d.run(srx, stop.clone()));
     Rig {
@@ -157,6 +115,7 @@ fn start(inst: Instance) -> Rig {
         tx,
         samples: stx,
         status,
+        metrics,
         stop,
         task,
     }
@@ -166,14 +125,30 @@ impl Rig {
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock().expect("log"))
     }
-    fn state(&self) -> String {
-        self.status.lock().expect("status").state.clone()
+    fn state(&self) -> State {
+        self.status.lock().expect("status").state
+    }
+    /// (notifications sent, transitions coalesced) so far.
+    fn notices(&self) -> (u64, u64) {
+        let l = InstanceLabels {
+            vrrp_instance: "VI_1".into(),
+        };
+        (
+            self.metrics.notifications.get_or_create(&l).get(),
+            self.metrics.coalesced.get_or_create(&l).get(),
+        )
+    }
+    fn transitions(&self) -> u64 {
+        self.status.lock().expect("status").transitions
     }
 }
 
 /// An IPv4 datagram carrying a v3 advert from 192.0.2.140.
 fn datagram(priority: u8) -> Vec<u8> {
-    let src = Ipv4Addr::new(192, 0, 2, 140);
+    datagram_from(Ipv4Addr::new(192, 0, 2, 140), priority)
+}
+
+fn datagram_from(src: Ipv4Addr, priority: u8) -> Vec<u8> {
     let dst = Ipv4Addr::new(224, 0, 0, 18);
     let a = Advert {
         version: Version::V3,
@@ -210,11 +185,11 @@ async fn sleep(ms: u64) {
 
 #[tokio::test(start_paused = true)]
 async fn master_lifecycle_garp_bursts_preemption_and_shutdown() {
-    let rig = start(instance(vec![]));
+    let rig = start(instance(""));
     sleep(1).await;
     assert_eq!(rig.take(), vec!["del vips"], "stale VIPs are cleaned first");
     sleep(400).await; // Master_Down_Interval 360.9 ms
-    assert_eq!(rig.state(), "MASTER");
+    assert_eq!(rig.state(), State::Master);
     let log = rig.take();
     assert_eq!(
         &log[..3],
@@ -231,7 +206,7 @@ async fn master_lifecycle_garp_bursts_preemption_and_shutdown() {
     // A higher priority advert: back to BACKUP, VIPs dropped, no more adverts.
     rig.tx.send(datagram(200)).await.expect("inject");
     sleep(50).await;
-    assert_eq!(rig.state(), "BACKUP");
+    assert_eq!(rig.state(), State::Backup);
     assert_eq!(rig.take(), vec!["del vips"]);
     assert_eq!(
         rig.status.lock().expect("s").master,
@@ -239,7 +214,7 @@ async fn master_lifecycle_garp_bursts_preemption_and_shutdown() {
     );
     // It goes silent: after Master_Down_Interval we take over again.
     sleep(400).await;
-    assert_eq!(rig.state(), "MASTER");
+    assert_eq!(rig.state(), State::Master);
     rig.take();
 
     // SIGTERM as MASTER: priority 0, VIPs removed, loop ends.
@@ -259,22 +234,18 @@ async fn master_lifecycle_garp_bursts_preemption_and_shutdown() {
 
 #[tokio::test(start_paused = true)]
 async fn tracking_holds_in_fault_then_joins() {
-    let t = Track {
-        http: Some("http://127.0.0.1:1/".into()),
-        fall: 1,
-        rise: 1,
-        ..Track::default()
-    };
-    let rig = start(instance(vec![t]));
+    let rig = start(instance(
+        "track = [ { http = \"http://127.0.0.1:1/\", fall = 1, rise = 1 } ]",
+    ));
     sleep(1000).await;
-    assert_eq!(rig.state(), "FAULT", "no check result yet: wait");
+    assert_eq!(rig.state(), State::Fault, "no check result yet: wait");
     rig.samples.send((0, true)).await.expect("sample");
     sleep(400).await;
-    assert_eq!(rig.state(), "MASTER");
+    assert_eq!(rig.state(), State::Master);
     rig.take();
     rig.samples.send((0, false)).await.expect("sample");
     sleep(10).await;
-    assert_eq!(rig.state(), "FAULT");
+    assert_eq!(rig.state(), State::Fault);
     assert_eq!(rig.take(), vec!["advert prio 0", "del vips"]);
     let bad = [0u8; 3];
     rig.tx.send(bad.to_vec()).await.expect("inject");
@@ -284,4 +255,175 @@ async fn tracking_holds_in_fault_then_joins() {
         Some(&1)
     );
     rig.stop.cancel();
+}
+
+/// Forges "I am 254" (we yield), then "254 leaves" (we take over after
+/// Skew_Time), `pairs` times, `half` ms apart; returns (flips, sent, coalesced)
+/// counted from just before the storm to 3 s after it.
+async fn storm(half: u64, pairs: usize) -> (u64, u64, u64) {
+    let rig = start(instance(""));
+    sleep(3000).await;
+    assert_eq!(rig.state(), State::Master);
+    let (t0, (s0, c0)) = (rig.transitions(), rig.notices());
+    let forger = Ipv4Addr::new(192, 0, 2, 66);
+    for _ in 0..pairs {
+        rig.tx
+            .send(datagram_from(forger, 254))
+            .await
+            .expect("inject");
+        sleep(half).await;
+        rig.tx.send(datagram_from(forger, 0)).await.expect("inject");
+        sleep(half).await;
+    }
+    sleep(3000).await; // the last state settles and is announced
+    assert_eq!(rig.state(), State::Master);
+    let (s1, c1) = rig.notices();
+    rig.stop.cancel();
+    (rig.transitions() - t0, s1 - s0, c1 - c0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn forged_flapping_is_announced_at_most_once_a_second() {
+    // Both states last 300+ ms (longer than `settle`): only the rate bound
+    // holds the notifications back. 20 s of storm, 100 flips.
+    let (flips, sent, coalesced) = storm(400, 25).await;
+    assert!(flips >= 48, "the forgery did flip the state: {flips}");
+    assert!(
+        (5..=22).contains(&sent),
+        "{sent} notifications for {flips} flips in 20 s"
+    );
+    assert_eq!(
+        sent + coalesced,
+        flips,
+        "every transition is announced or counted"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fast_flapping_announces_only_what_lasts() {
+    // MASTER lasts 90 ms each time (less than one advert interval): none of
+    // those is announced, and the BACKUPs repeat what was announced last.
+    let (flips, sent, coalesced) = storm(150, 33).await;
+    assert!(flips >= 60, "{flips}");
+    assert!(sent <= 2, "{sent} notifications for {flips} flips");
+    assert_eq!(sent + coalesced, flips);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quick_flap_back_announces_nothing() {
+    let rig = start(instance(""));
+    sleep(3000).await;
+    let (sent, _) = rig.notices();
+    // BACKUP for 60 ms, then MASTER again: it did not last.
+    rig.tx.send(datagram(254)).await.expect("inject");
+    sleep(20).await;
+    rig.tx.send(datagram(0)).await.expect("inject");
+    sleep(3000).await;
+    assert_eq!(rig.state(), State::Master);
+    assert_eq!(rig.notices(), (sent, 2));
+    rig.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_zero_and_strangers_in_unicast_mode_change_nothing() {
+    let rig = start(instance("unicast_peers = [\"192.0.2.135\"]"));
+    sleep(1000).await;
+    assert_eq!(rig.state(), State::Master);
+    let before = rig.transitions();
+    let mut zero = datagram_from(Ipv4Addr::new(192, 0, 2, 135), 254);
+    zero[24] = 0; // Max Adver Int high bits
+    zero[25] = 0; // ... and low byte: 0 centiseconds
+    zero[26] = 0;
+    zero[27] = 0;
+    let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 135));
+    let dst = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+    let sum = stackd_vrrp::checksum::with_pseudo_header(src, dst, &zero[20..]);
+    zero[26..28].copy_from_slice(&sum.to_be_bytes());
+    for _ in 0..20 {
+        rig.tx.send(zero.clone()).await.expect("inject");
+        rig.tx
+            .send(datagram_from(Ipv4Addr::new(192, 0, 2, 66), 254))
+            .await
+            .expect("inject");
+        sleep(50).await;
+    }
+    assert_eq!(rig.state(), State::Master);
+    assert_eq!(rig.transitions(), before);
+    let st = rig.status.lock().expect("s").clone();
+    assert_eq!(st.rejected.get("bad_interval"), Some(&20));
+    assert_eq!(st.rejected.get("not_a_peer"), Some(&20));
+    // The configured peer with a sane advert is still heard.
+    rig.tx
+        .send(datagram_from(Ipv4Addr::new(192, 0, 2, 135), 254))
+        .await
+        .expect("inject");
+    sleep(10).await;
+    assert_eq!(rig.state(), State::Backup);
+    rig.stop.cancel();
+}
+
+/// Real time: the STOP webhook reaches a loopback server before `run` returns.
+#[tokio::test]
+async fn the_stop_notification_is_delivered_before_exit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", l.local_addr().expect("addr"));
+    let got = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut req = Vec::new();
+                while !req.ends_with(b"}") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.lock()
+                    .expect("seen")
+                    .push(String::from_utf8_lossy(&req).into_owned());
+                let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+            });
+        }
+    });
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (_tx, rx) = mpsc::channel(8);
+    let (_stx, srx) = mpsc::channel(8);
+    let fake = Fake {
+        log,
+        rx: tokio::sync::Mutex::new(rx),
+    };
+    let notifier = Notifier {
+        webhook: Some(url),
+        ..Notifier::new(HttpClient::new("t"))
+    };
+    // Priority 255: MASTER at once.
+    let spec = instance("").clone();
+    let spec = stackd_common::config::ha::InstanceSpec {
+        priority: stackd_common::config::ha::Priority::new(255).expect("255"),
+        ..spec
+    };
+    let d = Driver::new(spec, fake, vec![], Metrics::default(), notifier);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(d.run(srx, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("run returns")
+        .expect("no panic");
+    let got = got.lock().expect("got").clone();
+    assert!(
+        got.last().is_some_and(|r| r.contains("\"state\":\"STOP\"")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter().any(|r| r.contains("\"state\":\"MASTER\"")),
+        "{got:#?}"
+    );
 }

@@ -16,6 +16,7 @@ fn expect() -> Expect {
         adver_int: Duration::from_millis(100),
         vips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 88))],
         own: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 135))],
+        peers: vec![],
     }
 }
 
@@ -88,6 +89,59 @@ fn each_damage_has_its_reason() {
     let mut d = datagram(255);
     d[15] = 135; // from ourselves
     assert_eq!(reason(&d), Err("own_packet"));
+}
+
+/// `datagram(255)` with its v3 interval set to `cs` (checksum fixed).
+fn with_interval(cs: u16) -> Vec<u8> {
+    let mut d = datagram(255);
+    let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 133));
+    let dst = IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18));
+    let vrrp = &mut d[20..];
+    vrrp[4] = (cs >> 8) as u8 & 0x0f;
+    vrrp[5] = cs as u8;
+    vrrp[6] = 0;
+    vrrp[7] = 0;
+    let sum = stackd_vrrp::checksum::with_pseudo_header(src, dst, vrrp);
+    vrrp[6..8].copy_from_slice(&sum.to_be_bytes());
+    d
+}
+
+#[test]
+fn v3_interval_zero_is_refused_and_the_extremes_pass() {
+    // Interval 0 would make Master_Down_Interval 0: one forged packet, one flip.
+    assert_eq!(reason(&with_interval(0)), Err("bad_interval"));
+    assert_eq!(reason(&with_interval(1)), Ok(100));
+    assert_eq!(reason(&with_interval(4095)), Ok(100));
+}
+
+#[test]
+fn unicast_accepts_only_configured_peers() {
+    let peers = |p: Vec<IpAddr>| Expect {
+        peers: p,
+        ..expect()
+    };
+    let from_133 = datagram(255);
+    let only_140 = peers(vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 140))]);
+    assert_eq!(
+        receive_v4(&from_133, &only_140)
+            .map(|_| ())
+            .map_err(|r| r.label()),
+        Err("not_a_peer")
+    );
+    let with_133 = peers(vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 133))]);
+    assert!(receive_v4(&from_133, &with_133).is_ok());
+}
+
+#[test]
+fn every_reason_label_is_listed_once() {
+    let labels = stackd_vrrp::validate::Reject::LABELS;
+    let mut unique = labels.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), labels.len(), "{labels:?}");
+    for l in ["bad_interval", "not_a_peer", "bad_ttl", "own_packet"] {
+        assert!(labels.contains(&l), "{l}");
+    }
 }
 
 #[test]

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use stackd_common::config::ha::EmailConfig;
-use stackd_vrrp::notify::{Notice, Notifier};
+use stackd_common::http_client::HttpClient;
+use stackd_vrrp::notify::{Announced, Notice, Notifier};
+use stackd_vrrp::state::State;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -12,8 +14,8 @@ use tokio::sync::oneshot;
 fn notice() -> Notice {
     Notice {
         instance: "VI_1".into(),
-        state: "MASTER".into(),
-        previous: "BACKUP".into(),
+        state: Announced::Master,
+        previous: State::Backup,
         priority: 100,
         reason: "master down timer expired".into(),
         host: "px1".into(),
@@ -42,17 +44,21 @@ async fn webhook_gets_json() {
             .expect("test io");
         let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
     });
-    Notifier {
+    let n = Notifier {
         webhook: Some(url),
-        ..Notifier::default()
-    }
-    .send(notice());
+        ..Notifier::new(HttpClient::new("stackd-ha-test"))
+    };
+    tokio::spawn(async move { n.deliver(&notice()).await });
     let req = tokio::time::timeout(Duration::from_secs(5), rx)
         .await
         .expect("test io")
         .expect("test io");
     assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
-    assert!(req.contains("Content-Type: application/json"));
+    assert!(
+        req.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{req}"
+    );
     let body = req.split("\r\n\r\n").nth(1).expect("test io");
     let v: serde_json::Value = serde_json::from_str(body).expect("test io");
     assert_eq!(v["instance"], "VI_1");
@@ -107,11 +113,11 @@ async fn mail_goes_through_smtp() {
         to: vec!["ops@example.test".into()],
         timeout: Duration::from_secs(5),
     };
-    Notifier {
+    let n = Notifier {
         email: Some(email),
-        ..Notifier::default()
-    }
-    .send(notice());
+        ..Notifier::new(HttpClient::new("stackd-ha-test"))
+    };
+    tokio::spawn(async move { n.deliver(&notice()).await });
     let data = tokio::time::timeout(Duration::from_secs(10), rx)
         .await
         .expect("test io")

@@ -63,6 +63,7 @@ fn expect(version: Version) -> Expect {
         },
         vips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 88))],
         own: vec![],
+        peers: vec![],
     }
 }
 

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 pub use host::Host;
 
-use crate::config::{Config, Finding, KeyPath, Locator};
+use crate::config::{Config, Finding, KeyPath, Loaded, Locator};
 use crate::ConfigError;
 
 /// How bad a problem is.
@@ -86,15 +86,33 @@ pub fn check_files(paths: &[PathBuf], host: Option<&dyn Host>) -> Report {
     let mut report = Report::default();
     let mut texts = Vec::new();
     let mut files = Vec::new();
+    // One file is this host's: its secret files are opened, and a
+    // world-readable one is a warning. Several files are other hosts'.
+    let this_host = paths.len() == 1;
     for path in paths {
         let loaded = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,
             })
-            .and_then(|text| Config::from_toml_str(&text, path).map(|c| (text, c)));
+            .and_then(|text| {
+                let loaded = if this_host {
+                    Config::check(path)?
+                } else {
+                    Config::check_other_host(&text, path)?
+                };
+                Ok((text, loaded))
+            });
         match loaded {
-            Ok((text, config)) => {
+            Ok((
+                text,
+                Loaded {
+                    config, warnings, ..
+                },
+            )) => {
+                report
+                    .warnings
+                    .extend(warnings.iter().map(ToString::to_string));
                 report.loaded.push((path.clone(), config.summary()));
                 texts.push(text);
                 files.push(HostFile {

@@ -66,20 +66,39 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Collects findings during validation so that all of them are reported at once.
+/// Collects findings during validation so that all of them are reported at
+/// once: errors (the file cannot be used) and warnings (it can, but an
+/// operator should know, e.g. a world-readable password file).
 #[derive(Debug, Default)]
-pub struct Findings(pub Vec<Finding>);
+pub struct Findings {
+    pub errors: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+    /// Do not open `*_file` secrets: set while a service validates another
+    /// service's table (the proxy has no business reading `[ha]`'s password,
+    /// and usually no permission either).
+    pub skip_secret_files: bool,
+}
 
 impl Findings {
+    /// An error at `path`.
     pub fn push(&mut self, path: KeyPath, message: impl Into<String>) {
-        self.0.push(Finding {
+        self.errors.push(Finding {
             path,
             message: message.into(),
         });
     }
 
+    /// A warning at `path`.
+    pub fn warn(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.warnings.push(Finding {
+            path,
+            message: message.into(),
+        });
+    }
+
+    /// No errors (warnings do not count).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.errors.is_empty()
     }
 }
 
@@ -145,13 +164,24 @@ impl<'a> Locator<'a> {
         let span = self
             .doc
             .as_ref()
-            .and_then(|d| span_of(d.as_item(), &f.path.0));
+            .and_then(|d| span_of(d.as_item(), &f.path.0, false));
+        self.at_span(span, f.path.to_string(), f.message.clone())
+    }
+
+    /// Locates a finding about a key itself (an unknown key): at the key,
+    /// not at its value.
+    pub fn locate_key(&self, f: &Finding) -> Problem {
+        let span = self
+            .doc
+            .as_ref()
+            .and_then(|d| span_of(d.as_item(), &f.path.0, true));
         self.at_span(span, f.path.to_string(), f.message.clone())
     }
 }
 
-/// Walks `path` from `item`, returning the deepest span found.
-fn span_of(item: &toml_edit::Item, path: &[Seg]) -> Option<Range<usize>> {
+/// Walks `path` from `item`, returning the deepest span found; with
+/// `key`, the last key's own span rather than its value's.
+fn span_of(item: &toml_edit::Item, path: &[Seg], key: bool) -> Option<Range<usize>> {
     use toml_edit::{Item, Value};
     let Some((seg, rest)) = path.split_first() else {
         return item.span();
@@ -171,8 +201,9 @@ fn span_of(item: &toml_edit::Item, path: &[Seg]) -> Option<Range<usize>> {
         _ => None,
     };
     match child {
+        Some((key_span, _)) if key && rest.is_empty() && key_span.is_some() => key_span,
         // Prefer the value's own span; fall back to its key, then to the parent.
-        Some((key_span, child)) => span_of(&child, rest).or(key_span).or(here),
+        Some((key_span, child)) => span_of(&child, rest, key).or(key_span).or(here),
         None => here,
     }
 }

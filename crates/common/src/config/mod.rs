@@ -1,22 +1,33 @@
 //! The stackd config file: one TOML file per host, one table per subcommand.
 //!
-//! Loading is two steps. Serde reads the file into structs that mirror its
-//! shape (`deny_unknown_fields`, typed addresses, durations with units); any
-//! syntax or type error stops there with its position. Then `validate` checks
-//! what types cannot express (references, ranges, combinations) and reports
-//! *every* finding at once, each located by [`diag::Locator`].
+//! Loading is two steps. Serde reads each table into structs that mirror its
+//! shape (`deny_unknown_fields`, typed addresses, durations with units); a
+//! type error stops that table with its position. Then each table's
+//! `validate` checks what types cannot express (references, ranges,
+//! combinations, bounds on what sizes runtime work) and reports *every*
+//! finding at once, each located by [`diag::Locator`]. `[ha]` goes one step
+//! further: validation *is* the conversion into its typed spec
+//! ([`ha::spec`]), so the runtime never re-checks it.
+//!
+//! Tables are parsed independently because one file serves several
+//! services: [`Config::load_for`] fails only on the caller's table and turns
+//! the others' problems into warnings; [`Config::check`] (`stackd check`)
+//! fails on all of them.
 //!
 //! # Layout
 //! - [`units`]: durations and byte sizes as people write them.
 //! - [`diag`]: key paths and file:line:column problems.
 //! - `recover`: reading past a value that does not parse.
+//! - [`secret`]: passwords that never print, `*_file` keys, URL redaction.
 //! - [`proxy`], [`ha`], [`demo_backend`]: one module per table.
 
 pub mod demo_backend;
 pub mod diag;
 pub mod ha;
+mod load;
 pub mod proxy;
 mod recover;
+pub mod secret;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -27,9 +38,11 @@ pub use demo_backend::DemoBackendConfig;
 pub use diag::{Finding, Findings, KeyPath, Locator, Problem};
 pub use ha::HaConfig;
 pub use proxy::ProxyConfig;
+pub use secret::{redact_url, Secret};
 pub use units::{format_duration, parse_duration, ByteSize};
 
 use crate::error::ConfigError;
+use load::Report;
 
 /// A whole config file. Each subcommand takes the table it needs.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -51,7 +64,22 @@ pub enum Section {
     DemoBackend,
 }
 
+/// A file that can be used, with what is wrong or risky in it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The tables that were read. In [`Config::load_for`], a table of another
+    /// subcommand that has errors is left out (`None`).
+    pub config: Config,
+    /// To log at start (or print after `stackd check`): warnings, and for
+    /// [`Config::load_for`] the other tables' errors.
+    pub warnings: Vec<Problem>,
+    /// `[ha]` as `stackd ha` runs it, built while validating it.
+    pub ha_spec: Option<ha::HaSpec>,
+}
+
 impl Section {
+    pub const ALL: [Section; 3] = [Section::Proxy, Section::Ha, Section::DemoBackend];
+
     pub fn name(self) -> &'static str {
         match self {
             Section::Proxy => "proxy",
@@ -64,61 +92,77 @@ impl Section {
 // === impl Config ===
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`, every table strictly (tests, tools).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::from_toml_str(&text, path)
+        Config::check(path).map(|l| l.config)
     }
 
-    /// Parses and validates `text`; `origin` names the file in messages.
-    ///
-    /// Every problem is reported at once: a value that does not parse is
-    /// noted and read past ([`recover`]), then the rest is validated.
+    /// `stackd check`: every problem in every table is an error; what is
+    /// merely risky (a world-readable secret) comes back as warnings.
+    pub fn check(path: &Path) -> Result<Loaded, ConfigError> {
+        Report::of_file(path, None)?.strict()
+    }
+
+    /// What a subcommand loads: only `section` must be right. Errors in the
+    /// other tables become warnings, so a typo in `[proxy]` cannot stop
+    /// `stackd ha` (one file per host holds both).
+    pub fn load_for(path: &Path, section: Section) -> Result<Loaded, ConfigError> {
+        Report::of_file(path, Some(section))?.only(path, section)
+    }
+
+    /// Parses and validates `text` strictly; `origin` names the file in messages.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let locator = Locator::new(origin, text);
-        let read = recover::deserialize(text, &locator);
-        let mut problems = read.problems;
-        if let Some(cfg) = &read.config {
-            let under_stand_in = |f: &Finding| read.swapped.iter().any(|s| f.path.starts_with(s));
-            problems.extend(
-                cfg.validate()
-                    .0
-                    .iter()
-                    .filter(|f| !under_stand_in(f))
-                    .map(|f| locator.locate(f)),
-            );
+        Report::of_text(text, origin, None, true)?
+            .strict()
+            .map(|l| l.config)
+    }
+
+    /// `stackd check` of another host's file (`text`, read from `origin`):
+    /// strict, but its secret files (`*_file` keys) are that host's and are
+    /// not opened here.
+    pub fn check_other_host(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
+        Report::of_text(text, origin, None, false)?.strict()
+    }
+
+    /// [`Config::load_for`] on text.
+    pub fn from_toml_str_for(
+        text: &str,
+        origin: &Path,
+        section: Section,
+    ) -> Result<Loaded, ConfigError> {
+        Report::of_text(text, origin, Some(section), true)?.only(origin, section)
+    }
+
+    fn validate_table(&self, section: Section, out: &mut Findings) {
+        let at = KeyPath::root(section.name());
+        match section {
+            Section::Proxy => self.proxy.iter().for_each(|p| p.validate(&at, out)),
+            Section::Ha => self.ha.iter().for_each(|h| h.validate(&at, out)),
+            Section::DemoBackend => self.demo_backend.iter().for_each(|d| d.validate(&at, out)),
         }
-        match read.config {
-            Some(cfg) if problems.is_empty() => Ok(cfg),
-            _ => {
-                problems.sort_by_key(|p| (p.line, p.column));
-                Err(ConfigError::Invalid(problems))
+    }
+
+    /// Keys of this config that hold a secret inline (for the file-mode warning).
+    fn inline_secrets(&self) -> Vec<KeyPath> {
+        let mut keys = Vec::new();
+        if let Some(h) = &self.ha {
+            for (i, inst) in h.instance.iter().enumerate() {
+                if inst.auth_pass.is_some() {
+                    keys.push(
+                        KeyPath::root("ha")
+                            .key("instance")
+                            .index(i)
+                            .key("auth_pass"),
+                    );
+                }
             }
         }
-    }
-
-    /// Every semantic problem in the file.
-    pub fn validate(&self) -> Findings {
-        let mut out = Findings::default();
-        if self.proxy.is_none() && self.ha.is_none() && self.demo_backend.is_none() {
-            out.push(
-                KeyPath::default(),
-                "the file has none of the tables [proxy], [ha], [demo_backend]",
-            );
-        }
-        if let Some(p) = &self.proxy {
-            p.validate(&KeyPath::root("proxy"), &mut out);
-        }
-        if let Some(h) = &self.ha {
-            h.validate(&KeyPath::root("ha"), &mut out);
-        }
         if let Some(d) = &self.demo_backend {
-            d.validate(&KeyPath::root("demo_backend"), &mut out);
+            if secret::url_has_password(&d.redis) {
+                keys.push(KeyPath::root("demo_backend").key("redis"));
+            }
         }
-        out
+        keys
     }
 
     /// One line for `stackd check`: what the file configures.

@@ -11,18 +11,18 @@
 //!
 //! A syntax error still stops everything: past it, the file has no structure.
 
+use serde::de::DeserializeOwned;
 use toml_edit::{DocumentMut, Item, Table, Value};
 
 use super::diag::{KeyPath, Locator, Problem, Seg};
-use super::Config;
 
 /// Bound on bad values reported per file; past it the rest waits for the next run.
 const MAX_ROUNDS: usize = 64;
 
 /// The outcome of reading a file whose values may not all parse.
-pub(crate) struct Recovered {
+pub(crate) struct Recovered<T> {
     /// The config with stand-ins, when every bad value could be replaced.
-    pub config: Option<Config>,
+    pub config: Option<T>,
     /// One problem per value that did not parse, located in the original text.
     pub problems: Vec<Problem>,
     /// Keys holding stand-ins; findings at or below them are not the file's.
@@ -30,8 +30,8 @@ pub(crate) struct Recovered {
 }
 
 /// Deserializes `text`, collecting every type error instead of the first.
-pub(crate) fn deserialize(text: &str, original: &Locator<'_>) -> Recovered {
-    let first = match toml::from_str::<Config>(text) {
+pub(crate) fn deserialize<T: DeserializeOwned>(text: &str, original: &Locator<'_>) -> Recovered<T> {
+    let first = match toml::from_str::<T>(text) {
         Ok(config) => {
             return Recovered {
                 config: Some(config),
@@ -41,7 +41,7 @@ pub(crate) fn deserialize(text: &str, original: &Locator<'_>) -> Recovered {
         }
         Err(e) => e,
     };
-    let syntax_only = |e: &toml::de::Error| Recovered {
+    let syntax_only = |e: &toml::de::Error| Recovered::<T> {
         config: None,
         problems: vec![original.at_span(
             e.span(),
@@ -162,7 +162,10 @@ fn child(item: &Item, seg: &Seg) -> Option<Item> {
 
 /// Tries stand-ins for `bad.target` until the error moves elsewhere; returns
 /// the next deserialization result, or `None` when nothing fits.
-fn swap(doc: &mut DocumentMut, bad: &Bad) -> Option<Result<Config, toml::de::Error>> {
+fn swap<T: DeserializeOwned>(
+    doc: &mut DocumentMut,
+    bad: &Bad,
+) -> Option<Result<T, toml::de::Error>> {
     let before = doc.clone();
     // Stand-ins first: serde reports a missing field only after the other
     // fields' errors, so a removal that seems to work may only defer one.
@@ -177,7 +180,7 @@ fn swap(doc: &mut DocumentMut, bad: &Bad) -> Option<Result<Config, toml::de::Err
             return None;
         }
         let text = doc.to_string();
-        match toml::from_str::<Config>(&text) {
+        match toml::from_str::<T>(&text) {
             Ok(cfg) => return Some(Ok(cfg)),
             Err(e) => match Bad::of(&e, &text) {
                 Some(b) if b.target == bad.target => continue,
@@ -267,9 +270,15 @@ fn edit_value(v: &mut Value, path: &[Seg], new: &Option<Value>) -> bool {
 impl Locator<'_> {
     /// A serde error, placed where its key path is in the original text.
     fn at_path(&self, path: &KeyPath, e: &toml::de::Error) -> Problem {
-        self.locate(&super::Finding {
+        let f = super::Finding {
             path: path.clone(),
             message: e.message().trim().to_owned(),
-        })
+        };
+        // An unknown key is the key's fault, not its value's.
+        if f.message.starts_with("unknown field") {
+            self.locate_key(&f)
+        } else {
+            self.locate(&f)
+        }
     }
 }

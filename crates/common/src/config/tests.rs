@@ -594,7 +594,7 @@ fn ha_track_rules() {
         &with("{ http = \"127.0.0.1:9090\" }"),
         10,
         "track[0].http",
-        "http:// URL",
+        "https:// URL",
     );
     assert_one(
         &with("{ script = \"/bin/true\", interval = \"1ms\" }"),
@@ -639,7 +639,7 @@ fn ha_notify_rules() {
         ),
         10,
         "notify_webhook",
-        "http:// URL",
+        "https:// URL",
     );
     assert_ok(&edit(
         HA,
@@ -739,6 +739,307 @@ fn missing_required_key_is_located() {
     assert!(
         p[0].starts_with("t.toml:1:") && p[0].contains("missing field `redis`"),
         "{p:?}"
+    );
+}
+
+// === bounds on what sizes runtime work ===
+
+#[test]
+fn ha_bounds_are_located_errors() {
+    let with = |extra: &str| {
+        edit(
+            HA,
+            "auth_pass = \"1111\"",
+            &format!("auth_pass = \"1111\"\n{extra}"),
+        )
+    };
+    assert_one(
+        &with("garp_master_repeat = 0"),
+        10,
+        "garp_master_repeat",
+        "1..=100",
+    );
+    assert_one(
+        &with("garp_master_repeat = 101"),
+        10,
+        "garp_master_repeat",
+        "1..=100",
+    );
+    assert_ok(&with("garp_master_repeat = 100"));
+    assert_one(
+        &with("preempt_delay = \"20years\""),
+        10,
+        "preempt_delay",
+        "at most 1h",
+    );
+    assert_one(
+        &with("garp_master_delay = \"2h\""),
+        10,
+        "garp_master_delay",
+        "at most 1h",
+    );
+    assert_ok(&with("garp_master_delay = \"0s\""));
+    assert_one(
+        &with("track = [ { script = \"/bin/true\", interval = \"100000000years\" } ]"),
+        10,
+        "track[0].interval",
+        "at most 1h",
+    );
+    assert_one(
+        &with("track = [ { script = \"/bin/true\", fall = 1001 } ]"),
+        10,
+        "track[0].fall",
+        "1..=1000",
+    );
+    assert_one(
+        &with("track = [ { script = \"\" } ]"),
+        10,
+        "track[0].script",
+        "must not be empty",
+    );
+    let peers: Vec<String> = (1..=33).map(|i| format!("\"192.0.2.{i}\"")).collect();
+    assert_one(
+        &with(&format!("unicast_peers = [{}]", peers.join(", "))),
+        10,
+        "unicast_peers",
+        "at most 32",
+    );
+}
+
+#[test]
+fn ha_vip_count_fits_one_advert() {
+    let vips = |n: usize, v6: bool| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                if v6 {
+                    format!("\"2001:db8::{:x}/64\"", i + 1)
+                } else {
+                    format!("\"10.0.{}.{}/8\"", i / 200, i % 200 + 1)
+                }
+            })
+            .collect()
+    };
+    let with =
+        |list: Vec<String>| edit(HA, "[\"192.0.2.88/24\"]", &format!("[{}]", list.join(", ")));
+    assert_ok(&with(vips(255, false)));
+    assert_one(
+        &with(vips(256, false)),
+        10,
+        "virtual_ipaddress",
+        "at most 255",
+    );
+    let v3 = |text: String| edit(&text, "auth_pass = \"1111\"", "version = 3");
+    assert_ok(&v3(with(vips(77, true))));
+    assert_one(
+        &v3(with(vips(78, true))),
+        10,
+        "virtual_ipaddress",
+        "minimum IPv6 MTU",
+    );
+}
+
+#[test]
+fn https_webhooks_and_checks_are_accepted() {
+    let with = |extra: &str| {
+        edit(
+            HA,
+            "auth_pass = \"1111\"",
+            &format!("auth_pass = \"1111\"\n{extra}"),
+        )
+    };
+    assert_ok(&with(
+        "notify_webhook = \"https://hooks.example.com/stackd\"",
+    ));
+    assert_ok(&with(
+        "track = [ { http = \"https://127.0.0.1:9443/healthz\" } ]",
+    ));
+}
+
+// === typed spec ===
+
+#[test]
+fn ha_spec_is_typed() {
+    let text = edit(HA, "auth_pass = \"1111\"", "auth_pass = \"1111\"\ntrack = [ { http = \"http://127.0.0.1:9090/healthz\", weight = 20 }, { process = \"stackd\" } ]");
+    let loaded = Config::from_toml_str_for(&text, Path::new("t.toml"), Section::Ha).unwrap();
+    let spec = loaded.ha_spec.expect("spec");
+    let i = &spec.instances[0];
+    assert_eq!(
+        (i.vrid.get(), i.priority.get(), i.version),
+        (51, 100, ha::Version::V2)
+    );
+    assert_eq!(i.advert_int.centis(), 100);
+    assert_eq!(i.auth.map(|a| a.bytes()), Some(*b"1111\0\0\0\0"));
+    assert!(
+        !format!("{i:?}").contains("1111"),
+        "the password never prints"
+    );
+    assert_eq!(
+        i.garp,
+        ha::Garp {
+            repeat: 5,
+            delay: Some(std::time::Duration::from_secs(5))
+        }
+    );
+    assert_eq!(
+        i.tracks[0].check,
+        ha::Check::Http("http://127.0.0.1:9090/healthz".into())
+    );
+    assert_eq!(i.tracks[0].on_down.weight(), 20);
+    assert_eq!(i.tracks[1].on_down, ha::OnDown::Fault);
+}
+
+// === secrets in files ===
+
+#[test]
+fn auth_pass_file_is_read_checked_and_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("vrrp.pass");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = edit(
+        HA,
+        "auth_pass = \"1111\"",
+        &format!("auth_pass_file = \"{}\"", pw.display()),
+    );
+    let loaded = Config::from_toml_str_for(&text, Path::new("t.toml"), Section::Ha).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let spec = loaded.ha_spec.unwrap();
+    assert_eq!(
+        spec.instances[0].auth.map(|a| a.bytes()),
+        Some(*b"s3cret\0\0")
+    );
+
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = Config::from_toml_str_for(&text, Path::new("t.toml"), Section::Ha).unwrap();
+    let w = loaded
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        w.starts_with("t.toml:9:") && w.contains("every user can read it (mode 0644)"),
+        "{w}"
+    );
+
+    std::fs::write(&pw, "123456789\n").unwrap();
+    assert_one(&text, 9, "auth_pass_file", "1 to 8 ASCII");
+    let missing = edit(
+        HA,
+        "auth_pass = \"1111\"",
+        "auth_pass_file = \"/nonexistent/pw\"",
+    );
+    assert_one(&missing, 9, "auth_pass_file", "cannot read /nonexistent/pw");
+    let both = edit(
+        HA,
+        "auth_pass = \"1111\"",
+        "auth_pass = \"1111\"\nauth_pass_file = \"/x\"",
+    );
+    assert_one(&both, 10, "auth_pass_file", "not both");
+}
+
+#[test]
+fn a_world_readable_config_with_an_inline_password_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stackd.toml");
+    std::fs::write(&path, HA).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = Config::check(&path).unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].key.ends_with("auth_pass"),
+        "{:?}",
+        loaded.warnings
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(Config::check(&path).unwrap().warnings.is_empty());
+}
+
+// === each subcommand fails only on its own table ===
+
+#[test]
+fn a_proxy_typo_does_not_stop_ha() {
+    let text = format!("{}{HA}", edit(PROXY, "admin = ", "admim = "));
+    let origin = Path::new("t.toml");
+    let ha = Config::from_toml_str_for(&text, origin, Section::Ha).unwrap();
+    assert!(
+        ha.config.proxy.is_none(),
+        "a broken table is handed to nobody"
+    );
+    assert!(ha.ha_spec.is_some());
+    assert_eq!(ha.warnings.len(), 1, "{:?}", ha.warnings);
+    assert!(
+        ha.warnings[0].to_string().contains("proxy.admim"),
+        "{}",
+        ha.warnings[0]
+    );
+    let e = Config::from_toml_str_for(&text, origin, Section::Proxy).unwrap_err();
+    assert!(e.to_string().contains("unknown field `admim`"), "{e}");
+    assert!(
+        Config::from_toml_str(&text, origin).is_err(),
+        "check still fails"
+    );
+    // A semantic error in [proxy] is the same story.
+    let text = format!(
+        "{}{HA}",
+        edit(PROXY, "upstream = \"tomcats\"", "upstream = \"nope\"")
+    );
+    assert!(Config::from_toml_str_for(&text, origin, Section::Ha).is_ok());
+    assert!(Config::from_toml_str_for(&text, origin, Section::Proxy).is_err());
+}
+
+#[test]
+fn unknown_tables_and_missing_tables() {
+    let origin = Path::new("t.toml");
+    let text = format!("[proxxy]\nlisten = []\n{HA}");
+    let ha = Config::from_toml_str_for(&text, origin, Section::Ha).unwrap();
+    assert!(
+        ha.warnings[0]
+            .to_string()
+            .contains("unknown table [proxxy]"),
+        "{:?}",
+        ha.warnings
+    );
+    assert!(parse(&text).unwrap_err()[0].contains("unknown table [proxxy]"));
+    let e = Config::from_toml_str_for(HA, origin, Section::DemoBackend).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::MissingSection {
+                section: "demo_backend",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A syntax error stops everyone: nothing can be read.
+    assert!(Config::from_toml_str_for(&format!("{HA}\n[proxy\n"), origin, Section::Ha).is_err());
+}
+
+#[test]
+fn a_service_does_not_open_another_services_secret_files() {
+    let text = format!(
+        "{PROXY}{}",
+        edit(
+            HA,
+            "auth_pass = \"1111\"",
+            "auth_pass_file = \"/nonexistent/vrrp.pass\""
+        )
+    );
+    let origin = Path::new("t.toml");
+    let proxy = Config::from_toml_str_for(&text, origin, Section::Proxy).unwrap();
+    assert!(proxy.warnings.is_empty(), "{:?}", proxy.warnings);
+    assert!(proxy.ha_spec.is_none());
+    let e = Config::from_toml_str_for(&text, origin, Section::Ha).unwrap_err();
+    assert!(
+        e.to_string().contains("cannot read /nonexistent/vrrp.pass"),
+        "{e}"
+    );
+    assert!(
+        Config::from_toml_str(&text, origin).is_err(),
+        "check opens every file"
     );
 }
 

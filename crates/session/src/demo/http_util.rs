@@ -1,14 +1,20 @@
 //! Small response and body helpers for the demo routes.
 
-use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
 
-pub type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<Full<Bytes>>;
 
-pub fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+pub(crate) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -19,56 +25,75 @@ pub fn respond(status: StatusCode, content_type: &'static str, body: impl Into<B
     r
 }
 
-pub fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
+pub(crate) fn json(status: StatusCode, v: &serde_json::Value) -> Resp {
     let mut body = serde_json::to_vec(v).unwrap_or_default();
     body.push(b'\n');
     respond(status, "application/json", body)
 }
 
-pub fn text(status: StatusCode, body: impl Into<String>) -> Resp {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Resp {
     respond(status, "text/plain; charset=utf-8", body.into())
 }
 
-/// The whole body if it is at most `limit` bytes; `Err(response)` otherwise.
-pub async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, Resp> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
+/// Reads a request body frame by frame: at most `limit` bytes (413 beyond,
+/// or at once when Content-Length says so), at most `pause` between two
+/// frames (408, nginx's `client_body_timeout`). Returns the length and, if
+/// `keep`, the bytes; answering early makes hyper close the connection
+/// instead of reading the rest.
+pub async fn read_body(
+    mut body: Incoming,
+    limit: u64,
+    pause: Duration,
+    keep: bool,
+) -> Result<(u64, Bytes), Resp> {
+    let too_large = || {
+        let mut r = text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("413 body larger than {limit} bytes\n"),
-        )),
-        Err(e) => Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("400 could not read the body: {e}\n"),
-        )),
+        );
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    if body.size_hint().lower() > limit {
+        return Err(too_large());
     }
-}
-
-/// Counts body bytes without keeping them, up to `limit`.
-pub async fn count_body(mut body: Incoming, limit: u64) -> Result<u64, Resp> {
     let mut n: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            text(
-                StatusCode::BAD_REQUEST,
-                format!("400 could not read the body: {e}\n"),
-            )
-        })?;
+    let mut kept = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(pause, body.frame()).await {
+            Err(_) => {
+                let mut r = text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("408 no body bytes for {pause:?}\n"),
+                );
+                r.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                return Err(r);
+            }
+            Ok(None) => break,
+            Ok(Some(f)) => f.map_err(|e| {
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!("400 could not read the body: {e}\n"),
+                )
+            })?,
+        };
         if let Some(d) = frame.data_ref() {
             n += d.len() as u64;
             if n > limit {
-                return Err(text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("413 body larger than {limit} bytes\n"),
-                ));
+                return Err(too_large());
+            }
+            if keep {
+                kept.extend_from_slice(d);
             }
         }
     }
-    Ok(n)
+    Ok((n, kept.freeze()))
 }
 
 /// `application/x-www-form-urlencoded` value of `key` (`+` is a space).
-pub fn form_value(body: &str, key: &str) -> Option<String> {
+pub(crate) fn form_value(body: &str, key: &str) -> Option<String> {
     body.split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| percent_decode(k).as_deref() == Some(key))
@@ -93,7 +118,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Minimal HTML escaping for text and attribute values.
-pub fn escape_html(s: &str) -> String {
+pub(crate) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -9,12 +9,25 @@
 //! must share one `Arc` of the store to share sessions).
 //!
 //! ```text
-//!   accept loop ──(permit from a Semaphore)──> one task per connection (hyper auto: h1/h2)
+//!   accept loop ──(permit from a Semaphore)──> one task per connection (HTTP/1.1)
 //!        │                                         │ /echo, /healthz, /metrics: no session
 //!   shutdown token                                 │ /, /session, /login, /logout:
 //!        └─> stop accepting, GracefulShutdown      │   SessionLayer: load -> handler -> save + cookie,
 //!            of open connections (bounded grace)   │   all within redis_timeout, else 503
 //! ```
+//!
+//! Every connection state has a deadline, because the demo listens on the
+//! LAN like Tomcat did and a slow client must not hold one of its slots:
+//!
+//! | state | deadline | who enforces it |
+//! |---|---|---|
+//! | reading a request head, or idle between requests | `client_header_timeout` | hyper (`header_read_timeout`), closes the connection |
+//! | reading a body (`/login`, `/echo`) | `client_body_timeout` between two reads; `client_max_body_size` (`/echo`), 16k (`/login`) | the route, answers 408 / 413 |
+//! | session work | `redis_timeout` | the route, answers 503 |
+//! | after shutdown | 10 s grace | the accept loop |
+//!
+//! HTTP/1.1 only: the demo sits behind the proxy, which speaks HTTP/1.1 to
+//! it, and HTTP/2's preface detection would be a read without a deadline.
 
 mod http_util;
 mod metrics;
@@ -29,10 +42,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use stackd_common::config::DemoBackendConfig;
 use stackd_common::CancellationToken;
@@ -56,7 +69,7 @@ pub enum DemoError {
     Store(#[from] OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("session_ttl {0:?} must be whole seconds, at least 1s")]
+    #[error("session TTL {0:?} must be whole seconds, at least 1s")]
     Ttl(Duration),
 }
 
@@ -72,6 +85,33 @@ pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<
     serve(listener, store, &cfg, shutdown).await
 }
 
+/// The routes with their session layer, built from `cfg`.
+fn app(
+    store: Arc<dyn SessionStore>,
+    cfg: &DemoBackendConfig,
+) -> Result<Arc<routes::App>, DemoError> {
+    let ttl = Ttl::new(cfg.session_ttl).ok_or(DemoError::Ttl(cfg.session_ttl))?;
+    let first = Ttl::new(cfg.first_ttl()).ok_or(DemoError::Ttl(cfg.new_session_ttl))?;
+    let layer = SessionLayer::new(
+        store,
+        ttl,
+        CookieSettings::from(&cfg.cookie),
+        Some(cfg.node_id.clone()),
+        cfg.redis_timeout,
+    )
+    .with_first_ttl(first);
+    let app = Arc::new(routes::App {
+        layer,
+        node: cfg.node_id.clone(),
+        metrics: metrics::Metrics::new(&cfg.node_id),
+        body: routes::BodyLimits {
+            timeout: cfg.client_body_timeout,
+            echo_max: cfg.client_max_body_size.bytes(),
+        },
+    });
+    Ok(app)
+}
+
 /// Serves the demo app on an already-bound `listener` with `store` (tests and
 /// `stackd lab` pass a shared or in-memory store here). `cfg.listen` and
 /// `cfg.redis` are not used; everything else is.
@@ -81,28 +121,19 @@ pub async fn serve(
     cfg: &DemoBackendConfig,
     shutdown: CancellationToken,
 ) -> Result<(), DemoError> {
-    let ttl = Ttl::new(cfg.session_ttl).ok_or(DemoError::Ttl(cfg.session_ttl))?;
-    let layer = SessionLayer::new(
-        store,
-        ttl,
-        CookieSettings::from(&cfg.cookie),
-        Some(cfg.node_id.clone()),
-        cfg.redis_timeout,
-    );
-    let app = Arc::new(routes::App {
-        layer,
-        node: cfg.node_id.clone(),
-        metrics: metrics::Metrics::new(&cfg.node_id),
-    });
+    let app = app(store, cfg)?;
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         node = %cfg.node_id,
         store = %app.layer.store().describe(),
-        ttl_secs = ttl.secs(),
+        ttl_secs = app.layer.ttl().secs(),
         "demo backend serving"
     );
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.client_header_timeout);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -126,11 +157,7 @@ pub async fn serve(
             let app = app.clone();
             async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
         });
-        let conn = graceful.watch(
-            builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .into_owned(),
-        );
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

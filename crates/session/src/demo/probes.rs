@@ -10,35 +10,29 @@ use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::json;
 
-use super::http_util::{count_body, json, text, Resp};
+use super::http_util::{json, read_body, text, Resp};
 use super::routes::App;
-
-/// Largest `/echo` body (counted, not kept).
-const ECHO_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
 // === impl App ===
 
 impl App {
+    /// Public (the proxy's health check reads it): says whether the store
+    /// answers and why not, never where it is or who we log in as.
     pub(super) async fn healthz(&self) -> Resp {
         let store = self.layer.store();
         match tokio::time::timeout(self.layer.deadline(), store.ping()).await {
-            Ok(Ok(())) => text(
-                StatusCode::OK,
-                format!("ok: session store {} answers\n", store.describe()),
-            ),
-            Ok(Err(e)) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "503 session store {} unavailable: {}\n",
-                    store.describe(),
-                    e.reason()
-                ),
-            ),
+            Ok(Ok(())) => text(StatusCode::OK, "ok: session store answers\n"),
+            Ok(Err(e)) => {
+                tracing::warn!(store = %store.describe(), error = %e, "health check: session store unavailable");
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("503 session store unavailable: {}\n", e.reason()),
+                )
+            }
             Err(_) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "503 session store {} unavailable: no answer within {:?}\n",
-                    store.describe(),
+                    "503 session store unavailable: no answer within {:?}\n",
                     self.layer.deadline()
                 ),
             ),
@@ -58,8 +52,8 @@ impl App {
                 })
                 .or_insert(v);
         }
-        let body_len = match count_body(body, ECHO_BODY_LIMIT).await {
-            Ok(n) => n,
+        let body_len = match read_body(body, self.body.echo_max, self.body.timeout, false).await {
+            Ok((n, _)) => n,
             Err(r) => return r,
         };
         json(

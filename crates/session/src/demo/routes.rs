@@ -7,6 +7,7 @@
 //! (`/healthz` then says so with 503).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, StatusCode};
@@ -14,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
 
-use super::http_util::{json, read_limited, respond, text, Resp};
+use super::http_util::{json, read_body, respond, text, Resp};
 use super::metrics::{Metrics, RouteLabels};
 use super::page;
 use crate::id::CookieValue;
@@ -23,14 +24,24 @@ use crate::session::{Session, SessionError};
 use crate::store::StoreError;
 
 /// Largest `/login` body.
-const LOGIN_BODY_LIMIT: usize = 16 * 1024;
+const LOGIN_BODY_LIMIT: u64 = 16 * 1024;
 /// Longest user name accepted at login.
 const USER_MAX_CHARS: usize = 64;
 
-pub struct App {
+pub(crate) struct App {
     pub layer: SessionLayer,
     pub node: String,
     pub metrics: Metrics,
+    pub body: BodyLimits,
+}
+
+/// How request bodies are read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimits {
+    /// Longest pause between two reads (`client_body_timeout`).
+    pub timeout: Duration,
+    /// Largest `/echo` body (`client_max_body_size`).
+    pub echo_max: u64,
 }
 
 /// What a session route does once its body (if any) is read.
@@ -70,7 +81,7 @@ impl App {
             "/logout" if post => self.session_route(req.headers(), Action::Logout).await,
             "/login" if post => {
                 let headers = req.headers().clone();
-                match login_user(req).await {
+                match login_user(req, self.body.timeout).await {
                     Ok(user) => self.session_route(&headers, Action::Login(user)).await,
                     Err(r) => r,
                 }
@@ -205,13 +216,13 @@ fn not_allowed(allow: &'static str) -> Resp {
 }
 
 /// The user name from a JSON (`{"user": "..."}`) or form (`user=...`) body.
-async fn login_user(req: Request<Incoming>) -> Result<String, Resp> {
+async fn login_user(req: Request<Incoming>, pause: Duration) -> Result<String, Resp> {
     let form = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    let body = read_limited(req.into_body(), LOGIN_BODY_LIMIT).await?;
+    let (_, body) = read_body(req.into_body(), LOGIN_BODY_LIMIT, pause, true).await?;
     let bad = |why: &str| {
         text(
             StatusCode::BAD_REQUEST,

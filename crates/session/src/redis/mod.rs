@@ -22,7 +22,7 @@
 //! is down and answers 503 until it is back.
 
 mod scripts;
-pub mod url;
+pub(crate) mod url;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,12 +33,15 @@ use futures::future::{BoxFuture, FutureExt};
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{Client, IntoConnectionInfo, RedisError, Script, TlsCertificates, TlsMode};
+use redis::{
+    Client, ConnectionInfo, IntoConnectionInfo, RedisError, Script, TlsCertificates, TlsMode,
+};
 use stackd_common::config::DemoBackendConfig;
 
 use crate::memory::MemoryStore;
 use crate::store::{SessionStore, StoreError};
-use url::{redact, Target, UrlError};
+use stackd_common::config::{redact_url as redact, Secret};
+use url::{Target, UrlError};
 
 /// Why a store could not be built from its URL (nothing is connected yet, so
 /// this is always a configuration problem).
@@ -84,6 +87,18 @@ pub struct StoreOptions {
     pub timeout: Duration,
     /// PEM CA for `rediss://` servers signed by a private CA.
     pub ca_file: Option<PathBuf>,
+    /// File holding the password of the data nodes (`redis_password_file`),
+    /// read once when the store is built.
+    pub password_file: Option<PathBuf>,
+    /// `memory://` only: most sessions kept.
+    pub memory_max_sessions: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        let d = DemoBackendConfig::with_defaults("n", "memory://", ([127, 0, 0, 1], 0).into());
+        StoreOptions::from(&d)
+    }
 }
 
 impl From<&DemoBackendConfig> for StoreOptions {
@@ -92,6 +107,8 @@ impl From<&DemoBackendConfig> for StoreOptions {
             key_prefix: c.key_prefix.clone(),
             timeout: c.redis_timeout,
             ca_file: c.redis_ca_file.clone(),
+            password_file: c.redis_password_file.clone(),
+            memory_max_sessions: c.memory_max_sessions,
         }
     }
 }
@@ -107,7 +124,7 @@ pub fn open_store(
     let opts = StoreOptions {
         key_prefix: key_prefix.into(),
         timeout,
-        ca_file: None,
+        ..StoreOptions::default()
     };
     open_store_with(url, &opts)
 }
@@ -115,7 +132,9 @@ pub fn open_store(
 /// [`open_store`] with every option (a private CA for TLS).
 pub fn open_store_with(url: &str, opts: &StoreOptions) -> Result<Arc<dyn SessionStore>, OpenError> {
     match Target::parse(url)? {
-        Target::Memory => Ok(Arc::new(MemoryStore::new())),
+        Target::Memory => Ok(Arc::new(MemoryStore::with_capacity(
+            opts.memory_max_sessions,
+        ))),
         target => Ok(Arc::new(RedisStore::from_target(url, target, opts)?)),
     }
 }
@@ -162,6 +181,17 @@ impl RedisStore {
                 })
             }
         };
+        let password = match &opts.password_file {
+            None => None,
+            Some(path) => Some(
+                stackd_common::config::secret::read_secret_file(path).map_err(|reason| {
+                    OpenError::Client {
+                        url: redact(url),
+                        reason: format!("redis_password_file: {reason}"),
+                    }
+                })?,
+            ),
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -170,9 +200,10 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let backend = match target {
             Target::Memory | Target::Single(_) => {
+                let info = with_password(url.into_connection_info().map_err(err)?, &password);
                 let client = match &certs {
-                    Some(c) => Client::build_with_tls(url, c.clone()),
-                    None => Client::open(url),
+                    Some(c) => Client::build_with_tls(info, c.clone()),
+                    None => Client::open(info),
                 };
                 Backend::Single(client.map_err(err)?, config)
             }
@@ -182,7 +213,10 @@ impl RedisStore {
                 node,
                 tls,
             } => {
-                let info = node.as_str().into_connection_info().map_err(err)?;
+                let info = with_password(
+                    node.as_str().into_connection_info().map_err(err)?,
+                    &password,
+                );
                 let mut node = SentinelNodeConnectionInfo::default()
                     .set_redis_connection_info(info.redis_settings().clone());
                 if tls {
@@ -205,6 +239,9 @@ impl RedisStore {
                 if let Some(c) = certs {
                     b = b.certs(c);
                 }
+                if let Some(p) = &password {
+                    b = b.password(p.expose());
+                }
                 Backend::Cluster(b.build().map_err(err)?)
             }
         };
@@ -226,6 +263,17 @@ impl RedisStore {
 
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.backend, Backend::Cluster(_))
+    }
+}
+
+/// `info` with the password from `redis_password_file`, if there is one.
+fn with_password(info: ConnectionInfo, password: &Option<Secret>) -> ConnectionInfo {
+    match password {
+        None => info,
+        Some(p) => {
+            let settings = info.redis_settings().clone().set_password(p.expose());
+            info.set_redis_settings(settings)
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 ///
 /// Increments are checked before anything is written, because Redis does not
 /// roll back a script that fails half way.
-pub const WRITE: &str = r#"
+pub(crate) const WRITE: &str = r#"
 local mode = ARGV[2]
 local key = KEYS[1]
 if mode == 'r' then
@@ -49,7 +49,7 @@ return out
 
 /// KEYS[1] = key, ARGV[1] = ttl seconds: the hash (empty when missing) with
 /// its TTL reset in the same step.
-pub const LOAD: &str = r#"
+pub(crate) const LOAD: &str = r#"
 local h = redis.call('HGETALL', KEYS[1])
 if #h > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return h
@@ -57,7 +57,7 @@ return h
 
 /// KEYS[1] = key: the hash, deleted in the same step (Cluster rotation: the
 /// old and new keys live in different slots, so no single script sees both).
-pub const TAKE: &str = r#"
+pub(crate) const TAKE: &str = r#"
 local h = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
 return h

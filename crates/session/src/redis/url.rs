@@ -13,10 +13,13 @@
 //! expected to run without a password, as in the stock redis-sentinel setup.
 //! TLS trusts the system store, or `[demo_backend] redis_ca_file` for a
 //! private CA (data nodes only; sentinels over TLS need a system-trusted CA).
+//! Messages show URLs through [`redact_url`], which hides any password.
+
+use stackd_common::config::redact_url as redact;
 
 /// Where sessions live, as the URL said.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Memory,
     /// A URL the redis crate understands directly (`redis://`, `rediss://`).
     Single(String),
@@ -116,21 +119,6 @@ fn hosts_of(hosts: &str, default_port: u16, scheme: &str, auth: &str) -> Option<
     out.filter(|v| !v.is_empty())
 }
 
-/// `url` with any password replaced, for messages and logs.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,12 +170,17 @@ mod tests {
     }
 
     #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
-        let e = Target::parse("redis+cluster://u:secret@h/0")
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("secret"), "{e}");
+    fn errors_never_show_the_password() {
+        for url in [
+            "redis+cluster://u:secret@h/0",
+            "redis+cluster://u:sec/ret@h/0",
+            "nope://:se/cret@h",
+        ] {
+            let e = Target::parse(url).unwrap_err().to_string();
+            assert!(
+                !e.contains("secret") && !e.contains("sec/ret") && !e.contains("se/cret"),
+                "{e}"
+            );
+        }
     }
 }

@@ -5,8 +5,9 @@
 //! - changes on a stored session: `Update` (or `rotate` when asked);
 //! - the session vanished meanwhile (expired, logout on another node):
 //!   the changes go into a *new* session with a new id, never into the old one;
-//! - a new session: `Create` under a fresh id, retried on the (astronomically
-//!   unlikely) clash.
+//! - a new session: `Create` under a fresh id with the short first TTL,
+//!   retried on the (astronomically unlikely) clash. The client's next
+//!   request loads it, which slides it to the full TTL.
 
 use super::*;
 
@@ -73,7 +74,7 @@ impl Session {
             let id = SessionId::generate();
             if let Written::Saved(r) = self
                 .store
-                .write(&id, &all, WriteMode::Create, self.ttl)
+                .write(&id, &all, WriteMode::Create, self.first_ttl)
                 .await?
             {
                 return Ok((id, r));

@@ -285,3 +285,36 @@ async fn pending_changes_compose_within_a_request() {
         Err(SessionError::Decode { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_session_seen_once_lives_the_first_ttl_until_its_client_returns() {
+    let store = Arc::new(Counting::default());
+    let s = request(&store, None, 1800).with_first_ttl(ttl(60));
+    assert_eq!(s.incr("visits", 1).await.unwrap(), 1);
+    s.save().await.unwrap();
+    let id = stored_id(&s).await;
+    assert_eq!(store.ttl(&id).await.unwrap(), Some(Duration::from_secs(60)));
+
+    // The browser comes back with the cookie: now it is a real session.
+    let s = request(&store, Some(&id), 1800).with_first_ttl(ttl(60));
+    assert_eq!(s.incr("visits", 1).await.unwrap(), 2);
+    s.save().await.unwrap();
+    assert_eq!(
+        store.ttl(&id).await.unwrap(),
+        Some(Duration::from_secs(1800))
+    );
+
+    // A session nobody came back to is gone after the first TTL.
+    let once = request(&store, None, 1800).with_first_ttl(ttl(60));
+    once.incr("visits", 1).await.unwrap();
+    once.save().await.unwrap();
+    let gone = stored_id(&once).await;
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(store.ttl(&gone).await.unwrap(), None);
+    assert!(store.ttl(&id).await.unwrap().is_some());
+    // A first TTL above the idle TTL is capped.
+    assert_eq!(
+        request(&store, None, 30).with_first_ttl(ttl(60)).ttl(),
+        ttl(30)
+    );
+}

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
             adver_int: Duration::from_secs(1),
             vips: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 88))],
             own: vec![],
+            peers: vec![],
         };
         let _ = receive_v4(data, &expect);
     }

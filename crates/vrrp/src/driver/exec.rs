@@ -3,33 +3,32 @@
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use tokio::time::Instant;
 
-use crate::notify::Notice;
-use crate::packet::{Advert, Auth, Version};
+use super::Driver;
+use crate::notify::{Announced, Notice};
+use crate::packet::{Advert, Auth};
 use crate::ports::Ports;
 use crate::socket::Received;
-use crate::state::{Action, Event, State};
-use crate::status::{labels, state_code, LastTransition};
+use crate::state::{Action, Event, Reason, State};
+use crate::status::{self, labels, LastTransition, ToLabels};
+use crate::timers;
 use crate::track::effective;
 use crate::validate::{receive_v4, receive_v6};
-use crate::{status, timers};
 
 /// How long after a competing master we re-send gratuitous ARPs: just past
 /// Linux's default ARP `locktime` (1 s), which ignores earlier updates.
 const REANNOUNCE_AFTER: Duration = Duration::from_millis(1100);
 
-use super::Driver;
-
 // === impl Driver ===
 
 impl<P: Ports> Driver<P> {
-    pub(super) fn now(&self) -> Duration {
+    fn now(&self) -> Duration {
         self.epoch.elapsed()
     }
 
     pub(super) async fn packet(&mut self, buf: &[u8], got: Received) {
-        let name = self.cfg.name.clone();
         let checked = match got {
             Received::V4 { len } => receive_v4(buf.get(..len).unwrap_or(buf), &self.expect)
                 .map(|(s, a)| (IpAddr::V4(s), a)),
@@ -51,9 +50,10 @@ impl<P: Ports> Driver<P> {
             Ok((src, a)) => {
                 self.metrics
                     .received
-                    .get_or_create(&labels(&name, None))
+                    .get_or_create(&labels(&self.spec.name))
                     .inc();
                 self.bump(|s| s.adverts_received += 1);
+                // Valid adverts carry 1..=4095 centiseconds (checked above).
                 let interval = timers::centis(a.interval_cs);
                 self.apply(Event::Advert {
                     src,
@@ -66,10 +66,10 @@ impl<P: Ports> Driver<P> {
             }
             Err(r) => {
                 let reason = r.label();
-                tracing::debug!(instance = %name, reason, detail = %r, "VRRP packet discarded");
+                tracing::debug!(instance = %self.spec.name, reason, detail = %r, "VRRP packet discarded");
                 self.metrics
                     .rejected
-                    .get_or_create(&labels(&name, Some(("reason", reason))))
+                    .get_or_create(&status::reason(&self.spec.name, reason))
                     .inc();
                 self.bump(|s| *s.rejected.entry(reason).or_default() += 1);
             }
@@ -78,10 +78,10 @@ impl<P: Ports> Driver<P> {
 
     /// Recomputes fault and effective priority from the checks.
     pub(super) async fn health(&mut self) {
-        let weights = self.cfg.track.iter().map(|t| t.weight);
+        let on_down = self.spec.tracks.iter().map(|t| t.on_down);
         let (fault, priority) = effective(
-            self.vr.params().priority,
-            self.checks.iter().map(|h| h.health()).zip(weights),
+            self.spec.priority.get(),
+            self.checks.iter().map(|h| h.health()).zip(on_down),
         );
         let tracks: Vec<_> = self.checks.iter().map(|h| h.health().as_str()).collect();
         self.bump(|s| {
@@ -92,7 +92,7 @@ impl<P: Ports> Driver<P> {
         });
         self.metrics
             .priority
-            .get_or_create(&labels(&self.cfg.name, None))
+            .get_or_create(&labels(&self.spec.name))
             .set(i64::from(priority));
         self.apply(Event::Health { fault, priority }).await;
     }
@@ -106,51 +106,45 @@ impl<P: Ports> Driver<P> {
     }
 
     fn advert(&self, priority: u8) -> Advert {
-        let v3 = self.cfg.version == 3;
         Advert {
-            version: if v3 { Version::V3 } else { Version::V2 },
-            vrid: self.expect.vrid,
+            version: self.spec.version,
+            vrid: self.spec.vrid.get(),
             priority,
-            interval_cs: if v3 {
-                timers::to_centis(self.cfg.advert_int)
-            } else {
-                (self.cfg.advert_int.as_secs().clamp(1, 255) * 100) as u16
-            },
+            interval_cs: self.spec.advert_int.centis(),
             addrs: self.expect.vips.clone(),
-            auth: self.expect.auth.map_or(Auth::None, Auth::Pass),
+            auth: self.spec.auth.map_or(Auth::None, |p| Auth::Pass(p.bytes())),
         }
     }
 
     pub(super) fn announce(&mut self, first: bool) {
-        if let Err(e) = self.ports.announce(self.cfg.garp_master_repeat) {
-            tracing::warn!(instance = %self.cfg.name, error = %e, "gratuitous ARP failed");
-        }
-        if first && !self.cfg.garp_master_delay.is_zero() {
-            self.garp_again = Some(Instant::now() + self.cfg.garp_master_delay);
+        self.ports.announce(self.spec.garp.repeat);
+        if let (true, Some(delay)) = (first, self.spec.garp.delay) {
+            self.garp_again = Some(Instant::now() + delay);
         }
     }
 
     pub(super) async fn apply(&mut self, event: Event) {
         let now = self.now();
         for action in self.vr.step(event, now) {
-            let t0 = Instant::now();
-            let what = format!("{action:?}");
             self.execute(action).await;
-            tracing::trace!(instance = %self.cfg.name, action = %what, took = ?t0.elapsed(), "executed");
         }
     }
 
     async fn execute(&mut self, action: Action) {
-        let name = self.cfg.name.clone();
         match action {
             Action::SendAdvert { priority } => {
                 let a = self.advert(priority);
                 match self.ports.send(&|src, dst| a.encode(src, dst)) {
                     Ok(()) => {
-                        self.metrics.sent.get_or_create(&labels(&name, None)).inc();
+                        self.metrics
+                            .sent
+                            .get_or_create(&labels(&self.spec.name))
+                            .inc();
                         self.bump(|s| s.adverts_sent += 1);
                     }
-                    Err(e) => tracing::warn!(instance = %name, error = %e, "sending advert failed"),
+                    Err(e) => {
+                        tracing::warn!(instance = %self.spec.name, error = %e, "sending advert failed")
+                    }
                 }
             }
             Action::ArmMasterDown(d) => self.master_down = Some(Instant::now() + d),
@@ -161,13 +155,13 @@ impl<P: Ports> Driver<P> {
             }
             Action::AddVips => {
                 if let Err(e) = self.ports.add_vips().await {
-                    tracing::error!(instance = %name, error = %e, "adding VIPs failed");
+                    tracing::error!(instance = %self.spec.name, error = %e, "adding VIPs failed");
                 }
             }
             Action::DelVips => {
                 self.garp_again = None;
                 if let Err(e) = self.ports.del_vips().await {
-                    tracing::error!(instance = %name, error = %e, "removing VIPs failed");
+                    tracing::error!(instance = %self.spec.name, error = %e, "removing VIPs failed");
                 }
             }
             Action::Announce => self.announce(true),
@@ -179,46 +173,46 @@ impl<P: Ports> Driver<P> {
                     self.garp_again = Some(at);
                 }
             }
-            Action::Transition { from, to, reason } => {
-                let shown = if to == State::Initialize {
-                    "STOP".to_owned()
-                } else {
-                    to.to_string()
-                };
-                tracing::info!(instance = %name, from = %from, to = %shown, priority = self.vr.priority(), %reason, "VRRP transition");
-                let at_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0);
-                let master = self.vr.master();
-                self.bump(|s| {
-                    s.state = shown.clone();
-                    s.master = master;
-                    s.transitions += 1;
-                    s.last_transition = Some(LastTransition {
-                        from: from.to_string(),
-                        to: shown.clone(),
-                        reason: reason.to_string(),
-                        at_ms,
-                    });
-                });
-                self.metrics
-                    .state
-                    .get_or_create(&labels(&name, None))
-                    .set(state_code(to));
-                self.metrics
-                    .transitions
-                    .get_or_create(&labels(&name, Some(("to", &shown))))
-                    .inc();
-                self.notifier.send(Notice {
-                    instance: name.clone(),
-                    state: shown,
-                    previous: from.to_string(),
-                    priority: self.vr.priority(),
-                    reason: reason.to_string(),
-                    host: crate::notify::hostname(),
-                });
-            }
+            Action::Transition { from, to, reason } => self.transition(from, to, reason),
         }
+    }
+
+    fn transition(&mut self, from: State, to: State, reason: Reason) {
+        let name = self.spec.name.clone();
+        let priority = self.vr.priority();
+        tracing::info!(instance = %name, %from, %to, priority, %reason, "VRRP transition");
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let master = self.vr.master();
+        let why = reason.to_string();
+        self.bump(|s| {
+            s.state = to;
+            s.master = master;
+            s.transitions += 1;
+            s.last_transition = Some(LastTransition {
+                from,
+                to,
+                reason: why.clone(),
+                at_ms,
+            });
+        });
+        self.metrics.set_state(&name, to);
+        self.metrics
+            .transitions
+            .get_or_create(&ToLabels {
+                vrrp_instance: name.clone(),
+                to: to.as_str(),
+            })
+            .inc();
+        self.notify.transition(Notice {
+            instance: name,
+            state: Announced::of(to),
+            previous: from,
+            priority,
+            reason: why,
+            host: crate::notify::hostname(),
+        });
     }
 }

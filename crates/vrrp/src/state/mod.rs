@@ -16,11 +16,16 @@ use crate::timers;
 mod step;
 
 /// RFC 5798 §6.4 states, plus FAULT (keepalived: a weight-0 check failed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Shown (logs, `/status`, metrics) by keepalived's names: INIT, BACKUP, MASTER, FAULT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum State {
+    #[serde(rename = "INIT")]
     Initialize,
+    #[serde(rename = "BACKUP")]
     Backup,
+    #[serde(rename = "MASTER")]
     Master,
+    #[serde(rename = "FAULT")]
     Fault,
 }
 
@@ -112,14 +117,27 @@ pub struct VirtualRouter {
 
 // === impl State ===
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    pub const ALL: [State; 4] = [
+        State::Initialize,
+        State::Backup,
+        State::Master,
+        State::Fault,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
             State::Initialize => "INIT",
             State::Backup => "BACKUP",
             State::Master => "MASTER",
             State::Fault => "FAULT",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -259,11 +259,11 @@ upstream = "app"
     let (_, metrics) = get(&c, &format!("http://{}/metrics", p.admin)).await;
     println!("{metrics}");
     assert!(
-        metrics.contains("stackd_proxy_requests_total{upstream=\"app\",class=\"2xx\"} 1"),
+        metrics.contains("stackd_proxy_requests_total{upstream=\"app\",code=\"200\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("stackd_proxy_requests_total{upstream=\"\",class=\"4xx\"} 1"),
+        metrics.contains("stackd_proxy_requests_total{upstream=\"\",code=\"404\"} 1"),
         "{metrics}"
     );
     assert!(

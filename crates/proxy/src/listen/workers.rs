@@ -17,20 +17,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use stackd_common::config::ProxyConfig;
 use stackd_common::CancellationToken;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio_util::task::TaskTracker;
+use tokio::sync::{mpsc, oneshot};
 
+use super::server::{accept_loop, Server};
+use super::Ctx;
 use crate::error::{ErrorKind, ProxyError};
-use crate::server::{accept_loop, swap_snapshot, Ctx};
-use crate::snapshot::Snapshot;
 
 /// A listener socket other workers can bind too (`SO_REUSEPORT`).
 fn reuseport_listener(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
-    let bind_err = |source| ProxyError::proxy(ErrorKind::Bind { addr, source });
+    let bind_err = |error| ProxyError::proxy(ErrorKind::Bind { addr, error });
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -43,8 +41,15 @@ fn reuseport_listener(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
     sock.listen(1024).map_err(bind_err)
 }
 
+fn thread_err(error: std::io::Error) -> ProxyError {
+    ProxyError::proxy(ErrorKind::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        error,
+    })
+}
+
 /// Runs `cfg.workers` worker threads until `shutdown`; see the module docs.
-pub async fn serve_workers(
+pub(crate) async fn serve_workers(
     cfg: ProxyConfig,
     admin: Option<TcpListener>,
     mut reloads: mpsc::Receiver<ProxyConfig>,
@@ -52,26 +57,16 @@ pub async fn serve_workers(
 ) -> Result<(), ProxyError> {
     let n = cfg.workers.max(1);
     let listen: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|l| (l.addr(), l.tls())).collect();
-    let sem = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
-    let shared = Arc::new(ArcSwap::from_pointee(Snapshot::build(cfg, None)?));
-    if let Some(l) = admin {
-        tokio::spawn(crate::status::admin(shared.clone()).serve(l, shutdown.child_token()));
-    }
-    let mut prober = crate::prober::spawn(&shared.load(), shutdown.child_token());
-
+    let mut server = Server::start(cfg, admin)?;
     let stop = CancellationToken::new();
-    let drain = CancellationToken::new();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), ProxyError>>();
+    let mut ctxs = Vec::with_capacity(n);
     let mut done = Vec::with_capacity(n);
     for i in 0..n {
         let (done_tx, done_rx) = oneshot::channel::<()>();
         done.push(done_rx);
-        let ctx = Arc::new(Ctx {
-            shared: shared.clone(),
-            sem: sem.clone(),
-            tracker: TaskTracker::new(),
-            drain: drain.clone(),
-        });
+        let ctx = server.ctx();
+        ctxs.push(ctx.clone());
         let (listen, worker_stop, ready) = (listen.clone(), stop.clone(), ready_tx.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("stackd-proxy-{i}"))
@@ -83,10 +78,7 @@ pub async fn serve_workers(
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready.send(Err(ProxyError::proxy(ErrorKind::Bind {
-                            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                            source: e,
-                        })));
+                        let _ = ready.send(Err(thread_err(e)));
                         return;
                     }
                 };
@@ -95,10 +87,7 @@ pub async fn serve_workers(
             });
         if let Err(e) = spawned {
             stop.cancel();
-            return Err(ProxyError::proxy(ErrorKind::Bind {
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                source: e,
-            }));
+            return Err(thread_err(e));
         }
     }
     drop(ready_tx);
@@ -127,29 +116,27 @@ pub async fn serve_workers(
                     if new_listen != listen {
                         tracing::warn!("listen changes take effect after a restart when workers > 0");
                     }
-                    if let Some(next) = swap_snapshot(&shared, cfg) {
-                        prober.cancel();
-                        prober = crate::prober::spawn(&next, shutdown.child_token());
-                    }
+                    server.reload(cfg);
                 }
             },
         }
     }
-    let grace = shared.load().cfg.shutdown_grace;
-    prober.cancel();
     stop.cancel();
-    drain.cancel();
+    let trackers: Vec<_> = ctxs.iter().map(|c| c.tracker.clone()).collect();
+    server.stop(&trackers).await;
     let all = futures::future::join_all(done);
-    if tokio::time::timeout(grace + Duration::from_secs(1), all)
+    if tokio::time::timeout(Duration::from_secs(2), all)
         .await
         .is_err()
     {
-        tracing::warn!(?grace, "workers did not finish within the shutdown grace");
+        tracing::warn!("workers did not finish after the shutdown grace");
     }
     Ok(())
 }
 
-/// One worker thread's life: bind, accept until `stop`, drain.
+/// One worker thread's life: bind, accept until `stop`, then wait for its
+/// connections (the server's stop sequence drains and, at the end of the
+/// grace period, closes them).
 async fn worker(
     listen: Vec<(SocketAddr, bool)>,
     ctx: Arc<Ctx>,
@@ -171,7 +158,11 @@ async fn worker(
         tokio::spawn(accept_loop(l, tls, ctx.clone(), stop.clone()));
     }
     stop.cancelled().await;
-    let grace = ctx.shared.load().cfg.shutdown_grace;
     ctx.tracker.close();
-    let _ = tokio::time::timeout(grace, ctx.tracker.wait()).await;
+    tokio::select! {
+        _ = ctx.tracker.wait() => {}
+        _ = ctx.kill.cancelled() => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ctx.tracker.wait()).await;
+        }
+    }
 }

@@ -1,45 +1,56 @@
 //! Counters and latency histograms as plain atomics, encoded for Prometheus
-//! only when `/metrics` is scraped.
+//! only when `/metrics` is scraped (`listen::admin`).
 //!
 //! prometheus-client's `Family` looks labels up under a lock and its
 //! `Histogram` takes a lock per observation; on the request path we only do
-//! `fetch_add`s on per-upstream structs that are resolved at config load.
-//! A [`Collector`] walks the current snapshot at scrape time, so upstreams
-//! added by a reload appear without re-registering anything.
+//! `fetch_add`s on structs resolved at config load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-
-use crate::snapshot::Snapshot;
+use crate::codec::BadResponse;
 
 /// Upper bounds of the latency buckets, in seconds.
-pub const BUCKETS: [f64; 12] = [
+pub(crate) const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Status codes counted one by one: 100..=599.
+const CODES: usize = 500;
+
 /// Requests and latency of one upstream (or of requests that reached none).
-#[derive(Debug, Default)]
-pub struct UpstreamStats {
-    /// Responses by status class: 1xx..5xx.
-    pub by_class: [AtomicU64; 5],
+#[derive(Debug)]
+pub(crate) struct UpstreamStats {
+    /// Responses by status code (index: code - 100); 499 is "client closed".
+    by_code: Box<[AtomicU64]>,
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_us: AtomicU64,
     count: AtomicU64,
+    /// Broken upstream responses by [`BadResponse`].
+    bad: [AtomicU64; BadResponse::ALL.len()],
+}
+
+impl Default for UpstreamStats {
+    fn default() -> UpstreamStats {
+        UpstreamStats {
+            by_code: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
+            buckets: Default::default(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            bad: Default::default(),
+        }
+    }
 }
 
 // === impl UpstreamStats ===
 
 impl UpstreamStats {
     /// Counts one finished request.
-    pub fn observe(&self, status: u16, elapsed: Duration) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn observe(&self, status: u16, elapsed: Duration) {
+        let i = usize::from(status.clamp(100, 599)) - 100;
+        if let Some(c) = self.by_code.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let secs = elapsed.as_secs_f64();
         let b = BUCKETS
             .iter()
@@ -53,15 +64,31 @@ impl UpstreamStats {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn requests(&self) -> u64 {
-        self.by_class
+    /// Counts one broken upstream response.
+    pub(crate) fn bad_response(&self, why: BadResponse) {
+        self.bad[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bad_responses(&self) -> impl Iterator<Item = (BadResponse, u64)> + '_ {
+        BadResponse::ALL
             .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+            .map(|b| (*b, self.bad[b.index()].load(Ordering::Relaxed)))
+    }
+
+    /// (code, count) for every code seen at least once.
+    pub(crate) fn codes(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.by_code.iter().enumerate().filter_map(|(i, c)| {
+            let n = c.load(Ordering::Relaxed);
+            (n > 0).then_some((i as u16 + 100, n))
+        })
+    }
+
+    pub(crate) fn requests(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     /// (sum in seconds, count, per-bucket counts as prometheus-client expects them).
-    fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
+    pub(crate) fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut out: Vec<(f64, u64)> = BUCKETS
             .iter()
             .zip(&self.buckets)
@@ -76,96 +103,52 @@ impl UpstreamStats {
     }
 }
 
-/// Encodes the live snapshot's numbers at scrape time.
-#[derive(Debug)]
-pub struct ProxyCollector {
-    pub snapshot: Arc<ArcSwap<Snapshot>>,
+/// Config reloads: how many took, how many were refused, and when the last took.
+#[derive(Debug, Default)]
+pub(crate) struct Reloads {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    last_ok_unix_ms: AtomicU64,
 }
 
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-impl Collector for ProxyCollector {
-    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let snap = self.snapshot.load();
-        let groups: Vec<(&str, &UpstreamStats)> = snap
-            .upstreams
-            .iter()
-            .map(|u| (&*u.name, &*u.stats))
-            .chain(std::iter::once(("", &*snap.unrouted)))
-            .collect();
-
-        let mut m = enc.encode_descriptor(
-            "stackd_proxy_requests",
-            "Requests answered, by upstream (empty: none reached) and status class",
-            None,
-            MetricType::Counter,
-        )?;
-        for (name, st) in &groups {
-            for (i, class) in CLASSES.iter().enumerate() {
-                let labels = [("upstream", *name), ("class", *class)];
-                let v = st.by_class[i].load(Ordering::Relaxed);
-                m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
-            }
+impl Reloads {
+    pub(crate) fn record(&self, ok: bool, unix_ms: u64) {
+        if ok {
+            self.ok.fetch_add(1, Ordering::Relaxed);
+            self.last_ok_unix_ms.store(unix_ms, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
 
-        let mut m = enc.encode_descriptor(
-            "stackd_proxy_request_duration_seconds",
-            "Time from request head to the end of the response, by upstream",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (name, st) in &groups {
-            let (sum, count, buckets) = st.histogram();
-            let labels = [("upstream", *name)];
-            m.encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
-        }
+    /// (ok, failed, unix ms of the last good reload or of the start).
+    pub(crate) fn get(&self) -> (u64, u64, u64) {
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.last_ok_unix_ms.load(Ordering::Relaxed),
+        )
+    }
+}
 
-        let mut m = enc.encode_descriptor(
-            "stackd_proxy_upstream_server_up",
-            "1 when the server may take traffic (active and passive health), else 0",
-            None,
-            MetricType::Gauge,
-        )?;
-        let now = crate::clock::now_ms();
-        for u in &snap.upstreams {
-            for s in u.all() {
-                let labels = [("upstream", &*u.name), ("server", &*s.state.authority)];
-                let up = i64::from(s.state.usable(&u.passive, now));
-                m.encode_family(&labels)?.encode_gauge(&up)?;
-            }
-        }
+/// Client connections closed by a lifecycle deadline, by timer (index
+/// given by the lifecycle's timer list).
+#[derive(Debug, Default)]
+pub(crate) struct Timeouts {
+    by_timer: [AtomicU64; 8],
+}
 
-        let mut m = enc.encode_descriptor(
-            "stackd_proxy_upstream_server_in_flight",
-            "Requests in flight per upstream server",
-            None,
-            MetricType::Gauge,
-        )?;
-        for u in &snap.upstreams {
-            for s in u.all() {
-                let labels = [("upstream", &*u.name), ("server", &*s.state.authority)];
-                let v = s.state.in_flight.load(Ordering::Relaxed) as i64;
-                m.encode_family(&labels)?.encode_gauge(&v)?;
-            }
+impl Timeouts {
+    pub(crate) fn count(&self, index: usize) {
+        if let Some(c) = self.by_timer.get(index) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
+    }
 
-        let mut m = enc.encode_descriptor(
-            "stackd_proxy_upstream_server_failures",
-            "Failed attempts (connect, reset, timeout) per upstream server",
-            None,
-            MetricType::Counter,
-        )?;
-        for u in &snap.upstreams {
-            for s in u.all() {
-                let labels = [("upstream", &*u.name), ("server", &*s.state.authority)];
-                let v = s.state.failures.load(Ordering::Relaxed);
-                m.encode_family(&labels)?
-                    .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
-            }
-        }
-        Ok(())
+    pub(crate) fn get(&self, index: usize) -> u64 {
+        self.by_timer
+            .get(index)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -174,14 +157,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn observe_counts_class_and_bucket() {
+    fn observe_counts_code_and_bucket() {
         let s = UpstreamStats::default();
         s.observe(200, Duration::from_micros(500));
         s.observe(503, Duration::from_millis(30));
         s.observe(404, Duration::from_secs(60));
-        assert_eq!(s.by_class[1].load(Ordering::Relaxed), 1);
-        assert_eq!(s.by_class[3].load(Ordering::Relaxed), 1);
-        assert_eq!(s.by_class[4].load(Ordering::Relaxed), 1);
+        let codes: Vec<_> = s.codes().collect();
+        assert_eq!(codes, vec![(200, 1), (404, 1), (503, 1)]);
         let (sum, count, b) = s.histogram();
         assert_eq!(count, 3);
         assert!((sum - 60.0305).abs() < 1e-6, "{sum}");

@@ -1,27 +1,34 @@
-//! Pure request/response head rewriting for forwarding: hop-by-hop headers,
-//! the X-Forwarded-* family and RFC 7239 `Forwarded`, `Location` rewriting.
+//! Pure head rewriting for forwarding: hop-by-hop fields, `Host`, the
+//! X-Forwarded-* family and RFC 7239 `Forwarded`, `Location`.
 //!
-//! Host is never touched: the backend sees exactly what the client sent,
-//! port included (the seed's static-file port-mapping bug came from a proxy
-//! rewriting it).
+//! What goes upstream carries exactly one `Host` (the request's authority,
+//! port included: the seed's static-file port-mapping bug came from a proxy
+//! rewriting it), no hop-by-hop field, no framing field (the writer adds the
+//! one that matches the body it sends), and forwarding fields built only
+//! from what we saw on the socket, plus the incoming chain when the peer is
+//! a trusted proxy. Property tests in `rewrite_tests.rs` hold it to that.
 
-use std::io::Write;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-/// RFC 9110 §7.6.1: headers that describe one connection and must not be forwarded,
-/// plus `Proxy-Connection` (non-standard, still sent by old clients). Parsed
-/// names, so removing them costs a hash lookup each, not a name parse.
-const HOP_BY_HOP: [HeaderName; 7] = [
+use crate::codec::tokens;
+
+/// RFC 9110 §7.6.1 and §11.7.4: fields that describe one connection (or
+/// authenticate to this proxy) and are never forwarded, plus
+/// `Proxy-Connection` (non-standard, still sent by old clients).
+/// `Upgrade` survives only in a WebSocket upgrade.
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHORIZATION,
     header::TE,
+    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
-    header::TRAILER,
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -31,19 +38,23 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// What the proxy knows about the client connection.
 #[derive(Clone, Copy, Debug)]
-pub struct Peer<'a> {
-    pub ip: IpAddr,
-    pub tls: bool,
-    pub trusted: &'a [IpNet],
+pub(crate) struct Peer<'a> {
+    pub(crate) ip: IpAddr,
+    pub(crate) tls: bool,
+    pub(crate) trusted: &'a [IpNet],
 }
 
 impl Peer<'_> {
-    pub fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         if self.tls {
             "https"
         } else {
             "http"
         }
+    }
+
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusts(self.ip)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
@@ -62,8 +73,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The real client: the peer, or — when the peer is a trusted proxy — the
 /// rightmost X-Forwarded-For entry that is not itself trusted (nginx
 /// `real_ip_recursive on`).
-pub fn client_ip(headers: &HeaderMap, peer: &Peer<'_>) -> IpAddr {
-    if !peer.trusts(peer.ip) {
+pub(crate) fn client_ip(headers: &HeaderMap, peer: &Peer<'_>) -> IpAddr {
+    if !peer.is_trusted() {
         return canonical(peer.ip);
     }
     let mut last = canonical(peer.ip);
@@ -84,31 +95,19 @@ pub fn client_ip(headers: &HeaderMap, peer: &Peer<'_>) -> IpAddr {
     last
 }
 
-/// Whether the request asks for a protocol upgrade (RFC 9110 §7.8), e.g. WebSocket.
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && has_token(headers, &header::CONNECTION, "upgrade")
+/// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1, RFC 9110 §7.8).
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    tokens(headers, &header::UPGRADE).any(|t| t.eq_ignore_ascii_case("websocket"))
+        && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// RFC 9110 §7.6.1: drops `Connection` and every header it names, and the
-/// fixed hop-by-hop set. With `keep_upgrade`, `Upgrade` survives and
-/// `Connection: upgrade` is set again (the upgrade is end to end for us).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// RFC 9110 §7.6.1: drops `Connection`, every field it names, and the fixed
+/// hop-by-hop set; `Upgrade` stays when `keep_upgrade` (a WebSocket
+/// upgrade; the writer then sends `Connection: upgrade`).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for n in named {
             if !(keep_upgrade && n == header::UPGRADE) {
@@ -117,95 +116,131 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
     }
     for n in &HOP_BY_HOP {
-        if keep_upgrade && n == header::UPGRADE {
-            continue;
+        if !(keep_upgrade && n == header::UPGRADE) {
+            headers.remove(n);
         }
-        headers.remove(n);
-    }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
 
-/// Sets X-Real-IP, X-Forwarded-For/Proto/Host and Forwarded on a request
-/// about to go upstream. Incoming values are kept (appended to) only when the
-/// peer is a trusted proxy.
-pub fn add_forwarding(
+/// The request head as it goes upstream: hop-by-hop and framing fields
+/// out, `Expect` out (we answer `100 Continue` ourselves), one `Host`, and
+/// the forwarding fields.
+pub(crate) fn request_headers(
     headers: &mut HeaderMap,
     peer: &Peer<'_>,
     client: IpAddr,
-    host: Option<&HeaderValue>,
+    host: &HeaderValue,
+    upgrade: bool,
 ) {
-    let trusted = peer.trusts(peer.ip);
+    strip_hop_by_hop(headers, upgrade);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::EXPECT);
+    headers.insert(header::HOST, host.clone());
+    forwarding(headers, peer, client, host);
+}
+
+/// The response head as it goes to the client: hop-by-hop and framing
+/// fields out (the client side writes its own framing).
+pub(crate) fn response_headers(headers: &mut HeaderMap, upgrade: bool) {
+    strip_hop_by_hop(headers, upgrade);
+    headers.remove(header::CONTENT_LENGTH);
+}
+
+/// Sets X-Real-IP, X-Forwarded-For/Proto/Host and Forwarded. From an
+/// untrusted peer every incoming `Forwarded`, `X-Real-IP` and
+/// `X-Forwarded-*` field is removed first, whatever its size; from a
+/// trusted one the chain is kept and appended to.
+pub(crate) fn forwarding(
+    headers: &mut HeaderMap,
+    peer: &Peer<'_>,
+    client: IpAddr,
+    host: &HeaderValue,
+) {
+    let trusted = peer.is_trusted();
     let peer_ip = canonical(peer.ip);
-    let mut buf = [0u8; 512];
+    let prev_xff = trusted.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
+    let prev_fwd = trusted
+        .then(|| joined(headers, &header::FORWARDED))
+        .flatten();
+    if !trusted {
+        let foreign: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-forwarded-"))
+            .cloned()
+            .collect();
+        for k in foreign {
+            headers.remove(k);
+        }
+        headers.remove(header::FORWARDED);
+    }
+    headers.remove(&X_REAL_IP);
 
     // X-Forwarded-For: <incoming>, <peer>  (nginx $proxy_add_x_forwarded_for)
-    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| trusted) {
-        Some(prev) => format_value(&mut buf, |w| {
-            write!(w, "{}, {peer_ip}", prev.to_str().unwrap_or(""))
-        }),
-        None => format_value(&mut buf, |w| write!(w, "{peer_ip}")),
-    };
-    if let Some(v) = xff {
-        headers.insert(&X_FORWARDED_FOR, v);
+    let mut xff = prev_xff.unwrap_or_default();
+    if !xff.is_empty() {
+        xff.push_str(", ");
     }
-    if let Some(v) = format_value(&mut buf, |w| write!(w, "{client}")) {
-        headers.insert(&X_REAL_IP, v);
-    }
-    if !trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
+    let _ = write!(xff, "{peer_ip}");
+    set(headers, &X_FORWARDED_FOR, xff);
+    set(headers, &X_REAL_IP, client.to_string());
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.scheme()));
     }
-    if !trusted || !headers.contains_key(&X_FORWARDED_HOST) {
-        match host {
-            Some(h) => headers.insert(&X_FORWARDED_HOST, h.clone()),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        headers.insert(&X_FORWARDED_HOST, host.clone());
     }
 
     // RFC 7239 §4: for=<node>;host=<host>;proto=<scheme>; IPv6 nodes and
     // host:port are not tokens and must be quoted (§6).
-    let host = host
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.contains(['"', '\\']));
-    let prev = headers
-        .get(header::FORWARDED)
-        .filter(|_| trusted)
-        .and_then(|v| v.to_str().ok());
-    let fwd = format_value(&mut buf, |w| {
-        if let Some(p) = prev {
-            write!(w, "{p}, ")?;
-        }
-        match peer_ip {
-            IpAddr::V4(ip) => write!(w, "for={ip}")?,
-            IpAddr::V6(ip) => write!(w, "for=\"[{ip}]\"")?,
-        }
-        if let Some(h) = host {
-            write!(w, ";host=\"{h}\"")?;
-        }
-        write!(w, ";proto={}", peer.scheme())
-    });
-    if let Some(v) = fwd {
-        headers.insert(header::FORWARDED, v);
+    let mut fwd = prev_fwd.unwrap_or_default();
+    if !fwd.is_empty() {
+        fwd.push_str(", ");
     }
+    match peer_ip {
+        IpAddr::V4(ip) => {
+            let _ = write!(fwd, "for={ip}");
+        }
+        IpAddr::V6(ip) => {
+            let _ = write!(fwd, "for=\"[{ip}]\"");
+        }
+    }
+    if let Some(h) = host.to_str().ok().filter(|h| !h.contains(['"', '\\'])) {
+        let _ = write!(fwd, ";host=\"{h}\"");
+    }
+    let _ = write!(fwd, ";proto={}", peer.scheme());
+    set(headers, &header::FORWARDED, fwd);
 }
 
-/// Formats into `buf` and makes a header value; `None` if it does not fit or is invalid.
-fn format_value(
-    buf: &mut [u8],
-    f: impl FnOnce(&mut &mut [u8]) -> std::io::Result<()>,
-) -> Option<HeaderValue> {
-    let total = buf.len();
-    let mut w: &mut [u8] = buf;
-    f(&mut w).ok()?;
-    let used = total - w.len();
-    HeaderValue::from_bytes(&buf[..used]).ok()
+/// Every value of `name`, joined by ", " as one list (RFC 9110 §5.3).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut out = String::new();
+    let values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    for v in values.filter(|v| !v.trim().is_empty()) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(v.trim());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Replaces `name` with `value`; a value that cannot be a header (it came
+/// from a valid one plus addresses, so it always can) removes the field.
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: String) {
+    match HeaderValue::try_from(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
 }
 
 /// nginx's `proxy_redirect default`: a `Location` pointing at the upstream
 /// server itself (`http://10.0.0.7:8080/x`) is rewritten to the address the
 /// client used (`https://www.example.com/x`).
-pub fn rewrite_location(
+pub(crate) fn rewrite_location(
     headers: &mut HeaderMap,
     server_authority: &str,
     scheme: &str,
@@ -229,4 +264,5 @@ pub fn rewrite_location(
 }
 
 #[cfg(test)]
+#[path = "rewrite_tests.rs"]
 mod tests;

@@ -12,11 +12,11 @@ use stackd_common::config::proxy::Route;
 
 /// One route, resolved against the snapshot's upstream list.
 #[derive(Debug)]
-pub struct RouteRt {
-    pub path: Box<str>,
+pub(crate) struct RouteRt {
+    pub(crate) path: Box<str>,
     /// Index into `Snapshot::upstreams`.
-    pub upstream: usize,
-    pub add_headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) upstream: usize,
+    pub(crate) add_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Routes of one host, longest path first.
@@ -24,7 +24,7 @@ pub struct RouteRt {
 struct Group(Vec<RouteRt>);
 
 #[derive(Debug, Default)]
-pub struct Router {
+pub(crate) struct Router {
     exact: HashMap<Box<str>, Group>,
     /// (".example.com", routes), longest suffix first.
     wildcard: Vec<(Box<str>, Group)>,
@@ -47,7 +47,7 @@ impl Group {
 
 impl Router {
     /// `upstream_index` resolves a route's upstream name (validated to exist).
-    pub fn new(routes: &[Route], upstream_index: impl Fn(&str) -> Option<usize>) -> Router {
+    pub(crate) fn new(routes: &[Route], upstream_index: impl Fn(&str) -> Option<usize>) -> Router {
         let mut r = Router::default();
         for route in routes {
             let Some(upstream) = upstream_index(&route.upstream) else {
@@ -87,7 +87,7 @@ impl Router {
     }
 
     /// The route for `host` (as sent, maybe with port, any case) and `path`.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&RouteRt> {
+    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<&RouteRt> {
         let mut buf = [0u8; 256];
         let host = host.and_then(|h| normalize(h, &mut buf));
         if let Some(h) = host {

@@ -16,23 +16,23 @@
 
 /// A change worth logging and counting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transition {
+pub(crate) enum Transition {
     Down,
     Up,
 }
 
 /// Passive thresholds, in milliseconds of the caller's monotonic clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PassivePolicy {
-    pub max_fails: u32,
-    pub fail_timeout_ms: u64,
+pub(crate) struct PassivePolicy {
+    pub(crate) max_fails: u32,
+    pub(crate) fail_timeout_ms: u64,
 }
 
 /// Failures counted in the current window and when the last one happened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Passive {
-    pub fails: u32,
-    pub last_fail_ms: u64,
+pub(crate) struct Passive {
+    pub(crate) fails: u32,
+    pub(crate) last_fail_ms: u64,
 }
 
 const FAILS_BITS: u32 = 16;
@@ -42,11 +42,11 @@ const FAILS_MASK: u64 = (1 << FAILS_BITS) - 1;
 
 impl Passive {
     /// `last_fail_ms` in the high 48 bits (8,900 years of ms), fails (saturating) in the low 16.
-    pub fn pack(self) -> u64 {
+    pub(crate) fn pack(self) -> u64 {
         (self.last_fail_ms << FAILS_BITS) | u64::from(self.fails).min(FAILS_MASK)
     }
 
-    pub fn unpack(v: u64) -> Passive {
+    pub(crate) fn unpack(v: u64) -> Passive {
         Passive {
             fails: (v & FAILS_MASK) as u32,
             last_fail_ms: v >> FAILS_BITS,
@@ -62,12 +62,12 @@ impl PassivePolicy {
     }
 
     /// Whether the server may take a request at `now_ms`.
-    pub fn available(&self, s: Passive, now_ms: u64) -> bool {
+    pub(crate) fn available(&self, s: Passive, now_ms: u64) -> bool {
         !self.tripped(s) || now_ms.saturating_sub(s.last_fail_ms) >= self.fail_timeout_ms
     }
 
     /// A request to the server failed at `now_ms`.
-    pub fn on_failure(&self, s: Passive, now_ms: u64) -> (Passive, Option<Transition>) {
+    pub(crate) fn on_failure(&self, s: Passive, now_ms: u64) -> (Passive, Option<Transition>) {
         if self.max_fails == 0 {
             return (s, None);
         }
@@ -89,7 +89,7 @@ impl PassivePolicy {
     }
 
     /// A request succeeded: the failure count is cleared.
-    pub fn on_success(&self, s: Passive) -> (Passive, Option<Transition>) {
+    pub(crate) fn on_success(&self, s: Passive) -> (Passive, Option<Transition>) {
         let was_tripped = self.tripped(s);
         let next = Passive { fails: 0, ..s };
         (next, was_tripped.then_some(Transition::Up))
@@ -98,9 +98,9 @@ impl PassivePolicy {
 
 /// Active check state: up or down, and how many results in a row disagreed with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Active {
-    pub up: bool,
-    pub streak: u32,
+pub(crate) struct Active {
+    pub(crate) up: bool,
+    pub(crate) streak: u32,
 }
 
 impl Default for Active {
@@ -117,7 +117,7 @@ impl Default for Active {
 
 impl Active {
     /// Feeds one check result; `fall`/`rise` are the thresholds from the config.
-    pub fn observe(self, ok: bool, fall: u32, rise: u32) -> (Active, Option<Transition>) {
+    pub(crate) fn observe(self, ok: bool, fall: u32, rise: u32) -> (Active, Option<Transition>) {
         if ok == self.up {
             return (
                 Active {

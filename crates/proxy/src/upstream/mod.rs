@@ -1,125 +1,55 @@
-//! Runtime upstreams: servers with their live counters, health and idle
-//! connections, and the balancer that picks among them.
+//! Upstreams: servers with their live state, the balancer that picks among
+//! them, and the connections to them.
 //!
-//! [`ServerState`] outlives config reloads (it is reused by upstream name and
-//! address), so health, counters and pooled connections survive a SIGHUP.
-//! Everything a request touches here is an atomic.
+//! # Layout
+//! - [`server`]: one server's live state behind methods ([`ServerState`]).
+//! - [`conn`]: an HTTP/1.1 connection driven inline, and the [`conn::Lease`]
+//!   that alone may return it to the [`pool`].
+//! - [`balance`], [`health`]: pure policies and hysteresis.
+//! - [`prober`]: active health checks feeding [`health`].
+
+pub(crate) mod balance;
+pub(crate) mod conn;
+pub(crate) mod health;
+pub(crate) mod pool;
+pub(crate) mod prober;
+pub(crate) mod server;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use stackd_common::config::proxy::{HealthCheck, Upstream};
 
-use crate::balance::{hash::fnv1a, Balancer, Candidates, PickKey};
-use crate::health::{Passive, PassivePolicy, Transition};
-use crate::pool::Pool;
-use crate::stats::UpstreamStats;
-
-/// Live state of one server; shared by every snapshot that lists it.
-#[derive(Debug)]
-pub struct ServerState {
-    pub addr: SocketAddr,
-    /// `ip:port` as text, to recognise the server in `Location` headers.
-    pub authority: Box<str>,
-    passive: AtomicU64,
-    /// Active health verdict (true until a check says otherwise).
-    pub active_up: AtomicBool,
-    /// Packed [`crate::health::Active`] streak, owned by the prober.
-    pub active_streak: AtomicU64,
-    pub in_flight: AtomicU64,
-    pub requests: AtomicU64,
-    pub failures: AtomicU64,
-    /// Unix ms of the last active check, 0 if none; and whether it passed.
-    pub last_check_unix_ms: AtomicU64,
-    pub last_check_ok: AtomicBool,
-    pub pool: Pool,
-}
+use crate::observe::stats::UpstreamStats;
+use balance::{hash::fnv1a, Balancer, Candidates, PickKey};
+use health::PassivePolicy;
+pub(crate) use server::ServerState;
 
 /// A server as configured in one snapshot.
 #[derive(Debug)]
-pub struct ServerRt {
-    pub state: Arc<ServerState>,
-    pub weight: u32,
-    pub backup: bool,
-    pub node_id: Option<Box<str>>,
+pub(crate) struct ServerRt {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) weight: u32,
+    pub(crate) backup: bool,
+    pub(crate) node_id: Option<Box<str>>,
     key: u64,
 }
 
 /// One `[[proxy.upstream]]` in a snapshot.
 #[derive(Debug)]
-pub struct UpstreamRt {
-    pub name: Arc<str>,
-    pub primaries: Vec<ServerRt>,
-    pub backups: Vec<ServerRt>,
+pub(crate) struct UpstreamRt {
+    pub(crate) name: Arc<str>,
+    pub(crate) primaries: Vec<ServerRt>,
+    pub(crate) backups: Vec<ServerRt>,
     primary_lb: Balancer,
     backup_lb: Balancer,
-    pub passive: PassivePolicy,
-    pub sticky_cookie: Box<str>,
+    pub(crate) passive: PassivePolicy,
+    pub(crate) sticky_cookie: Box<str>,
     /// Servers tried per request at most.
-    pub tries: usize,
-    pub next_upstream_timeout: std::time::Duration,
-    pub health: Option<HealthCheck>,
-    pub stats: Arc<UpstreamStats>,
-}
-
-// === impl ServerState ===
-
-impl ServerState {
-    pub fn new(addr: SocketAddr) -> ServerState {
-        ServerState {
-            addr,
-            authority: addr.to_string().into_boxed_str(),
-            passive: AtomicU64::new(0),
-            active_up: AtomicBool::new(true),
-            active_streak: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            last_check_unix_ms: AtomicU64::new(0),
-            last_check_ok: AtomicBool::new(false),
-            pool: Pool::default(),
-        }
-    }
-
-    pub fn passive(&self) -> Passive {
-        Passive::unpack(self.passive.load(Ordering::Relaxed))
-    }
-
-    /// Whether both health signals allow traffic at `now_ms`.
-    pub fn usable(&self, p: &PassivePolicy, now_ms: u64) -> bool {
-        self.active_up.load(Ordering::Relaxed)
-            && (p.max_fails == 0 || p.available(self.passive(), now_ms))
-    }
-
-    /// Applies a passive-health event with one CAS loop; returns the transition, if any.
-    pub fn record(&self, p: &PassivePolicy, ok: bool, now_ms: u64) -> Option<Transition> {
-        if ok {
-            // Fast path: nothing to clear.
-            if self.passive.load(Ordering::Relaxed) & 0xffff == 0 {
-                return None;
-            }
-        } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut cur = self.passive.load(Ordering::Relaxed);
-        loop {
-            let (next, t) = if ok {
-                p.on_success(Passive::unpack(cur))
-            } else {
-                p.on_failure(Passive::unpack(cur), now_ms)
-            };
-            match self.passive.compare_exchange_weak(
-                cur,
-                next.pack(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return t,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
+    pub(crate) tries: usize,
+    pub(crate) next_upstream_timeout: std::time::Duration,
+    pub(crate) health: Option<HealthCheck>,
+    pub(crate) stats: Arc<UpstreamStats>,
 }
 
 /// The servers of one tier as the balancer sees them at one instant.
@@ -144,7 +74,7 @@ impl Candidates for Tier<'_> {
         self.servers[i].weight
     }
     fn active(&self, i: usize) -> u64 {
-        self.servers[i].state.in_flight.load(Ordering::Relaxed)
+        self.servers[i].state.in_flight()
     }
     fn node_id(&self, i: usize) -> Option<&str> {
         self.servers[i].node_id.as_deref()
@@ -158,7 +88,7 @@ impl Candidates for Tier<'_> {
 
 impl UpstreamRt {
     /// Builds the runtime form; `state_for` returns the (possibly reused) live state of an address.
-    pub fn new(
+    pub(crate) fn new(
         u: &Upstream,
         stats: Arc<UpstreamStats>,
         mut state_for: impl FnMut(SocketAddr) -> Arc<ServerState>,
@@ -205,7 +135,12 @@ impl UpstreamRt {
 
     /// Picks a server not in `tried` (bit i = i-th server, primaries then backups);
     /// backups only when no primary is usable. Returns the bit index and the server.
-    pub fn pick(&self, key: &PickKey<'_>, tried: u64, now_ms: u64) -> Option<(usize, &ServerRt)> {
+    pub(crate) fn pick(
+        &self,
+        key: &PickKey<'_>,
+        tried: u64,
+        now_ms: u64,
+    ) -> Option<(usize, &ServerRt)> {
         let p = Tier {
             servers: &self.primaries,
             passive: &self.passive,
@@ -226,11 +161,11 @@ impl UpstreamRt {
             .map(|i| (i + self.primaries.len(), &self.backups[i]))
     }
 
-    pub fn policy(&self) -> crate::balance::Balance {
+    pub(crate) fn policy(&self) -> balance::Balance {
         self.primary_lb.policy()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &ServerRt> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &ServerRt> {
         self.primaries.iter().chain(&self.backups)
     }
 }

@@ -1,7 +1,6 @@
 //! Active health checks: one task per upstream with `health`, feeding the
-//! pure [`Active`] hysteresis. Restarted whole on every reload.
+//! pure [`super::health::Active`] hysteresis. Restarted whole on every reload.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,13 +11,12 @@ use stackd_common::config::proxy::HealthCheck;
 use stackd_common::CancellationToken;
 use tokio::net::TcpStream;
 
-use crate::health::{Active, Transition};
-use crate::snapshot::Snapshot;
-use crate::upstream::{ServerState, UpstreamRt};
+use super::health::Transition;
+use super::{ServerState, UpstreamRt};
 
-/// Starts the probers of `snap`; cancel the returned token to stop them.
-pub fn spawn(snap: &Snapshot, token: CancellationToken) -> CancellationToken {
-    for up in snap.upstreams.iter().filter(|u| u.health.is_some()) {
+/// Starts the probers of `upstreams`; cancel the returned token to stop them.
+pub(crate) fn spawn(upstreams: &[Arc<UpstreamRt>], token: CancellationToken) -> CancellationToken {
+    for up in upstreams.iter().filter(|u| u.health.is_some()) {
         tokio::spawn(probe_upstream(up.clone(), token.clone()));
     }
     token
@@ -46,30 +44,19 @@ async fn check(upstream: &str, s: &ServerState, hc: &HealthCheck) {
         Ok(Err(e)) => (false, e),
         Err(_) => (false, format!("no answer within {:?}", hc.timeout)),
     };
-    s.last_check_unix_ms
-        .store(crate::clock::unix_ms(), Ordering::Relaxed);
-    s.last_check_ok.store(ok, Ordering::Relaxed);
-    let cur = Active {
-        up: s.active_up.load(Ordering::Relaxed),
-        streak: u32::try_from(s.active_streak.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
-    };
-    let (next, t) = cur.observe(ok, hc.fall, hc.rise);
-    s.active_streak
-        .store(u64::from(next.streak), Ordering::Relaxed);
-    s.active_up.store(next.up, Ordering::Relaxed);
-    match t {
+    match s.record_check(ok, hc.fall, hc.rise, crate::clock::unix_ms()) {
         Some(Transition::Down) => {
-            tracing::warn!(upstream, server = %s.addr, reason = %why, "server down (active health check)")
+            tracing::warn!(upstream, server = %s.addr(), reason = %why, "server down (active health check)")
         }
         Some(Transition::Up) => {
-            tracing::info!(upstream, server = %s.addr, "server up (active health check)")
+            tracing::info!(upstream, server = %s.addr(), "server up (active health check)")
         }
         None => {}
     }
 }
 
 async fn probe(s: &ServerState, path: &str) -> Result<http::StatusCode, String> {
-    let stream = TcpStream::connect(s.addr)
+    let stream = TcpStream::connect(s.addr())
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let (mut tx, conn) =
@@ -78,7 +65,7 @@ async fn probe(s: &ServerState, path: &str) -> Result<http::StatusCode, String> 
             .map_err(|e| format!("handshake: {e}"))?;
     let conn_task = tokio::spawn(conn);
     let req = Request::get(path)
-        .header(header::HOST, &*s.authority)
+        .header(header::HOST, s.authority())
         .header(header::CONNECTION, "close")
         .header(header::USER_AGENT, "stackd-health-check")
         .body(Empty::new())

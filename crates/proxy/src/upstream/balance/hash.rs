@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use super::Candidates;
 
 /// Index of the usable server with the best weighted score for `client`.
-pub fn pick<C: Candidates + ?Sized>(c: &C, client: IpAddr) -> Option<usize> {
+pub(crate) fn pick<C: Candidates + ?Sized>(c: &C, client: IpAddr) -> Option<usize> {
     let ck = client_key(client);
     let mut best: Option<(usize, f64)> = None;
     for i in 0..c.len() {
@@ -32,7 +32,7 @@ pub fn pick<C: Candidates + ?Sized>(c: &C, client: IpAddr) -> Option<usize> {
 
 /// A stable 64-bit key for an address (FNV-1a over its octets; no random seed,
 /// so every proxy instance and every restart agrees).
-pub fn client_key(ip: IpAddr) -> u64 {
+pub(crate) fn client_key(ip: IpAddr) -> u64 {
     match ip {
         IpAddr::V4(v4) => fnv1a(&v4.octets()),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -43,7 +43,7 @@ pub fn client_key(ip: IpAddr) -> u64 {
 }
 
 /// FNV-1a, 64 bit.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -9,7 +9,7 @@
 use super::Candidates;
 
 /// Index of the least loaded usable server; the scan begins at `start % len`.
-pub fn pick<C: Candidates + ?Sized>(c: &C, start: usize) -> Option<usize> {
+pub(crate) fn pick<C: Candidates + ?Sized>(c: &C, start: usize) -> Option<usize> {
     let n = c.len();
     if n == 0 {
         return None;

@@ -16,18 +16,18 @@
 //! - [`least_conn`]: fewest active requests per unit of weight.
 //! - [`sticky`]: the session cookie's `.<node_id>` suffix.
 
-pub mod hash;
-pub mod least_conn;
-pub mod smooth;
-pub mod sticky;
+pub(crate) mod hash;
+pub(crate) mod least_conn;
+pub(crate) mod smooth;
+pub(crate) mod sticky;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use stackd_common::config::proxy::Balance;
+pub(crate) use stackd_common::config::proxy::Balance;
 
 /// What a policy may know about the servers of one tier (primaries or backups).
-pub trait Candidates {
+pub(crate) trait Candidates {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -45,16 +45,16 @@ pub trait Candidates {
 
 /// What the request contributes to the choice.
 #[derive(Clone, Copy, Debug)]
-pub struct PickKey<'a> {
+pub(crate) struct PickKey<'a> {
     /// The client address after `trusted_proxies` processing.
-    pub client_ip: IpAddr,
+    pub(crate) client_ip: IpAddr,
     /// The node named by the sticky cookie, if any.
-    pub sticky_node: Option<&'a str>,
+    pub(crate) sticky_node: Option<&'a str>,
 }
 
 /// One tier's policy plus its cursor. Built once per config snapshot.
 #[derive(Debug)]
-pub struct Balancer {
+pub(crate) struct Balancer {
     policy: Balance,
     table: smooth::Table,
     cursor: AtomicUsize,
@@ -64,7 +64,7 @@ pub struct Balancer {
 
 impl Balancer {
     /// `weights[i]` is server `i`'s weight; the table is built here, off the hot path.
-    pub fn new(policy: Balance, weights: &[u32]) -> Balancer {
+    pub(crate) fn new(policy: Balance, weights: &[u32]) -> Balancer {
         Balancer {
             policy,
             table: smooth::Table::new(weights),
@@ -72,12 +72,12 @@ impl Balancer {
         }
     }
 
-    pub fn policy(&self) -> Balance {
+    pub(crate) fn policy(&self) -> Balance {
         self.policy
     }
 
     /// Chooses a usable server, or `None` when there is none.
-    pub fn pick<C: Candidates + ?Sized>(&self, c: &C, key: &PickKey<'_>) -> Option<usize> {
+    pub(crate) fn pick<C: Candidates + ?Sized>(&self, c: &C, key: &PickKey<'_>) -> Option<usize> {
         if c.is_empty() {
             return None;
         }
@@ -102,7 +102,7 @@ pub(crate) mod testing {
     use super::Candidates;
 
     #[derive(Clone, Debug, Default)]
-    pub struct Srv {
+    pub(crate) struct Srv {
         pub weight: u32,
         pub up: bool,
         pub active: u64,
@@ -110,7 +110,7 @@ pub(crate) mod testing {
         pub key: u64,
     }
 
-    pub fn srv(weight: u32) -> Srv {
+    pub(crate) fn srv(weight: u32) -> Srv {
         Srv {
             weight,
             up: true,
@@ -118,7 +118,7 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn tier(weights: &[u32]) -> Vec<Srv> {
+    pub(crate) fn tier(weights: &[u32]) -> Vec<Srv> {
         weights
             .iter()
             .enumerate()

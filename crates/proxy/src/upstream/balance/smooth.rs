@@ -19,12 +19,12 @@ const MAX_PERIOD: u64 = 1 << 16;
 
 /// One period of the smooth weighted round-robin sequence (server indexes).
 #[derive(Clone, Debug, Default)]
-pub struct Table(Box<[u32]>);
+pub(crate) struct Table(Box<[u32]>);
 
 // === impl Table ===
 
 impl Table {
-    pub fn new(weights: &[u32]) -> Table {
+    pub(crate) fn new(weights: &[u32]) -> Table {
         let g = weights.iter().copied().fold(0, gcd).max(1);
         let mut w: Vec<u64> = weights.iter().map(|&x| u64::from(x / g)).collect();
         let mut total: u64 = w.iter().sum();
@@ -50,16 +50,17 @@ impl Table {
         Table(seq.into_boxed_slice())
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Next usable server in the sequence, skipping (and stepping past) unusable ones.
-    pub fn pick<C: Candidates + ?Sized>(&self, cursor: &AtomicUsize, c: &C) -> Option<usize> {
+    pub(crate) fn pick<C: Candidates + ?Sized>(
+        &self,
+        cursor: &AtomicUsize,
+        c: &C,
+    ) -> Option<usize> {
         let n = self.0.len();
         if n == 0 {
             return None;

@@ -8,19 +8,14 @@
 use super::Candidates;
 
 /// Index of the usable server whose node id is `node`.
-pub fn pick<C: Candidates + ?Sized>(c: &C, node: &str) -> Option<usize> {
+pub(crate) fn pick<C: Candidates + ?Sized>(c: &C, node: &str) -> Option<usize> {
     (0..c.len()).find(|&i| c.usable(i) && c.node_id(i) == Some(node))
 }
 
 /// The `.<node>` suffix of cookie `name` in one `Cookie` header value
 /// (RFC 6265 §4.2.1: `name=value` pairs separated by `; `).
-///
-/// ```
-/// use stackd_proxy::balance::sticky::node_in_cookie;
-/// assert_eq!(node_in_cookie("a=1; SESSIONID=f00d.137server1", "SESSIONID"), Some("137server1"));
-/// assert_eq!(node_in_cookie("SESSIONID=f00d", "SESSIONID"), None);
-/// ```
-pub fn node_in_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+/// `"a=1; SESSIONID=f00d.137server1"` gives `137server1`; `"SESSIONID=f00d"` nothing.
+pub(crate) fn node_in_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
         if k.trim() != name {

@@ -74,7 +74,9 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ProxyError> {
 }
 
 /// Builds the server config; `Ok(None)` when no certificates are configured.
-pub fn server_config(certs: &[TlsCert]) -> Result<Option<Arc<rustls::ServerConfig>>, ProxyError> {
+pub(crate) fn server_config(
+    certs: &[TlsCert],
+) -> Result<Option<Arc<rustls::ServerConfig>>, ProxyError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut exact = HashMap::new();
     let mut wildcard = Vec::new();

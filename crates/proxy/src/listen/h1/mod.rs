@@ -1,0 +1,224 @@
+//! The HTTP/1 connection driver: reads heads with our codec, runs each
+//! request through `request::serve` with an [`H1Client`], and does what
+//! the [`Lifecycle`] says after it: next request, lingering close, tunnel
+//! or close.
+//!
+//! Idle plain connections *park*: when no byte of a next request has come
+//! for [`PARK_AFTER`] and nothing is buffered, this driver returns the
+//! socket to the connection task, which waits for the next byte in a
+//! future of a few hundred bytes; buffers and this driver's state are
+//! freed (nginx frees its buffers on idle keep-alive connections too).
+//! Unlike the hyper-based park it replaces, the decision needs no guess:
+//! our buffer is empty and the lifecycle says `Idle`, so no request or body
+//! is in flight.
+
+mod client;
+mod linger;
+mod tunnel;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use super::io::ClientIo;
+use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
+use super::Ctx;
+use crate::codec::framing::Framing;
+use crate::codec::request::{self, RequestHead};
+use crate::codec::{write, Refusal};
+use crate::request::rewrite::Peer;
+use crate::request::Outcome;
+pub(crate) use client::H1Client;
+
+/// How long an idle connection keeps its buffers before it parks. Under
+/// load the next request comes sooner, and parking after every response
+/// (a fresh driver per request) costs throughput.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(25);
+
+/// How the driver ended. Moved once per park: boxing the big variant
+/// would cost an allocation to save a copy.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Exit {
+    /// Idle with nothing buffered: wait for the next byte outside.
+    Parked(ClientIo, Lifecycle),
+    Closed,
+}
+
+/// What reading a head came to (moved once per request).
+#[allow(clippy::large_enum_variant)]
+enum HeadRead {
+    Head(RequestHead),
+    Refused(Refusal),
+    Park,
+    Close,
+}
+
+/// Serves HTTP/1 requests on `io` (`buf`: bytes already read) until it closes or parks.
+pub(crate) async fn serve(
+    mut io: ClientIo,
+    mut buf: BytesMut,
+    mut life: Lifecycle,
+    peer: SocketAddr,
+    tls: bool,
+    ctx: &Ctx,
+) -> Exit {
+    let park = !tls;
+    loop {
+        let snap = ctx.shared.load_full();
+        let head = match read_head(
+            &mut io,
+            &mut buf,
+            &mut life,
+            ctx,
+            snap.limits.max_header,
+            park,
+        )
+        .await
+        {
+            HeadRead::Head(h) => h,
+            HeadRead::Park => return Exit::Parked(io, life),
+            HeadRead::Close => return Exit::Closed,
+            HeadRead::Refused(r) => {
+                snap.unrouted.observe(r.status.as_u16(), Duration::ZERO);
+                tracing::debug!(%peer, reason = r.reason, status = %r.status, "request refused");
+                answer_and_close(&mut io, &mut life, r.status, r.reason).await;
+                return Exit::Closed;
+            }
+        };
+        let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
+        life.step(
+            Event::HeadDone {
+                body,
+                keep_alive: head.keep_alive,
+            },
+            Instant::now(),
+        );
+        let peer = Peer {
+            ip: peer.ip(),
+            tls,
+            trusted: &snap.trusted,
+        };
+        let outcome = {
+            let mut c = H1Client::new(&mut io, &mut buf, &mut life, &ctx.drain, head.framing);
+            c.max_body = snap.limits.max_body;
+            c.expect_continue = head.expect_continue;
+            c.version = head.parts.version;
+            crate::request::serve(&snap, head.parts, head.framing, peer, &mut c).await
+        };
+        match outcome {
+            Outcome::Done | Outcome::Refused => {
+                match life.step(Event::ResponseDone, Instant::now()) {
+                    Action::Continue => continue,
+                    Action::Linger => {
+                        linger::linger(&mut io, &mut life, &mut buf).await;
+                        return Exit::Closed;
+                    }
+                    _ => return Exit::Closed,
+                }
+            }
+            Outcome::Aborted => return Exit::Closed,
+            Outcome::Upgrade(lease) => {
+                life.step(Event::Upgraded, Instant::now());
+                tunnel::tunnel(&mut io, &mut buf, lease, &mut life).await;
+                return Exit::Closed;
+            }
+        }
+    }
+}
+
+/// Reads until a whole head is buffered, under the lifecycle's deadline.
+async fn read_head(
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+    max: usize,
+    park: bool,
+) -> HeadRead {
+    loop {
+        if !buf.is_empty() {
+            if matches!(life.state(), State::Fresh { .. } | State::Idle { .. }) {
+                life.step(Event::HeadStarted, Instant::now());
+            }
+            match request::parse(buf, max) {
+                Ok(Some(h)) => {
+                    buf.advance(h.len);
+                    return HeadRead::Head(h);
+                }
+                Ok(None) => {}
+                Err(r) => return HeadRead::Refused(r),
+            }
+        }
+        let idle = matches!(life.state(), State::Idle { .. });
+        let Some((deadline, timer)) = life.deadline() else {
+            return HeadRead::Close;
+        };
+        let wake = if idle && park {
+            deadline.min(Instant::now() + PARK_AFTER)
+        } else {
+            deadline
+        };
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        tokio::select! {
+            r = io.read_buf(buf) => match r {
+                Ok(0) | Err(_) => {
+                    life.step(Event::PeerGone, Instant::now());
+                    return HeadRead::Close;
+                }
+                Ok(_) => {}
+            },
+            _ = tokio::time::sleep_until(wake) => {
+                if wake < deadline {
+                    return HeadRead::Park;
+                }
+                return expired(io, life, ctx, timer).await;
+            }
+            _ = ctx.drain.cancelled(), if idle => {
+                life.step(Event::Drain, Instant::now());
+                return HeadRead::Close;
+            }
+        }
+    }
+}
+
+/// The head's deadline passed: a quiet close, or 408 and a lingering close.
+async fn expired(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, timer: Timer) -> HeadRead {
+    ctx.count_timeout(timer);
+    if life.step(Event::Expired, Instant::now()) == Action::Answer408 {
+        answer_and_close(
+            io,
+            life,
+            StatusCode::REQUEST_TIMEOUT,
+            "408 Request Timeout\n",
+        )
+        .await;
+    }
+    HeadRead::Close
+}
+
+/// Writes one of our short answers with `Connection: close`, then lingers.
+async fn answer_and_close(io: &mut ClientIo, life: &mut Lifecycle, status: StatusCode, text: &str) {
+    let text = if status == StatusCode::REQUEST_TIMEOUT {
+        text
+    } else {
+        crate::error::ProxyError::client(crate::error::ErrorKind::Refused { status, reason: "" })
+            .reason()
+    };
+    life.step(Event::Respond { close: true }, Instant::now());
+    let bytes = write::short_response(status, text, true, &crate::clock::http_date());
+    let at = life.deadline().map_or_else(Instant::now, |(at, _)| at);
+    let wrote = tokio::time::timeout_at(at, tokio::io::AsyncWriteExt::write_all(io, &bytes)).await;
+    if !matches!(wrote, Ok(Ok(()))) {
+        return;
+    }
+    if life.step(Event::ResponseDone, Instant::now()) == Action::Linger {
+        let mut scratch = BytesMut::new();
+        linger::linger(io, life, &mut scratch).await;
+    }
+}

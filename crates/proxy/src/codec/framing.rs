@@ -113,52 +113,60 @@ impl Decoder {
                     };
                     return Ok(Decoded::Data(data));
                 }
-                Step::Close => {
-                    if buf.is_empty() {
+                Step::Close if buf.is_empty() => return Ok(Decoded::NeedMore),
+                Step::Close => return Ok(Decoded::Data(buf.split().freeze())),
+                Step::Size | Step::DataEnd | Step::Trailers { .. } => {
+                    if !self.chunk_framing(buf)? {
                         return Ok(Decoded::NeedMore);
                     }
-                    return Ok(Decoded::Data(buf.split().freeze()));
                 }
-                Step::Size => match chunk_size(buf)? {
-                    None => return Ok(Decoded::NeedMore),
-                    Some((used, 0)) => {
-                        buf.advance(used);
-                        self.step = Step::Trailers { seen: 0 };
-                    }
-                    Some((used, size)) => {
-                        buf.advance(used);
-                        self.step = Step::Data { left: size };
-                    }
-                },
-                Step::DataEnd => {
-                    if buf.len() < 2 {
-                        return Ok(Decoded::NeedMore);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(FramingError::BadChunkEnd);
-                    }
-                    buf.advance(2);
-                    self.step = Step::Size;
-                }
-                Step::Trailers { seen } => match trailer_line(buf)? {
-                    None if seen + buf.len() > MAX_TRAILERS => {
-                        return Err(FramingError::BadTrailers)
-                    }
-                    None => return Ok(Decoded::NeedMore),
-                    Some(2) => {
-                        // The empty line that ends the trailer section. Trailers are
-                        // dropped: none of ours is needed downstream.
-                        buf.advance(2);
-                        self.step = Step::Done;
-                    }
-                    Some(n) if seen + n > MAX_TRAILERS => return Err(FramingError::BadTrailers),
-                    Some(n) => {
-                        buf.advance(n);
-                        self.step = Step::Trailers { seen: seen + n };
-                    }
-                },
             }
         }
+    }
+
+    /// One step through the chunked coding's framing (size lines, the CRLF
+    /// after data, trailers); false when more bytes are needed.
+    fn chunk_framing(&mut self, buf: &mut BytesMut) -> Result<bool, FramingError> {
+        match self.step {
+            Step::Size => match chunk_size(buf)? {
+                None => return Ok(false),
+                Some((used, size)) => {
+                    buf.advance(used);
+                    self.step = if size == 0 {
+                        Step::Trailers { seen: 0 }
+                    } else {
+                        Step::Data { left: size }
+                    };
+                }
+            },
+            Step::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(false);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(FramingError::BadChunkEnd);
+                }
+                buf.advance(2);
+                self.step = Step::Size;
+            }
+            Step::Trailers { seen } => match trailer_line(buf)? {
+                None if seen + buf.len() > MAX_TRAILERS => return Err(FramingError::BadTrailers),
+                None => return Ok(false),
+                // The empty line that ends the trailer section. Trailers are
+                // dropped: none of ours is needed downstream.
+                Some(2) => {
+                    buf.advance(2);
+                    self.step = Step::Done;
+                }
+                Some(n) if seen + n > MAX_TRAILERS => return Err(FramingError::BadTrailers),
+                Some(n) => {
+                    buf.advance(n);
+                    self.step = Step::Trailers { seen: seen + n };
+                }
+            },
+            _ => {}
+        }
+        Ok(true)
     }
 
     /// The stream ended: the body is complete only if it runs to the close.

@@ -54,30 +54,61 @@ pub(crate) fn prepare<'s>(
             return Err(ProxyError::client(ErrorKind::BodyTooLarge));
         }
     }
-    let authority = authority(&parts)?;
+    let (route, up, host) = route(snap, &parts)?;
+    let sticky = (up.policy() == Balance::Sticky)
+        .then(|| sticky_node(&parts.headers, &up.sticky_cookie))
+        .flatten();
+    let upgrade = parts.version == Version::HTTP_11 && rewrite::is_upgrade(&parts.headers);
+    rewrite::request_headers(&mut parts.headers, peer, client, &host, upgrade);
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    Ok(Prepared {
+        upstream: up,
+        route,
+        replayable: idempotent && framing == Framing::Empty && !upgrade,
+        head: upstream_head(&parts, framing, upgrade),
+        method: parts.method,
+        body: framing,
+        upgrade,
+        client,
+        host,
+        scheme: peer.scheme(),
+        sticky,
+    })
+}
+
+/// The route, its upstream, and the `Host` that goes upstream.
+fn route<'s>(
+    snap: &'s Snapshot,
+    parts: &http::request::Parts,
+) -> Result<(&'s RouteRt, &'s Arc<UpstreamRt>, HeaderValue), ProxyError> {
+    let authority = authority(parts)?;
     let host_str = authority.as_ref().and_then(|h| h.to_str().ok());
-    let path = parts.uri.path();
+    let no_route = || ProxyError::proxy(ErrorKind::NoRoute);
     let route = snap
         .router
-        .find(host_str, path)
-        .ok_or(ProxyError::proxy(ErrorKind::NoRoute))?;
-    let up = snap
-        .upstreams
-        .get(route.upstream)
-        .ok_or(ProxyError::proxy(ErrorKind::NoRoute))?;
+        .find(host_str, parts.uri.path())
+        .ok_or_else(no_route)?;
+    let up = snap.upstreams.get(route.upstream).ok_or_else(no_route)?;
     // An HTTP/1.0 client may send no Host: the upstream's name stands in
     // (nginx's $proxy_host).
     let host = match authority {
         Some(h) => h,
         None => HeaderValue::from_str(&up.name).unwrap_or(HeaderValue::from_static("localhost")),
     };
-    let sticky = (up.policy() == Balance::Sticky)
-        .then(|| sticky_node(&parts.headers, &up.sticky_cookie))
-        .flatten();
-    let upgrade = parts.version == Version::HTTP_11 && rewrite::is_upgrade(&parts.headers);
-    rewrite::request_headers(&mut parts.headers, peer, client, &host, upgrade);
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let target = if parts.uri == "*" { "*" } else { target };
+    Ok((route, up, host))
+}
+
+/// The serialized upstream head: origin-form target, rewritten fields, and
+/// the one framing field for the body we will send.
+fn upstream_head(parts: &http::request::Parts, framing: Framing, upgrade: bool) -> Vec<u8> {
+    let target = match parts.uri.path_and_query() {
+        _ if parts.uri == "*" => "*",
+        Some(p) => p.as_str(),
+        None => "/",
+    };
     let body = match framing {
         Framing::Length(n) => BodyHeader::Length(n),
         Framing::Chunked => BodyHeader::Chunked,
@@ -97,23 +128,7 @@ pub(crate) fn prepare<'s>(
         body,
         connection,
     );
-    let idempotent = matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    );
-    Ok(Prepared {
-        upstream: up,
-        route,
-        replayable: idempotent && framing == Framing::Empty && !upgrade,
-        method: parts.method,
-        head,
-        body: framing,
-        upgrade,
-        client,
-        host,
-        scheme: peer.scheme(),
-        sticky,
-    })
+    head
 }
 
 /// The request's authority: the target's (absolute-form, or HTTP/2's

@@ -176,12 +176,11 @@ pub(crate) fn forwarding(
     headers.remove(&X_REAL_IP);
 
     // X-Forwarded-For: <incoming>, <peer>  (nginx $proxy_add_x_forwarded_for)
-    let mut xff = prev_xff.unwrap_or_default();
-    if !xff.is_empty() {
-        xff.push_str(", ");
-    }
-    let _ = write!(xff, "{peer_ip}");
-    set(headers, &X_FORWARDED_FOR, xff);
+    set(
+        headers,
+        &X_FORWARDED_FOR,
+        append(prev_xff, format_args!("{peer_ip}")),
+    );
     set(headers, &X_REAL_IP, client.to_string());
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.scheme()));
@@ -189,26 +188,41 @@ pub(crate) fn forwarding(
     if !headers.contains_key(&X_FORWARDED_HOST) {
         headers.insert(&X_FORWARDED_HOST, host.clone());
     }
+    set(
+        headers,
+        &header::FORWARDED,
+        append(
+            prev_fwd,
+            format_args!("{}", Node(peer_ip, host, peer.scheme())),
+        ),
+    );
+}
 
-    // RFC 7239 §4: for=<node>;host=<host>;proto=<scheme>; IPv6 nodes and
-    // host:port are not tokens and must be quoted (§6).
-    let mut fwd = prev_fwd.unwrap_or_default();
-    if !fwd.is_empty() {
-        fwd.push_str(", ");
-    }
-    match peer_ip {
-        IpAddr::V4(ip) => {
-            let _ = write!(fwd, "for={ip}");
+/// One RFC 7239 §4 element: `for=<node>;host=<host>;proto=<scheme>`; IPv6
+/// nodes and host:port are not tokens and are quoted (§6).
+struct Node<'a>(IpAddr, &'a HeaderValue, &'static str);
+
+impl std::fmt::Display for Node<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(ip) => write!(f, "for={ip}")?,
+            IpAddr::V6(ip) => write!(f, "for=\"[{ip}]\"")?,
         }
-        IpAddr::V6(ip) => {
-            let _ = write!(fwd, "for=\"[{ip}]\"");
+        if let Some(h) = self.1.to_str().ok().filter(|h| !h.contains(['"', '\\'])) {
+            write!(f, ";host=\"{h}\"")?;
         }
+        write!(f, ";proto={}", self.2)
     }
-    if let Some(h) = host.to_str().ok().filter(|h| !h.contains(['"', '\\'])) {
-        let _ = write!(fwd, ";host=\"{h}\"");
+}
+
+/// `<chain>, <next>`, or `<next>` alone.
+fn append(chain: Option<String>, next: std::fmt::Arguments<'_>) -> String {
+    let mut out = chain.unwrap_or_default();
+    if !out.is_empty() {
+        out.push_str(", ");
     }
-    let _ = write!(fwd, ";proto={}", peer.scheme());
-    set(headers, &header::FORWARDED, fwd);
+    let _ = out.write_fmt(next);
+    out
 }
 
 /// Every value of `name`, joined by ", " as one list (RFC 9110 §5.3).

@@ -136,7 +136,11 @@ impl Lease {
     pub(crate) fn release(mut self, end: End, cap: usize) {
         if end.reusable() && self.conn.buf.is_empty() {
             self.conn.reused = true;
-            self.conn.buf = BytesMut::new();
+            // The next exchange reuses the buffer; a big one (a large head
+            // came through) is not worth keeping idle.
+            if self.conn.buf.capacity() > 64 << 10 {
+                self.conn.buf = BytesMut::new();
+            }
             self.server.pool().put(self.conn, cap);
         }
     }

@@ -32,6 +32,7 @@ use crate::codec::request::{self, RequestHead};
 use crate::codec::{write, Refusal};
 use crate::request::rewrite::Peer;
 use crate::request::Outcome;
+use crate::snapshot::Snapshot;
 pub(crate) use client::H1Client;
 
 /// How long an idle connection keeps its buffers before it parks. Under
@@ -66,19 +67,10 @@ pub(crate) async fn serve(
     tls: bool,
     ctx: &Ctx,
 ) -> Exit {
-    let park = !tls;
     loop {
         let snap = ctx.shared.load_full();
-        let head = match read_head(
-            &mut io,
-            &mut buf,
-            &mut life,
-            ctx,
-            snap.limits.max_header,
-            park,
-        )
-        .await
-        {
+        let max = snap.limits.max_header;
+        let head = match read_head(&mut io, &mut buf, &mut life, ctx, max, !tls).await {
             HeadRead::Head(h) => h,
             HeadRead::Park => return Exit::Parked(io, life),
             HeadRead::Close => return Exit::Closed,
@@ -89,43 +81,64 @@ pub(crate) async fn serve(
                 return Exit::Closed;
             }
         };
-        let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
-        life.step(
-            Event::HeadDone {
-                body,
-                keep_alive: head.keep_alive,
-            },
-            Instant::now(),
-        );
         let peer = Peer {
             ip: peer.ip(),
             tls,
             trusted: &snap.trusted,
         };
-        let outcome = {
-            let mut c = H1Client::new(&mut io, &mut buf, &mut life, &ctx.drain, head.framing);
-            c.max_body = snap.limits.max_body;
-            c.expect_continue = head.expect_continue;
-            c.version = head.parts.version;
-            crate::request::serve(&snap, head.parts, head.framing, peer, &mut c).await
-        };
-        match outcome {
-            Outcome::Done | Outcome::Refused => {
-                match life.step(Event::ResponseDone, Instant::now()) {
-                    Action::Continue => continue,
-                    Action::Linger => {
-                        linger::linger(&mut io, &mut life, &mut buf).await;
-                        return Exit::Closed;
-                    }
-                    _ => return Exit::Closed,
-                }
+        let outcome = exchange(&mut io, &mut buf, &mut life, ctx, &snap, head, peer).await;
+        if !after(outcome, &mut io, &mut buf, &mut life).await {
+            return Exit::Closed;
+        }
+    }
+}
+
+/// One request, from its parsed head to the end of its response.
+async fn exchange(
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+    snap: &Snapshot,
+    head: RequestHead,
+    peer: Peer<'_>,
+) -> Outcome {
+    let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
+    life.step(
+        Event::HeadDone {
+            body,
+            keep_alive: head.keep_alive,
+        },
+        Instant::now(),
+    );
+    let mut c = H1Client::new(io, buf, life, &ctx.drain, head.framing);
+    c.max_body = snap.limits.max_body;
+    c.expect_continue = head.expect_continue;
+    c.version = head.parts.version;
+    crate::request::serve(snap, head.parts, head.framing, peer, &mut c).await
+}
+
+/// What the lifecycle says after a request; true: read the next one.
+async fn after(
+    outcome: Outcome,
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+) -> bool {
+    match outcome {
+        Outcome::Done | Outcome::Refused => match life.step(Event::ResponseDone, Instant::now()) {
+            Action::Continue => true,
+            Action::Linger => {
+                linger::linger(io, life, buf).await;
+                false
             }
-            Outcome::Aborted => return Exit::Closed,
-            Outcome::Upgrade(lease) => {
-                life.step(Event::Upgraded, Instant::now());
-                tunnel::tunnel(&mut io, &mut buf, lease, &mut life).await;
-                return Exit::Closed;
-            }
+            _ => false,
+        },
+        Outcome::Aborted => false,
+        Outcome::Upgrade(lease) => {
+            life.step(Event::Upgraded, Instant::now());
+            tunnel::tunnel(io, buf, lease, life).await;
+            false
         }
     }
 }

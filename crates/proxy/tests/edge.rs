@@ -187,6 +187,16 @@ async fn silent_h2_connections_are_closed_and_cannot_lock_out_clients() {
         .expect("a new client served after the silent ones were closed")
         .unwrap();
     assert_eq!(r.status, 200);
+    // The preface alone is an unfinished head; preface + SETTINGS is an idle connection.
+    let m = th::get_async(p.admin, "/metrics").await.unwrap().body;
+    for timer in ["client_header_timeout", "keepalive_timeout"] {
+        assert!(
+            m.contains(&format!(
+                "stackd_proxy_client_timeouts_total{{timer=\"{timer}\"}} 2"
+            )),
+            "{timer}: {m}"
+        );
+    }
 }
 
 // --- Slow reader --------------------------------------------------------------

@@ -77,6 +77,19 @@ async fn reload_under_load_drops_nothing() {
     // Last good config pointed at b.
     let (_, body) = get(&client(), &p.url("/")).await;
     assert_eq!(body, "b");
+    let (_, m) = get(&client(), &format!("http://{}/metrics", p.admin)).await;
+    assert!(
+        m.contains("stackd_proxy_reloads_total{result=\"ok\"} 6"),
+        "start + 5 reloads: {m}"
+    );
+    assert!(
+        m.contains("stackd_proxy_reloads_total{result=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("stackd_proxy_last_reload_timestamp_seconds "),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,8 +100,14 @@ async fn shutdown_drains_in_flight_requests() {
     let in_flight = tokio::spawn(async move { get(&client(), &url).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.shutdown.cancel();
-    // New connections are refused soon after shutdown starts.
+    // New connections are refused soon after shutdown starts, and the
+    // admin listener says so while in-flight requests finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = get(&client(), &format!("http://{}/healthz", p.admin)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+    );
     assert!(
         tokio::net::TcpStream::connect(p.addr).await.is_err(),
         "still accepting after shutdown"

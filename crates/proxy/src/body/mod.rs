@@ -39,14 +39,21 @@ pub(crate) trait Sink {
     fn data(&mut self, data: Bytes) -> impl Future<Output = Result<(), ProxyError>> + Send;
 }
 
-/// Reads from the upstream into `buf` within `read_timeout`; `Ok(0)` at EOF.
+/// Room for one read of a response head.
+pub(crate) const HEAD_READ: usize = 16 * 1024;
+/// Room for one read of a response body: large bodies move in few system calls.
+const BODY_READ: usize = 64 * 1024;
+
+/// Reads from the upstream into `buf` (with room for `room` bytes) within
+/// `read_timeout`; `Ok(0)` at EOF.
 pub(crate) async fn read_upstream<R: AsyncRead + Unpin>(
     up: &mut R,
     buf: &mut BytesMut,
+    room: usize,
     read_timeout: Duration,
 ) -> Result<usize, ProxyError> {
-    if buf.capacity() - buf.len() < 4096 {
-        buf.reserve(16 * 1024);
+    if buf.capacity() - buf.len() < room / 4 {
+        buf.reserve(room);
     }
     match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {
         Err(_) => Err(ProxyError::upstream(ErrorKind::ReadTimeout)),
@@ -112,7 +119,7 @@ pub(crate) async fn download<R: AsyncRead + Unpin, K: Sink>(
             Ok(Decoded::Data(b)) => client.data(b).await?,
             Ok(Decoded::End) => return Ok(()),
             Ok(Decoded::NeedMore) => {
-                if read_upstream(up, buf, read_timeout).await? == 0 {
+                if read_upstream(up, buf, BODY_READ, read_timeout).await? == 0 {
                     return decoder.at_eof().map_err(|_| {
                         ProxyError::upstream(ErrorKind::BadResponse(BadResponse::BadBody))
                     });

@@ -9,10 +9,10 @@ use bytes::{Bytes, BytesMut};
 use http::Version;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::super::io::ClientIo;
-use super::super::lifecycle::{Event, Lifecycle, Next};
+use super::super::lifecycle::{Event, Lifecycle, Next, Timer};
+use super::super::Ctx;
 use crate::body::{Sink, Source};
 use crate::codec::framing::{chunk_head, Decoded, Decoder, Framing, LAST_CHUNK};
 use crate::codec::write::{self, BodyHeader, ConnectionHeader, CONTINUE};
@@ -35,7 +35,7 @@ pub(crate) struct H1Client<'a> {
     /// Bytes read from the client and not yet consumed.
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) life: &'a mut Lifecycle,
-    pub(crate) drain: &'a CancellationToken,
+    ctx: &'a Ctx,
     framing: Framing,
     decoder: Decoder,
     /// `client_max_body_size`; 0: none.
@@ -56,14 +56,14 @@ impl<'a> H1Client<'a> {
         io: &'a mut ClientIo,
         buf: &'a mut BytesMut,
         life: &'a mut Lifecycle,
-        drain: &'a CancellationToken,
+        ctx: &'a Ctx,
         framing: Framing,
     ) -> H1Client<'a> {
         H1Client {
             io,
             buf,
             life,
-            drain,
+            ctx,
             framing,
             decoder: Decoder::new(framing),
             max_body: 0,
@@ -89,19 +89,33 @@ impl<'a> H1Client<'a> {
         Ok(())
     }
 
+    /// The deadline now; an expiry is counted under its timer.
+    fn deadline(&self) -> (Instant, Option<Timer>) {
+        self.life
+            .deadline()
+            .map_or_else(|| (far(), None), |(at, t)| (at, Some(t)))
+    }
+
+    fn expired(&mut self, timer: Option<Timer>) {
+        if let Some(t) = timer {
+            self.ctx.count_timeout(t);
+        }
+        self.life.step(Event::Expired, Instant::now());
+    }
+
     /// Reads more of the request within the lifecycle's deadline.
     async fn fill(&mut self) -> Result<(), ProxyError> {
         if self.expect_continue && self.buf.is_empty() {
             self.expect_continue = false;
             self.write_all(&mut [IoSlice::new(CONTINUE)]).await?;
         }
-        let at = self.life.deadline().map_or_else(far, |(at, _)| at);
+        let (at, timer) = self.deadline();
         if self.buf.capacity() - self.buf.len() < 2048 {
             self.buf.reserve(16 * 1024);
         }
         match tokio::time::timeout_at(at, self.io.read_buf(self.buf)).await {
             Err(_) => {
-                self.life.step(Event::Expired, Instant::now());
+                self.expired(timer);
                 Err(ProxyError::client(ErrorKind::ClientTimeout))
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
@@ -117,10 +131,10 @@ impl<'a> H1Client<'a> {
         let gone = || ProxyError::client(ErrorKind::ClientGone);
         let mut parts = parts;
         while !parts.is_empty() {
-            let at = self.life.deadline().map_or_else(far, |(at, _)| at);
+            let (at, timer) = self.deadline();
             let n = match tokio::time::timeout_at(at, self.io.write_vectored(parts)).await {
                 Err(_) => {
-                    self.life.step(Event::Expired, Instant::now());
+                    self.expired(timer);
                     return Err(gone());
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(gone()),
@@ -229,7 +243,7 @@ impl Client for H1Client<'_> {
 
     async fn head(&mut self, a: Answer) -> Result<(), ProxyError> {
         let now = Instant::now();
-        if self.drain.is_cancelled() {
+        if self.ctx.drain.is_cancelled() {
             self.life.step(Event::Drain, now);
         }
         let (body, out) = self.framing_for(&a);
@@ -271,7 +285,7 @@ impl Client for H1Client<'_> {
             return false;
         }
         let now = Instant::now();
-        if self.drain.is_cancelled() {
+        if self.ctx.drain.is_cancelled() {
             self.life.step(Event::Drain, now);
         }
         self.life.step(Event::Respond { close: false }, now);

@@ -11,19 +11,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::super::io::ClientIo;
-use super::super::lifecycle::{Event, Lifecycle};
+use super::super::lifecycle::{Event, Lifecycle, Timer};
 
-/// Runs the lingering close; returns when it is over (the caller drops `io`).
-pub(super) async fn linger(io: &mut ClientIo, life: &mut Lifecycle, scratch: &mut BytesMut) {
-    let Some((at, _)) = life.deadline() else {
-        return;
-    };
+/// Runs the lingering close; returns when it is over (the caller drops
+/// `io`), with the timer that ended it, if one did.
+pub(super) async fn linger(
+    io: &mut ClientIo,
+    life: &mut Lifecycle,
+    scratch: &mut BytesMut,
+) -> Option<Timer> {
+    let (at, timer) = life.deadline()?;
     if tokio::time::timeout_at(at, io.shutdown()).await.is_err() {
-        return;
+        return Some(timer);
     }
     scratch.clear();
     scratch.reserve(16 * 1024);
-    while let Some((at, _)) = life.deadline() {
+    while let Some((at, timer)) = life.deadline() {
         scratch.clear();
         match tokio::time::timeout_at(at, io.read_buf(scratch)).await {
             Ok(Ok(n)) if n > 0 => {
@@ -31,9 +34,10 @@ pub(super) async fn linger(io: &mut ClientIo, life: &mut Lifecycle, scratch: &mu
             }
             Err(_) => {
                 life.step(Event::Expired, Instant::now());
-                return;
+                return Some(timer);
             }
-            _ => return,
+            _ => return None,
         }
     }
+    None
 }

@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use http::StatusCode;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
@@ -30,6 +29,7 @@ use super::Ctx;
 use crate::codec::framing::Framing;
 use crate::codec::request::{self, RequestHead};
 use crate::codec::{write, Refusal};
+use crate::error::{ErrorKind, ProxyError};
 use crate::request::rewrite::Peer;
 use crate::request::Outcome;
 use crate::snapshot::Snapshot;
@@ -77,7 +77,11 @@ pub(crate) async fn serve(
             HeadRead::Refused(r) => {
                 snap.unrouted.observe(r.status.as_u16(), Duration::ZERO);
                 tracing::debug!(%peer, reason = r.reason, status = %r.status, "request refused");
-                answer_and_close(&mut io, &mut life, r.status, r.reason).await;
+                let e = ProxyError::client(ErrorKind::Refused {
+                    status: r.status,
+                    reason: r.reason,
+                });
+                answer_and_close(&mut io, &mut life, ctx, e).await;
                 return Exit::Closed;
             }
         };
@@ -87,7 +91,7 @@ pub(crate) async fn serve(
             trusted: &snap.trusted,
         };
         let outcome = exchange(&mut io, &mut buf, &mut life, ctx, &snap, head, peer).await;
-        if !after(outcome, &mut io, &mut buf, &mut life).await {
+        if !after(outcome, &mut io, &mut buf, &mut life, ctx).await {
             return Exit::Closed;
         }
     }
@@ -111,7 +115,7 @@ async fn exchange(
         },
         Instant::now(),
     );
-    let mut c = H1Client::new(io, buf, life, &ctx.drain, head.framing);
+    let mut c = H1Client::new(io, buf, life, ctx, head.framing);
     c.max_body = snap.limits.max_body;
     c.expect_continue = head.expect_continue;
     c.version = head.parts.version;
@@ -124,23 +128,24 @@ async fn after(
     io: &mut ClientIo,
     buf: &mut BytesMut,
     life: &mut Lifecycle,
+    ctx: &Ctx,
 ) -> bool {
-    match outcome {
+    let expired = match outcome {
         Outcome::Done | Outcome::Refused => match life.step(Event::ResponseDone, Instant::now()) {
-            Action::Continue => true,
-            Action::Linger => {
-                linger::linger(io, life, buf).await;
-                false
-            }
-            _ => false,
+            Action::Continue => return true,
+            Action::Linger => linger::linger(io, life, buf).await,
+            _ => None,
         },
-        Outcome::Aborted => false,
+        Outcome::Aborted => None,
         Outcome::Upgrade(lease) => {
             life.step(Event::Upgraded, Instant::now());
-            tunnel::tunnel(io, buf, lease, life).await;
-            false
+            tunnel::tunnel(io, buf, lease, life).await
         }
+    };
+    if let Some(t) = expired {
+        ctx.count_timeout(t);
     }
+    false
 }
 
 /// Reads until a whole head is buffered, under the lifecycle's deadline.
@@ -204,27 +209,15 @@ async fn read_head(
 async fn expired(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, timer: Timer) -> HeadRead {
     ctx.count_timeout(timer);
     if life.step(Event::Expired, Instant::now()) == Action::Answer408 {
-        answer_and_close(
-            io,
-            life,
-            StatusCode::REQUEST_TIMEOUT,
-            "408 Request Timeout\n",
-        )
-        .await;
+        answer_and_close(io, life, ctx, ProxyError::client(ErrorKind::ClientTimeout)).await;
     }
     HeadRead::Close
 }
 
 /// Writes one of our short answers with `Connection: close`, then lingers.
-async fn answer_and_close(io: &mut ClientIo, life: &mut Lifecycle, status: StatusCode, text: &str) {
-    let text = if status == StatusCode::REQUEST_TIMEOUT {
-        text
-    } else {
-        crate::error::ProxyError::client(crate::error::ErrorKind::Refused { status, reason: "" })
-            .reason()
-    };
+async fn answer_and_close(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, e: ProxyError) {
     life.step(Event::Respond { close: true }, Instant::now());
-    let bytes = write::short_response(status, text, true, &crate::clock::http_date());
+    let bytes = write::short_response(e.status(), e.reason(), true, &crate::clock::http_date());
     let at = life.deadline().map_or_else(Instant::now, |(at, _)| at);
     let wrote = tokio::time::timeout_at(at, tokio::io::AsyncWriteExt::write_all(io, &bytes)).await;
     if !matches!(wrote, Ok(Ok(()))) {
@@ -232,6 +225,8 @@ async fn answer_and_close(io: &mut ClientIo, life: &mut Lifecycle, status: Statu
     }
     if life.step(Event::ResponseDone, Instant::now()) == Action::Linger {
         let mut scratch = BytesMut::new();
-        linger::linger(io, life, &mut scratch).await;
+        if let Some(t) = linger::linger(io, life, &mut scratch).await {
+            ctx.count_timeout(t);
+        }
     }
 }

@@ -10,29 +10,28 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::super::io::ClientIo;
-use super::super::lifecycle::{Event, Lifecycle};
+use super::super::lifecycle::{Event, Lifecycle, Timer};
 use crate::upstream::conn::Lease;
 
-/// Copies both ways until a close, an error or the tunnel deadline.
+/// Copies both ways until a close, an error or the tunnel deadline
+/// (returned when it fired).
 pub(super) async fn tunnel(
     io: &mut ClientIo,
     buf: &mut BytesMut,
     mut lease: Lease,
     life: &mut Lifecycle,
-) {
+) -> Option<Timer> {
     let conn = &mut lease.conn;
     // Bytes that came after the heads belong to the tunnel already.
     if !forward(&mut conn.stream, buf, life).await || !forward(io, &mut conn.buf, life).await {
-        return;
+        return None;
     }
     let (mut cr, mut cw) = tokio::io::split(&mut *io);
     let (mut ur, mut uw) = conn.stream.split();
     let mut down = BytesMut::with_capacity(16 * 1024);
     let (mut client_open, mut upstream_open) = (true, true);
     while client_open || upstream_open {
-        let Some((at, _)) = life.deadline() else {
-            return;
-        };
+        let (at, timer) = life.deadline()?;
         buf.clear();
         down.clear();
         buf.reserve(16 * 1024);
@@ -45,10 +44,11 @@ pub(super) async fn tunnel(
             }
             _ = tokio::time::sleep_until(at) => {
                 life.step(Event::Expired, Instant::now());
-                return;
+                return Some(timer);
             }
         }
     }
+    None
 }
 
 /// Passes what one side read to the other; false once the reading side has

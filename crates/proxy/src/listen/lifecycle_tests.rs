@@ -138,6 +138,20 @@ async fn draining() {
     }
 }
 
+/// A bodyless keep-alive exchange, start to end.
+fn exchange(c: &mut Lifecycle) {
+    let now = Instant::now();
+    c.step(
+        HeadDone {
+            body: false,
+            keep_alive: true,
+        },
+        now,
+    );
+    c.step(RESPOND, now);
+    c.step(ResponseDone, now);
+}
+
 /// Each state's deadline, named by its timer, and what expiry does.
 #[tokio::test(start_paused = true)]
 async fn deadlines_and_expiry() {
@@ -171,6 +185,7 @@ async fn deadlines_and_expiry() {
 
     // Idle keep-alive: keepalive_timeout, then a quiet close.
     let mut c = Lifecycle::new(t(), Instant::now());
+    c.step(Event::HeadStarted, Instant::now());
     c.step(
         HeadDone {
             body: false,
@@ -193,15 +208,7 @@ async fn deadlines_and_expiry() {
 
     // A later head's clock starts at its first byte.
     let mut c = Lifecycle::new(t(), Instant::now());
-    c.step(
-        HeadDone {
-            body: false,
-            keep_alive: true,
-        },
-        Instant::now(),
-    );
-    c.step(RESPOND, Instant::now());
-    c.step(ResponseDone, Instant::now());
+    exchange(&mut c);
     advance(350 * MS).await;
     c.step(HeadStarted, Instant::now());
     assert_eq!(

@@ -149,6 +149,32 @@ impl Server {
         Some(next)
     }
 
+    /// Applies configs from `reloads` until one takes effect (returned) or
+    /// `shutdown` (`None`). A closed channel just means no more reloads.
+    pub(crate) async fn next_reload(
+        &mut self,
+        reloads: &mut mpsc::Receiver<ProxyConfig>,
+        shutdown: &CancellationToken,
+    ) -> Option<Arc<Snapshot>> {
+        loop {
+            let cfg = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                next = reloads.recv() => next,
+            };
+            match cfg {
+                None => {
+                    shutdown.cancelled().await;
+                    return None;
+                }
+                Some(cfg) => {
+                    if let Some(next) = self.reload(cfg) {
+                        return Some(next);
+                    }
+                }
+            }
+        }
+    }
+
     /// Stops: `/healthz` says so, connections drain within `shutdown_grace`,
     /// then whatever is left is closed. Accept loops must be stopped first.
     pub(crate) async fn stop(self, trackers: &[TaskTracker]) {
@@ -200,19 +226,8 @@ pub async fn serve(
         loops.insert(addr, (start_loop(b.listener, b.tls, &ctx), b.tls));
         tracing::info!(%addr, tls = b.tls, "proxy listening");
     }
-    let mut reloads_open = true;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = reloads.recv(), if reloads_open => match next {
-                None => reloads_open = false,
-                Some(cfg) => {
-                    if let Some(next) = server.reload(cfg) {
-                        relisten(&ctx, &mut loops, &next).await;
-                    }
-                }
-            },
-        }
+    while let Some(next) = server.next_reload(&mut reloads, &shutdown).await {
+        relisten(&ctx, &mut loops, &next).await;
     }
     loops.values().for_each(|(t, _)| t.cancel());
     server.stop(std::slice::from_ref(&ctx.tracker)).await;

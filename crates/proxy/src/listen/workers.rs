@@ -105,20 +105,15 @@ pub(crate) async fn serve_workers(
         tracing::info!(%addr, tls, workers = n, "proxy listening");
     }
 
-    let mut reloads_open = true;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = reloads.recv(), if reloads_open => match next {
-                None => reloads_open = false,
-                Some(cfg) => {
-                    let new_listen: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|l| (l.addr(), l.tls())).collect();
-                    if new_listen != listen {
-                        tracing::warn!("listen changes take effect after a restart when workers > 0");
-                    }
-                    server.reload(cfg);
-                }
-            },
+    while let Some(next) = server.next_reload(&mut reloads, &shutdown).await {
+        let now: Vec<(SocketAddr, bool)> = next
+            .cfg
+            .listen
+            .iter()
+            .map(|l| (l.addr(), l.tls()))
+            .collect();
+        if now != listen {
+            tracing::warn!("listen changes take effect after a restart when workers > 0");
         }
     }
     stop.cancel();

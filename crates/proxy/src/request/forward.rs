@@ -298,18 +298,25 @@ async fn respond<C: Client>(
         head,
         sent,
     } = headed;
-    let upgrade = head.status == StatusCode::SWITCHING_PROTOCOLS;
+    let ResponseHead {
+        status,
+        headers,
+        framing,
+        keep_alive,
+        ..
+    } = head;
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     if upgrade && !req.upgrade {
         let e = ProxyError::upstream(ErrorKind::BadResponse(BadResponse::UnexpectedUpgrade));
         return Err(failed(req, &lease.server, e));
     }
-    let answer = answer(req, &lease.server, &head);
+    let answer = answer(req, &lease.server, status, headers, framing);
     trace.status = Some(answer.status);
     client.head(answer).await?;
     if upgrade {
         return Ok(Outcome::Upgrade(lease));
     }
-    let mut decoder = Decoder::new(head.framing);
+    let mut decoder = Decoder::new(framing);
     let conn = &mut lease.conn;
     let mut counted = Counted {
         client,
@@ -336,7 +343,7 @@ async fn respond<C: Client>(
     let end = End {
         request_sent: sent && client.body_done(),
         response_read: true,
-        server_keeps: head.keep_alive,
+        server_keeps: keep_alive,
     };
     lease.release(end, snap.limits.upstream_keepalive);
     Ok(Outcome::Done)
@@ -344,9 +351,14 @@ async fn respond<C: Client>(
 
 /// The client-facing head: hop-by-hop out, `Location` rewritten, the
 /// route's `add_headers` in.
-fn answer(req: &Prepared<'_>, server: &ServerState, head: &ResponseHead) -> Answer {
-    let upgrade = head.status == StatusCode::SWITCHING_PROTOCOLS;
-    let mut headers = head.headers.clone();
+fn answer(
+    req: &Prepared<'_>,
+    server: &ServerState,
+    status: StatusCode,
+    mut headers: http::HeaderMap,
+    framing: Framing,
+) -> Answer {
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     let declared = crate::codec::request::content_length(&headers)
         .ok()
         .flatten();
@@ -360,13 +372,13 @@ fn answer(req: &Prepared<'_>, server: &ServerState, head: &ResponseHead) -> Answ
     for (k, v) in &req.route.add_headers {
         headers.insert(k.clone(), v.clone());
     }
-    let (length, body) = match head.framing {
+    let (length, body) = match framing {
         Framing::Length(n) => (Some(n), n > 0),
         Framing::Empty => (declared, false),
         Framing::Chunked | Framing::Close => (None, true),
     };
     Answer {
-        status: head.status,
+        status,
         headers,
         length,
         body,

@@ -53,7 +53,7 @@ pub enum BadResponse {
 }
 
 impl BadResponse {
-    /// Every reason, in [`BadResponse::index`] order.
+    /// Every reason, in index order.
     pub const ALL: [BadResponse; 7] = [
         BadResponse::BadHead,
         BadResponse::AmbiguousLength,

@@ -1,24 +1,30 @@
 //! Reverse proxy and load balancer: the nginx part of stackd.
 //!
 //! A connection is accepted and driven through its lifecycle in
-//! [`listen`] (a pure state machine, `listen/LIFECYCLE.md`); HTTP/1 is
-//! parsed by our own [`codec`], HTTP/2 by hyper. Each request is
-//! [`request::prepare`]d (limits, Host, route, head rewrite; pure),
-//! [`request::forward`]ed to an [`upstream`] server over a pooled
-//! connection with its [`body`] streamed both ways, and finished into
-//! [`observe`] (counters and the access log).
+//! `listen` (a pure state machine, `listen/LIFECYCLE.md`); HTTP/1 is
+//! parsed by our own `codec`, HTTP/2 by hyper. Each request is
+//! `request::prepare`d (limits, Host, route, head rewrite; pure),
+//! `request::forward`ed to an `upstream` server over a pooled
+//! connection with its `body` streamed both ways, and finished into
+//! `observe` (counters and the access log).
+//!
+//! # API
+//! [`run`] binds the configured listeners and serves; [`serve`] takes
+//! listeners bound by the caller ([`Bound`]): tests on `127.0.0.1:0`, and
+//! sockets handed over by systemd or a binary upgrade. Errors are
+//! [`ProxyError`]s.
 //!
 //! # Layout
-//! - [`listen`]: listeners, connection lifecycle, HTTP/1 and HTTP/2
+//! - `listen`: listeners, connection lifecycle, HTTP/1 and HTTP/2
 //!   drivers, TLS, workers, admin pages, reload and shutdown.
-//! - [`codec`]: the HTTP/1.1 codec, pure: heads, framing, chunked coding.
-//! - [`request`]: one request: prepare, rewrite, forward, finish.
-//! - [`body`]: bodies streamed both ways; the body pace (timeout and rate).
-//! - [`upstream`]: servers and their state, the connection pool, balancing,
+//! - `codec`: the HTTP/1.1 codec, pure: heads, framing, chunked coding.
+//! - `request`: one request: prepare, rewrite, forward, finish.
+//! - `body`: bodies streamed both ways; the body pace (timeout and rate).
+//! - `upstream`: servers and their state, the connection pool, balancing,
 //!   health and the prober.
-//! - [`snapshot`]: the running config (routes, limits, TLS) behind an `ArcSwap`.
-//! - [`observe`]: counters, histograms, the access log.
-//! - [`error`]: [`ProxyError`] with the failing side and the client status.
+//! - `snapshot`: the running config (routes, limits, TLS) behind an `ArcSwap`.
+//! - `observe`: counters, histograms, the access log.
+//! - `error`: [`ProxyError`] with the failing side and the client status.
 //!
 //! Modules depend downwards only: `listen` → `request` → `upstream`,
 //! `body`, `codec`, `observe`; `snapshot` sits beside `request` and is
@@ -36,8 +42,9 @@ pub(crate) mod upstream;
 pub(crate) mod worker;
 
 pub use error::{BadResponse, ErrorKind, ProxyError, Side};
-pub use listen::{bind, serve, Bound};
+pub use listen::{serve, Bound};
 
+use listen::bind;
 use stackd_common::config::ProxyConfig;
 use stackd_common::CancellationToken;
 use tokio::sync::mpsc;

@@ -52,7 +52,7 @@ pub struct Bound {
 }
 
 /// Binds an address with a clear error.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
     TcpListener::bind(addr)
         .await
         .map_err(|error| ProxyError::proxy(ErrorKind::Bind { addr, error }))

@@ -332,7 +332,7 @@ async fn h2c_prior_knowledge() {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let a = Backend::start("a").await;
-    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let p = Proxy::start(&one_server(a.addr, "client_max_body_size = \"1k\"")).await;
     let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     let (mut tx, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -350,6 +350,41 @@ async fn h2c_prior_knowledge() {
         body.contains(&format!("host: h2c.example.com:{}\n", p.addr.port())),
         "{body}"
     );
+    // Bodies on streams: without a length (chunked upstream), and over the limit.
+    let (tx2, conn2) = {
+        let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap()
+    };
+    tokio::spawn(conn2);
+    for (len, want) in [
+        (700usize, StatusCode::OK),
+        (3000, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let mut tx2 = tx2.clone();
+        let body =
+            http_body_util::StreamBody::new(futures::stream::iter((0..len / 100).map(|_| {
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![
+                    b'x';
+                    100
+                ])))
+            })));
+        let req = Request::post(format!("http://h2c.example.com:{}/echo", p.addr.port()))
+            .body(body)
+            .unwrap();
+        let resp = tx2.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), want, "{len} bytes");
+        let text = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if want == StatusCode::OK {
+            assert!(String::from_utf8_lossy(&text).contains(&format!("body_len: {len}\n")));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

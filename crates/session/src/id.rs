@@ -13,7 +13,7 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::RngCore;
+use rand::Rng;
 
 /// Bytes of randomness in an id (128 bits, the floor SPEC asks for).
 const ID_BYTES: usize = 16;

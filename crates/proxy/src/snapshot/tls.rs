@@ -7,11 +7,10 @@
 //! ALPN offers h2 and http/1.1.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -51,11 +50,9 @@ fn tls_err(msg: String) -> ProxyError {
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProxyError> {
-    let f = File::open(path)
-        .map_err(|e| tls_err(format!("cannot read certificate {}: {e}", path.display())))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut BufReader::new(f))
-        .collect::<Result<_, _>>()
-        .map_err(|e| tls_err(format!("{}: bad PEM: {e}", path.display())))?;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| pem_err("certificate", path, e))?;
     if certs.is_empty() {
         return Err(tls_err(format!(
             "{}: no CERTIFICATE block found",
@@ -66,11 +63,20 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProxyError> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ProxyError> {
-    let f = File::open(path)
-        .map_err(|e| tls_err(format!("cannot read key {}: {e}", path.display())))?;
-    rustls_pemfile::private_key(&mut BufReader::new(f))
-        .map_err(|e| tls_err(format!("{}: bad PEM: {e}", path.display())))?
-        .ok_or_else(|| tls_err(format!("{}: no PRIVATE KEY block found", path.display())))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        pem::Error::NoItemsFound => {
+            tls_err(format!("{}: no PRIVATE KEY block found", path.display()))
+        }
+        e => pem_err("key", path, e),
+    })
+}
+
+/// "cannot read key /etc/x.pem: No such file" or "/etc/x.pem: bad PEM: ...".
+fn pem_err(what: &str, path: &Path, e: pem::Error) -> ProxyError {
+    match e {
+        pem::Error::Io(io) => tls_err(format!("cannot read {what} {}: {io}", path.display())),
+        e => tls_err(format!("{}: bad PEM: {e}", path.display())),
+    }
 }
 
 /// Builds the server config; `Ok(None)` when no certificates are configured.
@@ -133,4 +139,43 @@ pub(crate) fn server_config(
         .with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(cfg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(e: ProxyError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn pem_problems_say_which_file_and_what() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.pem");
+        let err = message(load_certs(&missing).expect_err("missing file"));
+        assert!(
+            err.contains("cannot read certificate") && err.contains("missing.pem"),
+            "{err}"
+        );
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not pem at all\n").expect("write");
+        let err = message(load_certs(&empty).expect_err("no certificate"));
+        assert!(err.contains("no CERTIFICATE block found"), "{err}");
+        let err = message(load_key(&empty).expect_err("no key"));
+        assert!(err.contains("no PRIVATE KEY block found"), "{err}");
+
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let err = message(load_key(&broken).expect_err("bad base64"));
+        assert!(
+            err.contains("bad PEM") && err.contains("broken.pem"),
+            "{err}"
+        );
+    }
 }

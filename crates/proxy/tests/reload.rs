@@ -98,8 +98,21 @@ async fn shutdown_drains_in_flight_requests() {
     let mut p = Proxy::start(&one_server(a.addr, "shutdown_grace = \"8s\"")).await;
     let url = p.url("/slow");
     let in_flight = tokio::spawn(async move { get(&client(), &url).await });
+    // An idle keep-alive connection, parked by now.
+    let mut idle = stackd_testkit::http::Conn::connect(p.addr).await.unwrap();
+    idle.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        idle.reply(Duration::from_secs(5)).await.unwrap().status,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.shutdown.cancel();
+    assert!(
+        idle.closed_within(Duration::from_secs(1)).await,
+        "an idle connection outlived the start of the drain"
+    );
     // New connections are refused soon after shutdown starts, and the
     // admin listener says so while in-flight requests finish.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::h1::{self, Exit};
 use super::io::ClientIo;
 use super::lifecycle::{Event, Lifecycle, State};
+use super::quiet::Quiet;
 use super::{h2, timeouts, Ctx};
 
 /// The first bytes of every HTTP/2 prior-knowledge connection (RFC 9113 §3.4).
@@ -34,7 +35,7 @@ pub(crate) async fn connection(
     let life = Lifecycle::new(timeouts(&ctx.shared.load().limits), Instant::now());
     tokio::select! {
         _ = run(stream, peer, tls, &ctx, life) => {}
-        _ = ctx.kill.cancelled() => {}
+        _ = Quiet::new(ctx.kill.cancelled()) => {}
     }
 }
 

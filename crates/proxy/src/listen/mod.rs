@@ -24,6 +24,7 @@ mod h1;
 mod h2;
 mod io;
 pub(crate) mod lifecycle;
+mod quiet;
 mod server;
 pub(crate) mod workers;
 
@@ -71,6 +72,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Whether the server is stopping (an atomic load; the `drain` token
+    /// is for waiting on it).
+    pub(crate) fn draining(&self) -> bool {
+        self.observed.phase() == Phase::Stopping
+    }
+
     pub(crate) fn count_timeout(&self, t: Timer) {
         self.observed.timeouts.count(t.index());
     }

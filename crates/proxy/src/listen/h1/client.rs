@@ -243,7 +243,7 @@ impl Client for H1Client<'_> {
 
     async fn head(&mut self, a: Answer) -> Result<(), ProxyError> {
         let now = Instant::now();
-        if self.ctx.drain.is_cancelled() {
+        if self.ctx.draining() {
             self.life.step(Event::Drain, now);
         }
         let (body, out) = self.framing_for(&a);
@@ -285,7 +285,7 @@ impl Client for H1Client<'_> {
             return false;
         }
         let now = Instant::now();
-        if self.ctx.drain.is_cancelled() {
+        if self.ctx.draining() {
             self.life.step(Event::Drain, now);
         }
         self.life.step(Event::Respond { close: false }, now);

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::io::ClientIo;
 use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
+use super::quiet::Quiet;
 use super::Ctx;
 use crate::codec::framing::Framing;
 use crate::codec::request::{self, RequestHead};
@@ -171,36 +172,60 @@ async fn read_head(
                 Err(r) => return HeadRead::Refused(r),
             }
         }
-        let idle = matches!(life.state(), State::Idle { .. });
-        let Some((deadline, timer)) = life.deadline() else {
-            return HeadRead::Close;
-        };
-        let wake = if idle && park {
-            deadline.min(Instant::now() + PARK_AFTER)
-        } else {
-            deadline
-        };
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
+        if let Some(end) = read_more(io, buf, life, ctx, park).await {
+            return end;
         }
-        tokio::select! {
-            r = io.read_buf(buf) => match r {
-                Ok(0) | Err(_) => {
-                    life.step(Event::PeerGone, Instant::now());
-                    return HeadRead::Close;
-                }
-                Ok(_) => {}
-            },
-            _ = tokio::time::sleep_until(wake) => {
-                if wake < deadline {
-                    return HeadRead::Park;
-                }
-                return expired(io, life, ctx, timer).await;
-            }
-            _ = ctx.drain.cancelled(), if idle => {
+    }
+}
+
+/// Reads more of a head under the lifecycle's deadline; `Some` when the
+/// connection parks or ends instead.
+///
+/// An idle connection first waits [`PARK_AFTER`] without watching the
+/// drain token (polling it takes a lock shared by every connection): under
+/// load the next request comes sooner. Then a plain connection parks and
+/// the connection task watches the drain; a TLS one waits here, watching it.
+async fn read_more(
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+    park: bool,
+) -> Option<HeadRead> {
+    let Some((deadline, timer)) = life.deadline() else {
+        return Some(HeadRead::Close);
+    };
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(4096);
+    }
+    let idle = matches!(life.state(), State::Idle { .. });
+    let quick = if idle {
+        deadline.min(Instant::now() + PARK_AFTER)
+    } else {
+        deadline
+    };
+    let read = match tokio::time::timeout_at(quick, io.read_buf(buf)).await {
+        Ok(r) => r,
+        Err(_) if quick == deadline => return Some(expired(io, life, ctx, timer).await),
+        Err(_) if park => return Some(HeadRead::Park),
+        Err(_) if ctx.draining() => {
+            life.step(Event::Drain, Instant::now());
+            return Some(HeadRead::Close);
+        }
+        Err(_) => tokio::select! {
+            r = io.read_buf(buf) => r,
+            _ = tokio::time::sleep_until(deadline) => return Some(expired(io, life, ctx, timer).await),
+            _ = Quiet::new(ctx.drain.cancelled()) => {
                 life.step(Event::Drain, Instant::now());
-                return HeadRead::Close;
+                return Some(HeadRead::Close);
             }
+        },
+    };
+    match read {
+        Ok(n) if n > 0 => None,
+        _ => {
+            life.step(Event::PeerGone, Instant::now());
+            Some(HeadRead::Close)
         }
     }
 }

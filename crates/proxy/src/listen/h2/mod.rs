@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::lifecycle::{Action, Event, Lifecycle, State};
+use super::quiet::Quiet;
 use super::Ctx;
 use crate::body::BodyLimits;
 use crate::codec::framing::Framing;
@@ -56,6 +57,7 @@ pub(crate) async fn serve<I>(
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut draining = false;
+    let mut drain = Quiet::new(ctx.drain.cancelled());
     loop {
         let deadline = life.deadline();
         let action = tokio::select! {
@@ -73,7 +75,7 @@ pub(crate) async fn serve<I>(
                 }
                 life.step(Event::Expired, Instant::now())
             }
-            _ = ctx.drain.cancelled(), if !draining => {
+            _ = &mut drain, if !draining => {
                 draining = true;
                 life.step(Event::Drain, Instant::now())
             }

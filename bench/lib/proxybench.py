@@ -4,8 +4,10 @@
 Everything runs on 127.0.0.1 on free ports. Each proxy runs with the same
 number of worker threads/processes and upstream keep-alive, in front of the
 same two nginx backends. Runs alternate between proxies (A B C A B C ...).
-Reported: requests/s, p50/p99/max latency (wrk), peak RSS, medians with
-min/max over rounds, and stackd's ratios against nginx and HAProxy.
+Reported: requests/s, p50/p99/max latency (wrk), CPU per request (the
+proxy's task-clock from `perf stat -p`, divided by the requests served;
+blank when perf is missing), peak RSS, medians with min/max over rounds,
+and stackd's ratios against nginx and HAProxy.
 """
 import argparse
 import datetime
@@ -215,6 +217,37 @@ def wrk(port, path, conns, duration):
     return r
 
 
+def cpu_stat_start(pids, path):
+    """perf stat's task-clock over `pids` until stopped; None without perf."""
+    try:
+        return subprocess.Popen(
+            ["perf", "stat", "-x,", "-e", "task-clock", "-o", path, "-p", ",".join(map(str, pids))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
+
+
+def cpu_stat_stop(perf, path):
+    """CPU milliseconds perf counted, or NaN."""
+    if perf is None:
+        return float("nan")
+    perf.send_signal(signal.SIGINT)
+    try:
+        perf.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        perf.kill()
+        return float("nan")
+    try:
+        for line in open(path):
+            parts = line.split(",")
+            if len(parts) > 2 and parts[2] == "task-clock":
+                return float(parts[0])
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
 def idle_connections(port, n):
     """Opens n keep-alive connections, one request each, and leaves them idle."""
     socks = []
@@ -276,17 +309,23 @@ def main():
                         print(f"{kind} failed to start; see {wd}/{kind}.log", file=sys.stderr)
                         continue
                     wrk(port, path, conns, 1)  # warm up pools
+                    perf_out = os.path.join(wd, "perf.txt")
+                    perf = cpu_stat_start(p.tree(), perf_out) if p else None
                     r = wrk(port, path, conns, args.duration)
+                    cpu_ms = cpu_stat_stop(perf, perf_out)
+                    r["us_per_req"] = cpu_ms * 1000 / (r["rps"] * args.duration) if r["rps"] > 0 else float("nan")
                     r["rss"] = p.mem_kb("VmHWM") / 1024 if p else float("nan")
                     if p:
                         p.stop()
                     results.setdefault((workers, conns, path, kind), []).append(r)
-                    print(f"  w={workers} c={conns} {path} {kind}: {r['rps']:.0f} req/s p99 {r['p99']:.2f} ms", file=sys.stderr, flush=True)
+                    print(f"  w={workers} c={conns} {path} {kind}: {r['rps']:.0f} req/s p99 {r['p99']:.2f} ms "
+                          f"{r['us_per_req']:.1f} us/req", file=sys.stderr, flush=True)
         say()
-        say("Medians over rounds, (min–max). Latency in ms. RSS = peak resident memory of the proxy's processes.")
+        say("Medians over rounds, (min–max). Latency in ms. CPU = the proxy's task-clock per request (perf stat), µs. "
+            "RSS = peak resident memory of the proxy's processes.")
         say()
-        say("| workers | conns | response | proxy | requests/s | p50 | p99 | max | peak RSS MiB | errors |")
-        say("|---|---|---|---|---|---|---|---|---|---|")
+        say("| workers | conns | response | proxy | requests/s | p50 | p99 | max | CPU µs/req | peak RSS MiB | errors |")
+        say("|---|---|---|---|---|---|---|---|---|---|---|")
         for workers, conns, path in scenarios:
             for kind in PROXIES + ["direct"]:
                 rs = results.get((workers, conns, path, kind))
@@ -295,7 +334,8 @@ def main():
                 size = "1 MiB" if path == "/1m" else "3 B"
                 say(f"| {workers} | {conns} | {size} | {kind} | {fmt_range([r['rps'] for r in rs])} | "
                     f"{fmt_range([r['p50'] for r in rs], '{:.2f}')} | {fmt_range([r['p99'] for r in rs], '{:.2f}')} | "
-                    f"{fmt_range([r['max'] for r in rs], '{:.1f}')} | {fmt_range([r['rss'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} |")
+                    f"{fmt_range([r['max'] for r in rs], '{:.1f}')} | {fmt_range([r.get('us_per_req', float('nan')) for r in rs], '{:.1f}')} | "
+                    f"{fmt_range([r['rss'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} |")
         say()
         say("Ratios (stackd / other, medians): requests/s higher is better, p99 lower is better.")
         say()

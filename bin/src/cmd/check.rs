@@ -23,9 +23,7 @@ impl Host for ThisHost {
 
     /// The proxy's own loader, so check and start agree on what loads.
     fn tls_pair(&self, cert: &TlsCert) -> Result<(), String> {
-        stackd_proxy::tls::server_config(std::slice::from_ref(cert))
-            .map(drop)
-            .map_err(|e| e.kind.to_string())
+        stackd_proxy::check_tls(std::slice::from_ref(cert)).map_err(|e| e.kind.to_string())
     }
 }
 

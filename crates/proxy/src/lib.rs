@@ -1,49 +1,56 @@
 //! Reverse proxy and load balancer: the nginx part of stackd.
 //!
-//! A request flows: [`server`] accepts (TLS by SNI in [`tls`], timeouts in
-//! [`conn`]) → [`service`] checks limits, routes ([`route`]), rewrites the
-//! head ([`forward`]), picks a server ([`upstream`] with [`balance`] and
-//! [`health`]) and sends it over a pooled connection ([`pool`]) with
-//! retries → the response streams back ([`body`]) and its end records
-//! metrics and the access log ([`access`], [`stats`]).
+//! A connection is accepted and driven through its lifecycle in
+//! `listen` (a pure state machine, `listen/LIFECYCLE.md`); HTTP/1 is
+//! parsed by our own `codec`, HTTP/2 by hyper. Each request is
+//! `request::prepare`d (limits, Host, route, head rewrite; pure),
+//! `request::forward`ed to an `upstream` server over a pooled
+//! connection with its `body` streamed both ways, and finished into
+//! `observe` (counters and the access log).
+//!
+//! # API
+//! [`run`] binds the configured listeners and serves; [`serve`] takes
+//! listeners bound by the caller ([`Bound`]): tests on `127.0.0.1:0`, and
+//! sockets handed over by systemd or a binary upgrade. [`check_tls`] is
+//! the certificate loader for `stackd check`. Errors are [`ProxyError`]s.
 //!
 //! # Layout
-//! - [`balance`]: pure load-balancing policies over a server tier.
-//! - [`health`]: pure passive and active health hysteresis; [`prober`] feeds it.
-//! - [`route`]: virtual hosts and longest path prefix.
-//! - [`forward`]: pure header rewriting (hop-by-hop, X-Forwarded-*, Forwarded, Location).
-//! - [`snapshot`]: the immutable running config behind an `ArcSwap`.
-//! - [`upstream`], [`pool`]: live server state and idle upstream connections.
-//! - [`service`], [`body`]: the request path and streaming bodies.
-//! - [`server`], [`conn`], [`tls`]: listeners, connection timeouts, TLS.
-//! - [`workers`], [`worker`]: optional thread-per-core mode (`workers = N`).
-//! - [`status`], [`stats`], [`access`]: `/status`, `/metrics`, access log.
-//! - [`error`]: [`ProxyError`] with the failing side and the client status.
+//! - `listen`: listeners, connection lifecycle, HTTP/1 and HTTP/2
+//!   drivers, TLS, workers, admin pages, reload and shutdown.
+//! - `codec`: the HTTP/1.1 codec, pure: heads, framing, chunked coding.
+//! - `request`: one request: prepare, rewrite, forward, finish.
+//! - `body`: bodies streamed both ways; the body pace (timeout and rate).
+//! - `upstream`: servers and their state, the connection pool, balancing,
+//!   health and the prober.
+//! - `snapshot`: the running config (routes, limits, TLS) behind an `ArcSwap`.
+//! - `observe`: counters, histograms, the access log.
+//! - `error`: [`ProxyError`] with the failing side and the client status.
+//!
+//! Modules depend downwards only: `listen` → `request` → `upstream`,
+//! `body`, `codec`, `observe`; `snapshot` sits beside `request` and is
+//! read by both it and `listen`.
 
-pub mod access;
-pub mod balance;
-pub mod body;
-pub mod clock;
-pub mod conn;
-pub mod error;
-pub mod forward;
-pub mod health;
-pub mod pool;
-pub mod prober;
-pub mod route;
-pub mod server;
-pub mod service;
-pub mod snapshot;
-pub mod stats;
-pub mod status;
-pub mod tls;
-pub mod upstream;
-pub mod worker;
-pub mod workers;
+pub(crate) mod body;
+pub(crate) mod clock;
+pub(crate) mod codec;
+pub(crate) mod error;
+pub(crate) mod listen;
+pub(crate) mod observe;
+pub(crate) mod request;
+pub(crate) mod snapshot;
+pub(crate) mod upstream;
+pub(crate) mod worker;
 
-pub use error::{ErrorKind, ProxyError, Side};
-pub use server::{bind, serve, Bound};
+pub use error::{BadResponse, ErrorKind, ProxyError, Side};
+pub use listen::{serve, Bound};
 
+/// Loads `[[proxy.tls]]` certificates as the proxy would at start, so that
+/// `stackd check` and the proxy agree on what loads.
+pub fn check_tls(certs: &[stackd_common::config::proxy::TlsCert]) -> Result<(), ProxyError> {
+    snapshot::tls::server_config(certs).map(drop)
+}
+
+use listen::bind;
 use stackd_common::config::ProxyConfig;
 use stackd_common::CancellationToken;
 use tokio::sync::mpsc;
@@ -57,13 +64,13 @@ pub async fn run(
     reloads: mpsc::Receiver<ProxyConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
-    crate::worker::set_count(cfg.workers);
+    worker::set_count(cfg.workers);
+    let admin = match cfg.admin {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     if cfg.workers > 0 {
-        let admin = match cfg.admin {
-            Some(a) => Some(bind(a).await?),
-            None => None,
-        };
-        return workers::serve_workers(cfg, admin, reloads, shutdown).await;
+        return listen::workers::serve_workers(cfg, admin, reloads, shutdown).await;
     }
     let mut listeners = Vec::with_capacity(cfg.listen.len());
     for l in &cfg.listen {
@@ -72,9 +79,5 @@ pub async fn run(
             tls: l.tls(),
         });
     }
-    let admin = match cfg.admin {
-        Some(a) => Some(bind(a).await?),
-        None => None,
-    };
     serve(listeners, admin, cfg, reloads, shutdown).await
 }

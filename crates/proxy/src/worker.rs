@@ -17,19 +17,19 @@ thread_local! {
 
 /// Number of per-worker shards to allocate (at least 1). Set once before the
 /// first snapshot is built.
-pub fn count() -> usize {
+pub(crate) fn count() -> usize {
     COUNT.load(Ordering::Relaxed).max(1)
 }
 
-pub fn set_count(n: usize) {
+pub(crate) fn set_count(n: usize) {
     COUNT.store(n.max(1), Ordering::Relaxed);
 }
 
 /// This thread's worker index (0 outside worker threads).
-pub fn id() -> usize {
+pub(crate) fn id() -> usize {
     ID.with(Cell::get)
 }
 
-pub fn set_id(i: usize) {
+pub(crate) fn set_id(i: usize) {
     ID.with(|c| c.set(i));
 }

@@ -56,7 +56,7 @@ async fn sticky_follows_the_cookie_and_falls_back() {
             get_with_cookie(&c, &p.url("/"), "x=1; SESSIONID=0123abcd.139server2").await;
         assert_eq!(body, "b");
     }
-    b.kill();
+    b.kill_and_wait().await;
     for _ in 0..6 {
         let (status, body) =
             get_with_cookie(&c, &p.url("/"), "SESSIONID=0123abcd.139server2").await;

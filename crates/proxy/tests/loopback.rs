@@ -259,11 +259,11 @@ upstream = "app"
     let (_, metrics) = get(&c, &format!("http://{}/metrics", p.admin)).await;
     println!("{metrics}");
     assert!(
-        metrics.contains("stackd_proxy_requests_total{upstream=\"app\",class=\"2xx\"} 1"),
+        metrics.contains("stackd_proxy_requests_total{upstream=\"app\",code=\"200\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("stackd_proxy_requests_total{upstream=\"\",class=\"4xx\"} 1"),
+        metrics.contains("stackd_proxy_requests_total{upstream=\"\",code=\"404\"} 1"),
         "{metrics}"
     );
     assert!(
@@ -332,7 +332,7 @@ async fn h2c_prior_knowledge() {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::rt::{TokioExecutor, TokioIo};
     let a = Backend::start("a").await;
-    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let p = Proxy::start(&one_server(a.addr, "client_max_body_size = \"1k\"")).await;
     let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
     let (mut tx, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -350,6 +350,41 @@ async fn h2c_prior_knowledge() {
         body.contains(&format!("host: h2c.example.com:{}\n", p.addr.port())),
         "{body}"
     );
+    // Bodies on streams: without a length (chunked upstream), and over the limit.
+    let (tx2, conn2) = {
+        let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap()
+    };
+    tokio::spawn(conn2);
+    for (len, want) in [
+        (700usize, StatusCode::OK),
+        (3000, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let mut tx2 = tx2.clone();
+        let body =
+            http_body_util::StreamBody::new(futures::stream::iter((0..len / 100).map(|_| {
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![
+                    b'x';
+                    100
+                ])))
+            })));
+        let req = Request::post(format!("http://h2c.example.com:{}/echo", p.addr.port()))
+            .body(body)
+            .unwrap();
+        let resp = tx2.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), want, "{len} bytes");
+        let text = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if want == StatusCode::OK {
+            assert!(String::from_utf8_lossy(&text).contains(&format!("body_len: {len}\n")));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,4 +452,122 @@ async fn pipelined_then_parked_connection_keeps_serving() {
             .unwrap();
         read_responses(&mut s, 1).await;
     }
+}
+
+/// HTTP/1 details our codec handles itself: chunked bodies both ways,
+/// `Expect: 100-continue`, HEAD, HTTP/1.0 clients, pipelining after a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_semantics_through_our_codec() {
+    use stackd_testkit::http::{self as th, Conn};
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    // A chunked upload arrives whole (re-chunked upstream).
+    let r = th::send_async(
+        p.addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nx-trailer: 1\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(r.body.contains("body_len: 7"), "{r:?}");
+    assert!(
+        !r.body.contains("x-trailer") && !r.body.contains("transfer-encoding: chunked, "),
+        "{r:?}"
+    );
+    // Expect: 100-continue gets the interim answer before the body is sent.
+    let mut c = Conn::connect(p.addr).await.unwrap();
+    c.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_exact(c.stream(), &mut interim),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    // Pipelined: the body, then the next request right behind it.
+    c.write(b"helloGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let first = c.reply(Duration::from_secs(5)).await.unwrap();
+    assert!(
+        first.body.contains("body_len: 5") && !first.body.contains("expect"),
+        "{first:?}"
+    );
+    let second = c.reply(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(second.status, 200, "{second:?}");
+    // HEAD: the length of what GET would send, and no body.
+    let out = th::exchange(
+        p.addr,
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("content-length: 1\r\n") && out.ends_with("\r\n\r\n"),
+        "{out:?}"
+    );
+    // HTTP/1.0: no chunking; keep-alive only when asked for.
+    let out = th::exchange(
+        p.addr,
+        b"GET /echo HTTP/1.0\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.contains("connection: close\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("host: app\n"),
+        "the upstream's name stands in for a missing Host: {out}"
+    );
+    let mut k = Conn::connect(p.addr).await.unwrap();
+    k.write(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .unwrap();
+    let r = k.reply(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(r.header("connection"), Some("keep-alive"), "{r:?}");
+    assert!(
+        !k.closed_within(Duration::from_millis(300)).await,
+        "kept alive"
+    );
+}
+
+/// A chunked upstream response reaches an HTTP/1.1 client chunked and an
+/// HTTP/1.0 client delimited by the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_upstream_answers_both_client_versions() {
+    use stackd_testkit::backend::{read_request, Scripted};
+    use stackd_testkit::http as th;
+    use std::io::Write;
+    let b = Scripted::start(|mut c| {
+        let mut buf = Vec::new();
+        while let Ok(Some(n)) = read_request(&mut c, &mut buf) {
+            buf.drain(..n);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        }
+    });
+    let p = Proxy::start(&one_server(b.addr, "")).await;
+    let r = th::send_async(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.header("transfer-encoding"), r.body.as_str()),
+        (Some("chunked"), "hello world")
+    );
+    let out = th::exchange(p.addr, b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        out.ends_with("\r\n\r\nhello world") && !out.contains("chunked"),
+        "{out:?}"
+    );
 }

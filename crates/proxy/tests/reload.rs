@@ -77,6 +77,19 @@ async fn reload_under_load_drops_nothing() {
     // Last good config pointed at b.
     let (_, body) = get(&client(), &p.url("/")).await;
     assert_eq!(body, "b");
+    let (_, m) = get(&client(), &format!("http://{}/metrics", p.admin)).await;
+    assert!(
+        m.contains("stackd_proxy_reloads_total{result=\"ok\"} 6"),
+        "start + 5 reloads: {m}"
+    );
+    assert!(
+        m.contains("stackd_proxy_reloads_total{result=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("stackd_proxy_last_reload_timestamp_seconds "),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,10 +98,29 @@ async fn shutdown_drains_in_flight_requests() {
     let mut p = Proxy::start(&one_server(a.addr, "shutdown_grace = \"8s\"")).await;
     let url = p.url("/slow");
     let in_flight = tokio::spawn(async move { get(&client(), &url).await });
+    // An idle keep-alive connection, parked by now.
+    let mut idle = stackd_testkit::http::Conn::connect(p.addr).await.unwrap();
+    idle.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        idle.reply(Duration::from_secs(5)).await.unwrap().status,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.shutdown.cancel();
-    // New connections are refused soon after shutdown starts.
+    assert!(
+        idle.closed_within(Duration::from_secs(1)).await,
+        "an idle connection outlived the start of the drain"
+    );
+    // New connections are refused soon after shutdown starts, and the
+    // admin listener says so while in-flight requests finish.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = get(&client(), &format!("http://{}/healthz", p.admin)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+    );
     assert!(
         tokio::net::TcpStream::connect(p.addr).await.is_err(),
         "still accepting after shutdown"

@@ -34,6 +34,21 @@ pub struct ProxyConfig {
     /// Longest pause between two reads of the request body (nginx: 60s).
     #[serde(default = "defaults::sixty_secs", with = "duration")]
     pub client_body_timeout: Duration,
+    /// Slowest request body accepted, in bytes per second, after a first
+    /// `client_body_timeout` of grace (Apache's `MinRate`); `0` disables it.
+    #[serde(default = "defaults::client_body_min_rate")]
+    pub client_body_min_rate: ByteSize,
+    /// A client that accepts no response bytes for this long is closed (nginx `send_timeout`: 60s).
+    #[serde(default = "defaults::sixty_secs", with = "duration")]
+    pub client_send_timeout: Duration,
+    /// After an early answer (400, 408, 413, ...), how long at most the
+    /// rest of the request is read and discarded so the client sees the
+    /// answer (nginx `lingering_time`: 30s); `0s` closes at once.
+    #[serde(default = "defaults::lingering_time", with = "duration")]
+    pub lingering_time: Duration,
+    /// While lingering, the longest wait for more data (nginx `lingering_timeout`: 5s).
+    #[serde(default = "defaults::lingering_timeout", with = "duration")]
+    pub lingering_timeout: Duration,
     /// How long an idle client keep-alive connection stays open (nginx: 75s).
     #[serde(default = "defaults::keepalive_timeout", with = "duration")]
     pub keepalive_timeout: Duration,
@@ -43,7 +58,8 @@ pub struct ProxyConfig {
     /// Longest pause while sending the request body upstream (nginx: 60s).
     #[serde(default = "defaults::sixty_secs", with = "duration")]
     pub send_timeout: Duration,
-    /// Longest pause while waiting for / reading the upstream response (nginx: 60s).
+    /// Longest pause while waiting for / reading the upstream response, and
+    /// longest silence (both ways) of a WebSocket tunnel (nginx: 60s).
     #[serde(default = "defaults::sixty_secs", with = "duration")]
     pub read_timeout: Duration,
     /// Idle keep-alive connections kept per upstream server (nginx `keepalive`).
@@ -229,6 +245,15 @@ mod defaults {
     pub fn keepalive_timeout() -> Duration {
         Duration::from_secs(75)
     }
+    pub fn client_body_min_rate() -> ByteSize {
+        ByteSize(512)
+    }
+    pub fn lingering_time() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn lingering_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
     pub fn upstream_keepalive() -> usize {
         32
     }
@@ -318,6 +343,7 @@ impl ProxyConfig {
         for (name, d) in [
             ("client_header_timeout", self.client_header_timeout),
             ("client_body_timeout", self.client_body_timeout),
+            ("client_send_timeout", self.client_send_timeout),
             ("connect_timeout", self.connect_timeout),
             ("send_timeout", self.send_timeout),
             ("read_timeout", self.read_timeout),
@@ -325,6 +351,13 @@ impl ProxyConfig {
             if d.is_zero() {
                 out.push(at.key(name), "must be greater than 0s");
             }
+        }
+
+        if !self.lingering_time.is_zero() && self.lingering_timeout.is_zero() {
+            out.push(
+                at.key("lingering_timeout"),
+                "must be greater than 0s while lingering_time is set (lingering_time = \"0s\" turns lingering off)",
+            );
         }
 
         let mut names = HashSet::new();
@@ -495,6 +528,31 @@ mod tests {
         let cfg = check("workers = 2").unwrap();
         assert_eq!(cfg.proxy.unwrap().workers, 2);
         assert_eq!(check("").unwrap().proxy.unwrap().workers, 0);
+    }
+
+    #[test]
+    fn lifecycle_keys_have_nginx_defaults_and_are_located() {
+        let p = check("").unwrap().proxy.unwrap();
+        assert_eq!(p.client_send_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(p.lingering_time, std::time::Duration::from_secs(30));
+        assert_eq!(p.lingering_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(p.client_body_min_rate.bytes(), 512);
+        let e = check("client_send_timeout = \"0s\"").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("proxy.client_send_timeout"),
+            "{e}"
+        );
+        let e = check("lingering_timeout = \"0s\"").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("proxy.lingering_timeout"),
+            "{e}"
+        );
+        let e = check("client_body_min_rate = \"fast\"").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("client_body_min_rate"),
+            "{e}"
+        );
+        assert!(check("lingering_time = \"0s\"\nlingering_timeout = \"0s\"").is_ok());
     }
 
     #[test]

@@ -86,6 +86,19 @@ impl Backend {
     pub fn kill(&self) {
         self.stop.cancel();
     }
+
+    /// [`Backend::kill`], then waits (at most 5 s) until its tasks have run:
+    /// the port refuses connections and open ones are gone.
+    pub async fn kill_and_wait(&self) {
+        self.kill();
+        stackd_testkit::eventually(
+            "the killed backend refusing connections",
+            Duration::from_secs(5),
+            || async { tokio::net::TcpStream::connect(self.addr).await.is_err() },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl Drop for Backend {

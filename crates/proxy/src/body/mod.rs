@@ -1,0 +1,135 @@
+//! Bodies in both directions, streamed, never buffered whole.
+//!
+//! - [`send_piece`]: request-body bytes from the client to the upstream,
+//!   re-framed for the upstream (`Content-Length` as received, or chunked).
+//! - [`download`]: the response body from the upstream to the client,
+//!   decoded by our codec, so a broken framing is noticed and that upstream
+//!   connection is never reused.
+//!
+//! Each side of the proxy implements [`Source`] (where request-body bytes
+//! come from) and [`Sink`] (where response-body bytes go) under its own
+//! deadlines; the pumps here own the upstream side's: `send_timeout` per
+//! write to the upstream, `read_timeout` per read from it.
+
+mod pace;
+
+use std::future::Future;
+use std::io::IoSlice;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub(crate) use pace::{BodyLimits, BodyTimer, Pace};
+
+use crate::codec::framing::{chunk_head, Decoded, Decoder, Framing};
+use crate::codec::BadResponse;
+use crate::error::{ErrorKind, ProxyError};
+
+/// Where a request body comes from (the client side of an exchange).
+pub(crate) trait Source {
+    /// The next piece of the body, `None` at its end. The client side
+    /// applies its own limits (size, `client_body_timeout`, minimum rate).
+    fn next(&mut self) -> impl Future<Output = Result<Option<Bytes>, ProxyError>> + Send;
+}
+
+/// Where a response body goes (the client side of an exchange).
+pub(crate) trait Sink {
+    /// Sends body bytes; the client side applies `client_send_timeout`.
+    fn data(&mut self, data: Bytes) -> impl Future<Output = Result<(), ProxyError>> + Send;
+}
+
+/// Room for one read of a response head.
+pub(crate) const HEAD_READ: usize = 16 * 1024;
+/// Room for one read of a response body: large bodies move in few system calls.
+const BODY_READ: usize = 64 * 1024;
+
+/// Reads from the upstream into `buf` (with room for `room` bytes) within
+/// `read_timeout`; `Ok(0)` at EOF.
+pub(crate) async fn read_upstream<R: AsyncRead + Unpin>(
+    up: &mut R,
+    buf: &mut BytesMut,
+    room: usize,
+    read_timeout: Duration,
+) -> Result<usize, ProxyError> {
+    if buf.capacity() - buf.len() < room / 4 {
+        buf.reserve(room);
+    }
+    match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {
+        Err(_) => Err(ProxyError::upstream(ErrorKind::ReadTimeout)),
+        Ok(Err(e)) => Err(ProxyError::upstream(ErrorKind::UpstreamIo(e))),
+        Ok(Ok(n)) => Ok(n),
+    }
+}
+
+/// Writes all of `parts` to the upstream, each write within `send_timeout`.
+pub(crate) async fn write_upstream<W: AsyncWrite + Unpin>(
+    up: &mut W,
+    parts: &mut [IoSlice<'_>],
+    send_timeout: Duration,
+) -> Result<(), ProxyError> {
+    let mut parts = parts;
+    while !parts.is_empty() {
+        let n = match tokio::time::timeout(send_timeout, up.write_vectored(parts)).await {
+            Err(_) => return Err(ProxyError::upstream(ErrorKind::SendTimeout)),
+            Ok(Err(e)) => return Err(ProxyError::upstream(ErrorKind::UpstreamIo(e))),
+            Ok(Ok(0)) => {
+                return Err(ProxyError::upstream(ErrorKind::UpstreamIo(
+                    std::io::ErrorKind::WriteZero.into(),
+                )))
+            }
+            Ok(Ok(n)) => n,
+        };
+        IoSlice::advance_slices(&mut parts, n);
+    }
+    Ok(())
+}
+
+/// Writes one piece of body with its chunk framing, if any.
+pub(crate) async fn send_piece<W: AsyncWrite + Unpin>(
+    up: &mut W,
+    out: Framing,
+    data: &[u8],
+    send_timeout: Duration,
+) -> Result<(), ProxyError> {
+    if out == Framing::Chunked {
+        let head = chunk_head(data.len());
+        let mut parts = [
+            IoSlice::new(head.as_bytes()),
+            IoSlice::new(data),
+            IoSlice::new(b"\r\n"),
+        ];
+        write_upstream(up, &mut parts, send_timeout).await
+    } else {
+        write_upstream(up, &mut [IoSlice::new(data)], send_timeout).await
+    }
+}
+
+/// Streams the response body from the upstream (`buf` holds what was read
+/// past the head) to the client, until `decoder` says it has ended.
+pub(crate) async fn download<R: AsyncRead + Unpin, K: Sink>(
+    up: &mut R,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+    client: &mut K,
+    read_timeout: Duration,
+) -> Result<(), ProxyError> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Decoded::Data(b)) => client.data(b).await?,
+            Ok(Decoded::End) => return Ok(()),
+            Ok(Decoded::NeedMore) => {
+                if read_upstream(up, buf, BODY_READ, read_timeout).await? == 0 {
+                    return decoder.at_eof().map_err(|_| {
+                        ProxyError::upstream(ErrorKind::BadResponse(BadResponse::BadBody))
+                    });
+                }
+            }
+            Err(_) => {
+                return Err(ProxyError::upstream(ErrorKind::BadResponse(
+                    BadResponse::BadBody,
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Request heads from clients (RFC 9112 §2-§3, §6): parsed with httparse,
+//! then held to the framing rules nginx and HAProxy enforce before a
+//! request may reach routing. Everything that makes the message's extent
+//! ambiguous is refused here, so a request that leaves this module has
+//! exactly one length.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+
+use super::framing::Framing;
+use super::{host, tokens, Refusal, MAX_HEADERS};
+
+/// A complete, valid request head.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    /// Method, target (origin-form, absolute-form or `*`), version, headers as sent.
+    pub(crate) parts: http::request::Parts,
+    pub(crate) framing: Framing,
+    /// The client allows another request on this connection afterwards.
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue` on a request with a body.
+    pub(crate) expect_continue: bool,
+    /// Bytes of the buffer the head took.
+    pub(crate) len: usize,
+}
+
+/// Parses the head at the start of `buf`: `Ok(None)` while incomplete.
+///
+/// `max` bounds the whole head; over it the answer is 414 when the request
+/// line itself did not fit, else 431.
+pub(crate) fn parse(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= max => n,
+        Ok(_) if buf.len() <= max => return Ok(None),
+        Ok(_) => return Err(too_large(buf, max)),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many header fields",
+            ))
+        }
+        Err(_) if buf.len() > max && !line_complete(buf, max) => return Err(too_large(buf, max)),
+        Err(_) => return Err(Refusal::bad("malformed request head")),
+    };
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let method = req
+        .method
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or(Refusal::bad("invalid method"))?;
+    let uri = target(&method, req.path.unwrap_or(""))?;
+    let mut map = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Refusal::bad("invalid header name"))?;
+        let value =
+            HeaderValue::from_bytes(h.value).map_err(|_| Refusal::bad("invalid header value"))?;
+        map.append(name, value);
+    }
+    check_host(&map, version)?;
+    let framing = framing(&map, version)?;
+    let expect_continue = expect(&map)? && framing != Framing::Empty;
+    let keep_alive = keep_alive(&map, version);
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = map;
+    Ok(Some(RequestHead {
+        parts,
+        framing,
+        keep_alive,
+        expect_continue,
+        len,
+    }))
+}
+
+/// Whether the request line ended within the first `max` bytes.
+fn line_complete(buf: &[u8], max: usize) -> bool {
+    buf[..max.min(buf.len())].contains(&b'\n')
+}
+
+fn too_large(buf: &[u8], max: usize) -> Refusal {
+    if line_complete(buf, max) {
+        Refusal::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head over max_header_size",
+        )
+    } else {
+        Refusal::new(
+            StatusCode::URI_TOO_LONG,
+            "request line over max_header_size",
+        )
+    }
+}
+
+/// RFC 9112 §3.2: origin-form, absolute-form (http/https with a host and no
+/// userinfo), or `*` for OPTIONS. CONNECT's authority-form is for forward
+/// proxies: 405.
+fn target(method: &Method, t: &str) -> Result<Uri, Refusal> {
+    if method == Method::CONNECT {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not served",
+        ));
+    }
+    let bad = || Refusal::bad("invalid request target");
+    if t.starts_with('/') {
+        return Uri::from_maybe_shared(Bytes::copy_from_slice(t.as_bytes())).map_err(|_| bad());
+    }
+    if t == "*" && method == Method::OPTIONS {
+        return Ok(Uri::from_static("*"));
+    }
+    let uri = Uri::try_from(t).map_err(|_| bad())?;
+    let scheme_ok = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    let authority = uri.authority().ok_or_else(bad)?;
+    if !scheme_ok
+        || authority.as_str().contains('@')
+        || !host::valid_authority(authority.as_str().as_bytes())
+    {
+        return Err(bad());
+    }
+    Ok(uri)
+}
+
+/// RFC 9112 §3.2: exactly one valid Host in HTTP/1.1; at most one in HTTP/1.0.
+fn check_host(h: &HeaderMap, version: Version) -> Result<(), Refusal> {
+    let mut all = h.get_all(header::HOST).iter();
+    match (all.next(), all.next()) {
+        (None, _) if version == Version::HTTP_11 => Err(Refusal::bad("missing Host")),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(Refusal::bad("more than one Host")),
+        (Some(v), None) if host::valid_authority(v.as_bytes()) => Ok(()),
+        (Some(_), None) => Err(Refusal::bad("invalid Host")),
+    }
+}
+
+/// RFC 9112 §6.1-§6.3 for requests, as nginx and HAProxy apply them:
+/// `Content-Length` with `Transfer-Encoding` is refused (not "TE wins"), so
+/// are differing lengths, lists, and codings we cannot decode.
+fn framing(h: &HeaderMap, version: Version) -> Result<Framing, Refusal> {
+    let te = h.contains_key(header::TRANSFER_ENCODING);
+    let cl =
+        content_length(h).map_err(|_| Refusal::bad("invalid or conflicting Content-Length"))?;
+    match (te, cl) {
+        (true, Some(_)) => Err(Refusal::bad("Content-Length with Transfer-Encoding")),
+        (true, None) if version == Version::HTTP_10 => {
+            Err(Refusal::bad("Transfer-Encoding in an HTTP/1.0 request"))
+        }
+        (true, None) => match transfer_coding(h) {
+            Coding::Chunked => Ok(Framing::Chunked),
+            Coding::Invalid => Err(Refusal::bad("invalid Transfer-Encoding")),
+            Coding::Other => Err(Refusal::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "transfer coding not implemented",
+            )),
+        },
+        (false, None) => Ok(Framing::Empty),
+        (false, Some(n)) => Ok(Framing::Length(n)),
+    }
+}
+
+/// The one `Content-Length` value; identical repeats are one value (RFC 9110
+/// §8.6), a list or a differing repeat is an error.
+pub(crate) fn content_length(h: &HeaderMap) -> Result<Option<u64>, ()> {
+    let mut out = None;
+    for v in h.get_all(header::CONTENT_LENGTH) {
+        let b = v.as_bytes();
+        if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+            return Err(());
+        }
+        let n = b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if out.is_some_and(|o| o != n) {
+            return Err(());
+        }
+        out = Some(n);
+    }
+    Ok(out)
+}
+
+/// What `Transfer-Encoding` asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Coding {
+    /// Exactly `chunked`.
+    Chunked,
+    /// Empty, or `chunked` repeated or not last (RFC 9112 §6.1).
+    Invalid,
+    /// A coding we do not decode (gzip, ...).
+    Other,
+}
+
+pub(crate) fn transfer_coding(h: &HeaderMap) -> Coding {
+    let mut n = 0;
+    let mut chunked = 0;
+    let mut last_chunked = false;
+    for t in tokens(h, &header::TRANSFER_ENCODING) {
+        last_chunked = t.eq_ignore_ascii_case("chunked");
+        chunked += usize::from(last_chunked);
+        n += 1;
+    }
+    match (n, chunked, last_chunked) {
+        (1, 1, true) => Coding::Chunked,
+        // "gzip, chunked": valid, but we would have to decode gzip.
+        (_, 1, true) => Coding::Other,
+        (0, _, _) | (_, 1.., _) => Coding::Invalid,
+        _ => Coding::Other,
+    }
+}
+
+/// Whether `Expect: 100-continue` was sent; any other expectation is 417.
+fn expect(h: &HeaderMap) -> Result<bool, Refusal> {
+    match h.get(header::EXPECT) {
+        None => Ok(false),
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => Ok(true),
+        Some(_) => Err(Refusal::new(
+            StatusCode::EXPECTATION_FAILED,
+            "unsupported expectation",
+        )),
+    }
+}
+
+/// RFC 9112 §9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
+pub(crate) fn keep_alive(h: &HeaderMap, version: Version) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for t in tokens(h, &header::CONNECTION) {
+        close |= t.eq_ignore_ascii_case("close");
+        keep |= t.eq_ignore_ascii_case("keep-alive");
+    }
+    !close && (version == Version::HTTP_11 || keep)
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;

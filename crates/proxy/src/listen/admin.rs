@@ -1,0 +1,260 @@
+//! The admin listener's pages: `/healthz` (503 while stopping, so a local
+//! `stackd ha` tracking it demotes), `/status` (JSON per upstream server)
+//! and `/metrics` (Prometheus text, encoded from atomics at scrape time).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::StatusCode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use stackd_common::admin::{Admin, Page};
+
+use super::lifecycle::Timer;
+use super::{Observed, Phase};
+use crate::observe::stats::UpstreamStats;
+use crate::snapshot::Snapshot;
+use crate::upstream::UpstreamRt;
+
+/// The admin server for a running proxy.
+pub(crate) fn admin(shared: Arc<ArcSwap<Snapshot>>, observed: Arc<Observed>) -> Admin {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ProxyCollector {
+        snapshot: shared.clone(),
+        observed: observed.clone(),
+    }));
+    Admin::new(Arc::new(registry))
+        .status(move || status(&shared.load()))
+        .route("/healthz", move || match observed.phase() {
+            Phase::Serving => Page::text(StatusCode::OK, "ok\n"),
+            Phase::Stopping => Page::text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
+        })
+}
+
+/// `/status`: every upstream server with its health and counters.
+pub(crate) fn status(snap: &Snapshot) -> Value {
+    let now = crate::clock::now_ms();
+    let upstreams: Vec<Value> = snap.upstreams.iter().map(|u| upstream(u, now)).collect();
+    json!({ "upstreams": upstreams, "unrouted_requests": snap.unrouted.requests() })
+}
+
+fn upstream(u: &UpstreamRt, now: u64) -> Value {
+    let servers: Vec<Value> = u
+        .all()
+        .map(|s| {
+            let st = &s.state;
+            let c = st.counters();
+            json!({
+                "addr": st.addr().to_string(),
+                "weight": s.weight,
+                "backup": s.backup,
+                "node_id": s.node_id.as_deref(),
+                "up": st.usable(&u.passive, now),
+                "active_health_up": st.active().up,
+                "passive_health_up": u.passive.max_fails == 0 || u.passive.available(st.passive(), now),
+                "passive_fails": st.passive().fails,
+                "active_connections": c.in_flight,
+                "idle_connections": c.idle,
+                "requests": c.requests,
+                "failures": c.failures,
+                "last_check_unix_ms": c.last_check.map(|(at, _)| at),
+                "last_check_ok": c.last_check.map(|(_, ok)| ok),
+            })
+        })
+        .collect();
+    json!({
+        "name": &*u.name,
+        "balance": serde_json::to_value(u.policy()).unwrap_or(Value::Null),
+        "requests": u.stats.requests(),
+        "servers": servers,
+    })
+}
+
+/// Encodes the live snapshot's numbers at scrape time.
+#[derive(Debug)]
+struct ProxyCollector {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    observed: Arc<Observed>,
+}
+
+impl Collector for ProxyCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let snap = self.snapshot.load();
+        let groups: Vec<(&str, &UpstreamStats)> = snap
+            .upstreams
+            .iter()
+            .map(|u| (&*u.name, &*u.stats))
+            .chain(std::iter::once(("", &*snap.unrouted)))
+            .collect();
+        requests(&mut enc, &groups)?;
+        servers(&mut enc, &snap)?;
+        self.lifecycle(&mut enc)
+    }
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, &str)>, u64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?
+            .encode_counter::<NoLabelSet, _, u64>(v, None)?;
+    }
+    Ok(())
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, &str)>, f64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_gauge(v)?;
+    }
+    Ok(())
+}
+
+/// Requests by upstream and status code, latency, broken upstream responses.
+fn requests(
+    enc: &mut DescriptorEncoder<'_>,
+    groups: &[(&str, &UpstreamStats)],
+) -> std::fmt::Result {
+    let codes: Vec<(&str, String, u64)> = groups
+        .iter()
+        .flat_map(|(name, st)| st.codes().map(move |(c, n)| (*name, c.to_string(), n)))
+        .collect();
+    let rows: Vec<_> = codes
+        .iter()
+        .map(|(u, c, n)| (vec![("upstream", *u), ("code", c.as_str())], *n))
+        .collect();
+    counter(enc, "stackd_proxy_requests", "Requests answered, by upstream (empty: none reached) and status code (499: the client went away)", &rows)?;
+    let mut m = enc.encode_descriptor(
+        "stackd_proxy_request_duration_seconds",
+        "Time from request head to the end of the response, by upstream",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (name, st) in groups {
+        let (sum, count, buckets) = st.histogram();
+        m.encode_family(&[("upstream", *name)])?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+    }
+    let rows: Vec<_> = groups
+        .iter()
+        .filter(|(name, _)| !name.is_empty())
+        .flat_map(|(name, st)| {
+            st.bad_responses()
+                .map(move |(b, n)| (vec![("upstream", *name), ("reason", b.label())], n))
+        })
+        .collect();
+    counter(
+        enc,
+        "stackd_proxy_upstream_bad_responses",
+        "Upstream responses refused as broken (answered 502, connection closed), by reason",
+        &rows,
+    )
+}
+
+fn labels<'a>(upstream: &'a str, s: &'a crate::upstream::ServerRt) -> Vec<(&'a str, &'a str)> {
+    vec![("upstream", upstream), ("server", s.state.authority())]
+}
+
+/// Per-server health, in-flight requests and failures.
+fn servers(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> std::fmt::Result {
+    let now = crate::clock::now_ms();
+    let all: Vec<(&str, &crate::upstream::ServerRt, &UpstreamRt)> = snap
+        .upstreams
+        .iter()
+        .flat_map(|u| u.all().map(move |s| (&*u.name, s, &**u)))
+        .collect();
+    let up: Vec<_> = all
+        .iter()
+        .map(|(n, s, u)| {
+            (
+                labels(n, s),
+                if s.state.usable(&u.passive, now) {
+                    1.0
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect();
+    gauge(
+        enc,
+        "stackd_proxy_upstream_server_up",
+        "1 when the server may take traffic (active and passive health), else 0",
+        &up,
+    )?;
+    let busy: Vec<_> = all
+        .iter()
+        .map(|(n, s, _)| (labels(n, s), s.state.in_flight() as f64))
+        .collect();
+    gauge(
+        enc,
+        "stackd_proxy_upstream_server_in_flight",
+        "Requests in flight per upstream server",
+        &busy,
+    )?;
+    let failures: Vec<_> = all
+        .iter()
+        .map(|(n, s, _)| (labels(n, s), s.state.counters().failures))
+        .collect();
+    counter(
+        enc,
+        "stackd_proxy_upstream_server_failures",
+        "Failed attempts (connect, reset, timeout, broken response) per upstream server",
+        &failures,
+    )
+}
+
+impl ProxyCollector {
+    /// Reloads, open connections, and connections closed by each lifecycle timer.
+    fn lifecycle(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let (ok, failed, last_ms) = self.observed.reloads.get();
+        counter(
+            enc,
+            "stackd_proxy_reloads",
+            "Config reloads, by result (failed: the old config kept serving)",
+            &[
+                (vec![("result", "ok")], ok),
+                (vec![("result", "failed")], failed),
+            ],
+        )?;
+        gauge(
+            enc,
+            "stackd_proxy_last_reload_timestamp_seconds",
+            "Unix time of the last config that took effect (the start counts)",
+            &[(vec![], last_ms as f64 / 1000.0)],
+        )?;
+        gauge(
+            enc,
+            "stackd_proxy_client_connections",
+            "Client connections open (tunnels included), against max_connections",
+            &[(vec![], self.observed.connections() as f64)],
+        )?;
+        let rows: Vec<_> = Timer::ALL
+            .iter()
+            .map(|t| {
+                (
+                    vec![("timer", t.label())],
+                    self.observed.timeouts.get(t.index()),
+                )
+            })
+            .collect();
+        counter(
+            enc,
+            "stackd_proxy_client_timeouts",
+            "Client connections whose lifecycle deadline passed, by the timeout that fired",
+            &rows,
+        )
+    }
+}

@@ -1,0 +1,298 @@
+//! The HTTP/1 client side of one exchange ([`request::Client`]): the body
+//! read through our decoder under `client_body_timeout` and the minimum
+//! rate, the response written under `client_send_timeout`, every step
+//! reported to the connection's [`Lifecycle`].
+
+use std::io::IoSlice;
+
+use bytes::{Bytes, BytesMut};
+use http::Version;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::super::io::ClientIo;
+use super::super::lifecycle::{Event, Lifecycle, Next, Timer};
+use super::super::Ctx;
+use crate::body::{Sink, Source};
+use crate::codec::framing::{chunk_head, Decoded, Decoder, Framing, LAST_CHUNK};
+use crate::codec::write::{self, BodyHeader, ConnectionHeader, CONTINUE};
+use crate::error::{ErrorKind, ProxyError};
+use crate::request::{Answer, Client};
+
+/// How the response body goes to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Out {
+    /// No head yet.
+    NotStarted,
+    /// Bytes as they come (`Content-Length`, or until the close).
+    Plain,
+    Chunked,
+}
+
+/// One exchange's client side on an HTTP/1 connection.
+pub(crate) struct H1Client<'a> {
+    pub(crate) io: &'a mut ClientIo,
+    /// Bytes read from the client and not yet consumed.
+    pub(crate) buf: &'a mut BytesMut,
+    pub(crate) life: &'a mut Lifecycle,
+    ctx: &'a Ctx,
+    framing: Framing,
+    decoder: Decoder,
+    /// `client_max_body_size`; 0: none.
+    pub(crate) max_body: u64,
+    seen: u64,
+    /// `Expect: 100-continue` not yet answered.
+    pub(crate) expect_continue: bool,
+    pub(crate) version: Version,
+    out: Out,
+    /// A response head not yet written (it goes out with the first body bytes).
+    pending: Vec<u8>,
+}
+
+// === impl H1Client ===
+
+impl<'a> H1Client<'a> {
+    pub(crate) fn new(
+        io: &'a mut ClientIo,
+        buf: &'a mut BytesMut,
+        life: &'a mut Lifecycle,
+        ctx: &'a Ctx,
+        framing: Framing,
+    ) -> H1Client<'a> {
+        H1Client {
+            io,
+            buf,
+            life,
+            ctx,
+            framing,
+            decoder: Decoder::new(framing),
+            max_body: 0,
+            seen: 0,
+            expect_continue: false,
+            version: Version::HTTP_11,
+            out: Out::NotStarted,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Counts body bytes against the limit and the lifecycle's pace.
+    fn got(&mut self, b: &Bytes) -> Result<(), ProxyError> {
+        self.seen += b.len() as u64;
+        if self.max_body > 0 && self.seen > self.max_body {
+            return Err(ProxyError::client(ErrorKind::BodyTooLarge));
+        }
+        self.life
+            .step(Event::BodyBytes(b.len() as u64), Instant::now());
+        if self.decoder.is_done() {
+            self.life.step(Event::BodyDone, Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The deadline now; an expiry is counted under its timer.
+    fn deadline(&self) -> (Instant, Option<Timer>) {
+        self.life
+            .deadline()
+            .map_or_else(|| (far(), None), |(at, t)| (at, Some(t)))
+    }
+
+    fn expired(&mut self, timer: Option<Timer>) {
+        if let Some(t) = timer {
+            self.ctx.count_timeout(t);
+        }
+        self.life.step(Event::Expired, Instant::now());
+    }
+
+    /// Reads more of the request within the lifecycle's deadline.
+    async fn fill(&mut self) -> Result<(), ProxyError> {
+        if self.expect_continue && self.buf.is_empty() {
+            self.expect_continue = false;
+            self.write_all(&mut [IoSlice::new(CONTINUE)]).await?;
+        }
+        let (at, timer) = self.deadline();
+        if self.buf.capacity() - self.buf.len() < 2048 {
+            self.buf.reserve(16 * 1024);
+        }
+        match tokio::time::timeout_at(at, self.io.read_buf(self.buf)).await {
+            Err(_) => {
+                self.expired(timer);
+                Err(ProxyError::client(ErrorKind::ClientTimeout))
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                self.life.step(Event::PeerGone, Instant::now());
+                Err(ProxyError::client(ErrorKind::ClientGone))
+            }
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Writes all of `parts` within `client_send_timeout` of the last progress.
+    async fn write_all(&mut self, parts: &mut [IoSlice<'_>]) -> Result<(), ProxyError> {
+        let gone = || ProxyError::client(ErrorKind::ClientGone);
+        let mut parts = parts;
+        while !parts.is_empty() {
+            let (at, timer) = self.deadline();
+            let n = match tokio::time::timeout_at(at, self.io.write_vectored(parts)).await {
+                Err(_) => {
+                    self.expired(timer);
+                    return Err(gone());
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(gone()),
+                Ok(Ok(n)) => n,
+            };
+            self.life.step(Event::Wrote, Instant::now());
+            IoSlice::advance_slices(&mut parts, n);
+        }
+        match tokio::time::timeout_at(
+            self.life.deadline().map_or_else(far, |(at, _)| at),
+            self.io.flush(),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(gone()),
+        }
+    }
+
+    /// The response's framing towards this client, and its `Connection` field.
+    fn framing_for(&self, a: &Answer) -> (BodyHeader, Out) {
+        if a.upgrade || !a.body {
+            return (
+                a.length.map_or(BodyHeader::None, BodyHeader::Length),
+                Out::Plain,
+            );
+        }
+        match a.length {
+            Some(n) => (BodyHeader::Length(n), Out::Plain),
+            None if self.version == Version::HTTP_11 => (BodyHeader::Chunked, Out::Chunked),
+            // HTTP/1.0 has no chunking: the body runs until we close.
+            None => (BodyHeader::None, Out::Plain),
+        }
+    }
+
+    fn connection_header(&self, upgrade: bool) -> ConnectionHeader {
+        match (upgrade, self.life.next(), self.version) {
+            (true, _, _) => ConnectionHeader::Upgrade,
+            (_, Next::Close, _) => ConnectionHeader::Close,
+            (_, Next::KeepAlive, Version::HTTP_10) => ConnectionHeader::KeepAlive,
+            _ => ConnectionHeader::Default,
+        }
+    }
+}
+
+fn far() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+}
+
+impl Source for H1Client<'_> {
+    async fn next(&mut self) -> Result<Option<Bytes>, ProxyError> {
+        loop {
+            match self.decoder.decode(self.buf) {
+                Ok(Decoded::Data(b)) => {
+                    self.got(&b)?;
+                    return Ok(Some(b));
+                }
+                Ok(Decoded::End) => {
+                    self.life.step(Event::BodyDone, Instant::now());
+                    return Ok(None);
+                }
+                Ok(Decoded::NeedMore) => self.fill().await?,
+                Err(_) => return Err(ProxyError::client(ErrorKind::BadBody)),
+            }
+        }
+    }
+}
+
+impl Sink for H1Client<'_> {
+    async fn data(&mut self, data: Bytes) -> Result<(), ProxyError> {
+        let head = std::mem::take(&mut self.pending);
+        let chunked = self.out == Out::Chunked;
+        let ch = chunk_head(data.len());
+        let mut parts = [
+            IoSlice::new(&head),
+            IoSlice::new(if chunked { ch.as_bytes() } else { b"" }),
+            IoSlice::new(&data),
+            IoSlice::new(if chunked { b"\r\n" } else { b"" }),
+        ];
+        self.write_all(&mut parts).await
+    }
+}
+
+impl Client for H1Client<'_> {
+    fn take_buffered(&mut self) -> Option<Bytes> {
+        // Only a Content-Length body: its limit was checked against the
+        // declared length; chunked bytes go through `next` and its limit.
+        if !matches!(self.framing, Framing::Length(_))
+            || self.decoder.is_done()
+            || self.buf.is_empty()
+        {
+            return None;
+        }
+        match self.decoder.decode(self.buf) {
+            Ok(Decoded::Data(b)) => {
+                self.got(&b).ok()?;
+                Some(b)
+            }
+            _ => None,
+        }
+    }
+
+    fn body_done(&self) -> bool {
+        self.decoder.is_done()
+    }
+
+    async fn head(&mut self, a: Answer) -> Result<(), ProxyError> {
+        let now = Instant::now();
+        if self.ctx.draining() {
+            self.life.step(Event::Drain, now);
+        }
+        let (body, out) = self.framing_for(&a);
+        let close_delimited = a.body && body == BodyHeader::None && !a.upgrade;
+        self.life.step(
+            Event::Respond {
+                close: close_delimited,
+            },
+            now,
+        );
+        let date = crate::clock::http_date();
+        let conn = self.connection_header(a.upgrade);
+        self.pending.reserve(256);
+        write::response_head(&mut self.pending, a.status, &a.headers, body, conn, &date);
+        self.out = out;
+        if !a.body {
+            let head = std::mem::take(&mut self.pending);
+            self.write_all(&mut [IoSlice::new(&head)]).await?;
+        }
+        Ok(())
+    }
+
+    async fn end(&mut self) -> Result<(), ProxyError> {
+        let head = std::mem::take(&mut self.pending);
+        let last = if self.out == Out::Chunked {
+            LAST_CHUNK
+        } else {
+            b""
+        };
+        if head.is_empty() && last.is_empty() {
+            return Ok(());
+        }
+        self.write_all(&mut [IoSlice::new(&head), IoSlice::new(last)])
+            .await
+    }
+
+    async fn fail(&mut self, e: &ProxyError) -> bool {
+        if self.out != Out::NotStarted || matches!(e.kind, ErrorKind::ClientGone) {
+            return false;
+        }
+        let now = Instant::now();
+        if self.ctx.draining() {
+            self.life.step(Event::Drain, now);
+        }
+        self.life.step(Event::Respond { close: false }, now);
+        let close = self.life.next() == Next::Close;
+        let bytes =
+            write::short_response(e.status(), e.reason(), close, &crate::clock::http_date());
+        self.out = Out::Plain;
+        self.write_all(&mut [IoSlice::new(&bytes)]).await.is_ok()
+    }
+}

@@ -1,0 +1,257 @@
+//! The HTTP/1 connection driver: reads heads with our codec, runs each
+//! request through `request::serve` with an [`H1Client`], and does what
+//! the [`Lifecycle`] says after it: next request, lingering close, tunnel
+//! or close.
+//!
+//! Idle plain connections *park*: when no byte of a next request has come
+//! for [`PARK_AFTER`] and nothing is buffered, this driver returns the
+//! socket to the connection task, which waits for the next byte in a
+//! future of a few hundred bytes; buffers and this driver's state are
+//! freed (nginx frees its buffers on idle keep-alive connections too).
+//! Unlike the hyper-based park it replaces, the decision needs no guess:
+//! our buffer is empty and the lifecycle says `Idle`, so no request or body
+//! is in flight.
+
+mod client;
+mod linger;
+mod tunnel;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use super::io::ClientIo;
+use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
+use super::quiet::Quiet;
+use super::Ctx;
+use crate::codec::framing::Framing;
+use crate::codec::request::{self, RequestHead};
+use crate::codec::{write, Refusal};
+use crate::error::{ErrorKind, ProxyError};
+use crate::request::rewrite::Peer;
+use crate::request::Outcome;
+use crate::snapshot::Snapshot;
+pub(crate) use client::H1Client;
+
+/// How long an idle connection keeps its buffers before it parks. Under
+/// load the next request comes sooner, and parking after every response
+/// (a fresh driver per request) costs throughput.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(25);
+
+/// How the driver ended. Moved once per park: boxing the big variant
+/// would cost an allocation to save a copy.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Exit {
+    /// Idle with nothing buffered: wait for the next byte outside.
+    Parked(ClientIo, Lifecycle),
+    Closed,
+}
+
+/// What reading a head came to (moved once per request).
+#[allow(clippy::large_enum_variant)]
+enum HeadRead {
+    Head(RequestHead),
+    Refused(Refusal),
+    Park,
+    Close,
+}
+
+/// Serves HTTP/1 requests on `io` (`buf`: bytes already read) until it closes or parks.
+pub(crate) async fn serve(
+    mut io: ClientIo,
+    mut buf: BytesMut,
+    mut life: Lifecycle,
+    peer: SocketAddr,
+    tls: bool,
+    ctx: &Ctx,
+) -> Exit {
+    loop {
+        let snap = ctx.shared.load_full();
+        let max = snap.limits.max_header;
+        let head = match read_head(&mut io, &mut buf, &mut life, ctx, max, !tls).await {
+            HeadRead::Head(h) => h,
+            HeadRead::Park => return Exit::Parked(io, life),
+            HeadRead::Close => return Exit::Closed,
+            HeadRead::Refused(r) => {
+                snap.unrouted.observe(r.status.as_u16(), Duration::ZERO);
+                tracing::debug!(%peer, reason = r.reason, status = %r.status, "request refused");
+                let e = ProxyError::client(ErrorKind::Refused {
+                    status: r.status,
+                    reason: r.reason,
+                });
+                answer_and_close(&mut io, &mut life, ctx, e).await;
+                return Exit::Closed;
+            }
+        };
+        let peer = Peer {
+            ip: peer.ip(),
+            tls,
+            trusted: &snap.trusted,
+        };
+        let outcome = exchange(&mut io, &mut buf, &mut life, ctx, &snap, head, peer).await;
+        if !after(outcome, &mut io, &mut buf, &mut life, ctx).await {
+            return Exit::Closed;
+        }
+    }
+}
+
+/// One request, from its parsed head to the end of its response.
+async fn exchange(
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+    snap: &Snapshot,
+    head: RequestHead,
+    peer: Peer<'_>,
+) -> Outcome {
+    let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
+    life.step(
+        Event::HeadDone {
+            body,
+            keep_alive: head.keep_alive,
+        },
+        Instant::now(),
+    );
+    let mut c = H1Client::new(io, buf, life, ctx, head.framing);
+    c.max_body = snap.limits.max_body;
+    c.expect_continue = head.expect_continue;
+    c.version = head.parts.version;
+    crate::request::serve(snap, head.parts, head.framing, peer, &mut c).await
+}
+
+/// What the lifecycle says after a request; true: read the next one.
+async fn after(
+    outcome: Outcome,
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+) -> bool {
+    let expired = match outcome {
+        Outcome::Done | Outcome::Refused => match life.step(Event::ResponseDone, Instant::now()) {
+            Action::Continue => return true,
+            Action::Linger => linger::linger(io, life, buf).await,
+            _ => None,
+        },
+        Outcome::Aborted => None,
+        Outcome::Upgrade(lease) => {
+            life.step(Event::Upgraded, Instant::now());
+            tunnel::tunnel(io, buf, lease, life).await
+        }
+    };
+    if let Some(t) = expired {
+        ctx.count_timeout(t);
+    }
+    false
+}
+
+/// Reads until a whole head is buffered, under the lifecycle's deadline.
+async fn read_head(
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+    max: usize,
+    park: bool,
+) -> HeadRead {
+    loop {
+        if !buf.is_empty() {
+            if matches!(life.state(), State::Fresh { .. } | State::Idle { .. }) {
+                life.step(Event::HeadStarted, Instant::now());
+            }
+            match request::parse(buf, max) {
+                Ok(Some(h)) => {
+                    buf.advance(h.len);
+                    return HeadRead::Head(h);
+                }
+                Ok(None) => {}
+                Err(r) => return HeadRead::Refused(r),
+            }
+        }
+        if let Some(end) = read_more(io, buf, life, ctx, park).await {
+            return end;
+        }
+    }
+}
+
+/// Reads more of a head under the lifecycle's deadline; `Some` when the
+/// connection parks or ends instead.
+///
+/// An idle connection first waits [`PARK_AFTER`] without watching the
+/// drain token (polling it takes a lock shared by every connection): under
+/// load the next request comes sooner. Then a plain connection parks and
+/// the connection task watches the drain; a TLS one waits here, watching it.
+async fn read_more(
+    io: &mut ClientIo,
+    buf: &mut BytesMut,
+    life: &mut Lifecycle,
+    ctx: &Ctx,
+    park: bool,
+) -> Option<HeadRead> {
+    let Some((deadline, timer)) = life.deadline() else {
+        return Some(HeadRead::Close);
+    };
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(4096);
+    }
+    let idle = matches!(life.state(), State::Idle { .. });
+    let quick = if idle {
+        deadline.min(Instant::now() + PARK_AFTER)
+    } else {
+        deadline
+    };
+    let read = match tokio::time::timeout_at(quick, io.read_buf(buf)).await {
+        Ok(r) => r,
+        Err(_) if quick == deadline => return Some(expired(io, life, ctx, timer).await),
+        Err(_) if park => return Some(HeadRead::Park),
+        Err(_) if ctx.draining() => {
+            life.step(Event::Drain, Instant::now());
+            return Some(HeadRead::Close);
+        }
+        Err(_) => tokio::select! {
+            r = io.read_buf(buf) => r,
+            _ = tokio::time::sleep_until(deadline) => return Some(expired(io, life, ctx, timer).await),
+            _ = Quiet::new(ctx.drain.cancelled()) => {
+                life.step(Event::Drain, Instant::now());
+                return Some(HeadRead::Close);
+            }
+        },
+    };
+    match read {
+        Ok(n) if n > 0 => None,
+        _ => {
+            life.step(Event::PeerGone, Instant::now());
+            Some(HeadRead::Close)
+        }
+    }
+}
+
+/// The head's deadline passed: a quiet close, or 408 and a lingering close.
+async fn expired(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, timer: Timer) -> HeadRead {
+    ctx.count_timeout(timer);
+    if life.step(Event::Expired, Instant::now()) == Action::Answer408 {
+        answer_and_close(io, life, ctx, ProxyError::client(ErrorKind::ClientTimeout)).await;
+    }
+    HeadRead::Close
+}
+
+/// Writes one of our short answers with `Connection: close`, then lingers.
+async fn answer_and_close(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, e: ProxyError) {
+    life.step(Event::Respond { close: true }, Instant::now());
+    let bytes = write::short_response(e.status(), e.reason(), true, &crate::clock::http_date());
+    let at = life.deadline().map_or_else(Instant::now, |(at, _)| at);
+    let wrote = tokio::time::timeout_at(at, tokio::io::AsyncWriteExt::write_all(io, &bytes)).await;
+    if !matches!(wrote, Ok(Ok(()))) {
+        return;
+    }
+    if life.step(Event::ResponseDone, Instant::now()) == Action::Linger {
+        let mut scratch = BytesMut::new();
+        if let Some(t) = linger::linger(io, life, &mut scratch).await {
+            ctx.count_timeout(t);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! [`Quiet`]: a future that is polled only when it woke its task.
+//!
+//! `tokio::select!` polls every branch each time the task wakes. A
+//! connection task wakes for every read and write, and polling a
+//! `CancellationToken::cancelled()` takes the token's mutex, shared by all
+//! connections of all workers: one lock per wakeup, bouncing between
+//! cores. Wrapped in `Quiet`, the token's future is polled once to
+//! register, then again only when the token itself wakes the task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::task::AtomicWaker;
+
+/// Whether the inner future woke us, and whom to wake.
+#[derive(Debug, Default)]
+struct Flag {
+    hit: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.hit.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// See the module docs.
+pub(crate) struct Quiet<F> {
+    inner: Pin<Box<F>>,
+    flag: Arc<Flag>,
+    first: bool,
+}
+
+impl<F: Future> Quiet<F> {
+    pub(crate) fn new(inner: F) -> Quiet<F> {
+        Quiet {
+            inner: Box::pin(inner),
+            flag: Arc::default(),
+            first: true,
+        }
+    }
+}
+
+impl<F: Future> Future for Quiet<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        this.flag.task.register(cx.waker());
+        if !this.first && !this.flag.hit.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.first = false;
+        let waker = Waker::from(this.flag.clone());
+        this.inner.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test(start_paused = true)]
+    async fn wakes_on_cancel_and_not_before() {
+        let token = CancellationToken::new();
+        let mut q = Quiet::new(token.clone().cancelled_owned());
+        let early = tokio::time::timeout(Duration::from_millis(10), &mut q).await;
+        assert!(early.is_err(), "ready before the cancel");
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            t.cancel();
+        });
+        tokio::time::timeout(Duration::from_secs(1), q)
+            .await
+            .expect("woken by the cancel");
+    }
+}

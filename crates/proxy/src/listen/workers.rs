@@ -1,0 +1,163 @@
+//! nginx's worker model on request: `workers = N` threads, each with a
+//! single-threaded runtime, its own `SO_REUSEPORT` socket per listen address
+//! (the kernel spreads new connections) and its own idle upstream
+//! connections ([`crate::worker`]). A request is handled start to finish on
+//! one thread, with no cross-thread wake-ups.
+//!
+//! ```text
+//!   caller's runtime: reloads, shutdown, admin, probers ── ArcSwap<Snapshot> ──┐
+//!   worker 0: runtime ─ accept loops ─ connections ─ upstream conns            │ shared,
+//!   worker 1: runtime ─ accept loops ─ connections ─ upstream conns   ◄────────┘ read-only
+//! ```
+//!
+//! Listener changes on reload need a restart in this mode (everything else
+//! reloads as usual).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stackd_common::config::ProxyConfig;
+use stackd_common::CancellationToken;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use super::server::{accept_loop, Server};
+use super::Ctx;
+use crate::error::{ErrorKind, ProxyError};
+
+/// A listener socket other workers can bind too (`SO_REUSEPORT`).
+fn reuseport_listener(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    let bind_err = |error| ProxyError::proxy(ErrorKind::Bind { addr, error });
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind_err)?;
+    sock.set_reuseaddr(true).map_err(bind_err)?;
+    sock.set_reuseport(true).map_err(bind_err)?;
+    sock.bind(addr).map_err(bind_err)?;
+    sock.listen(1024).map_err(bind_err)
+}
+
+fn thread_err(error: std::io::Error) -> ProxyError {
+    ProxyError::proxy(ErrorKind::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        error,
+    })
+}
+
+/// Runs `cfg.workers` worker threads until `shutdown`; see the module docs.
+pub(crate) async fn serve_workers(
+    cfg: ProxyConfig,
+    admin: Option<TcpListener>,
+    mut reloads: mpsc::Receiver<ProxyConfig>,
+    shutdown: CancellationToken,
+) -> Result<(), ProxyError> {
+    let n = cfg.workers.max(1);
+    let listen: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|l| (l.addr(), l.tls())).collect();
+    let mut server = Server::start(cfg, admin)?;
+    let stop = CancellationToken::new();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), ProxyError>>();
+    let mut ctxs = Vec::with_capacity(n);
+    let mut done = Vec::with_capacity(n);
+    for i in 0..n {
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        done.push(done_rx);
+        let ctx = server.ctx();
+        ctxs.push(ctx.clone());
+        let (listen, worker_stop, ready) = (listen.clone(), stop.clone(), ready_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("stackd-proxy-{i}"))
+            .spawn(move || {
+                crate::worker::set_id(i);
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready.send(Err(thread_err(e)));
+                        return;
+                    }
+                };
+                rt.block_on(worker(listen, ctx, worker_stop, ready));
+                drop(done_tx);
+            });
+        if let Err(e) = spawned {
+            stop.cancel();
+            return Err(thread_err(e));
+        }
+    }
+    drop(ready_tx);
+    for _ in 0..n {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                stop.cancel();
+                return Err(e);
+            }
+            None => break,
+        }
+    }
+    for (addr, tls) in &listen {
+        tracing::info!(%addr, tls, workers = n, "proxy listening");
+    }
+
+    while let Some(next) = server.next_reload(&mut reloads, &shutdown).await {
+        let now: Vec<(SocketAddr, bool)> = next
+            .cfg
+            .listen
+            .iter()
+            .map(|l| (l.addr(), l.tls()))
+            .collect();
+        if now != listen {
+            tracing::warn!("listen changes take effect after a restart when workers > 0");
+        }
+    }
+    stop.cancel();
+    let trackers: Vec<_> = ctxs.iter().map(|c| c.tracker.clone()).collect();
+    server.stop(&trackers).await;
+    let all = futures::future::join_all(done);
+    if tokio::time::timeout(Duration::from_secs(2), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("workers did not finish after the shutdown grace");
+    }
+    Ok(())
+}
+
+/// One worker thread's life: bind, accept until `stop`, then wait for its
+/// connections (the server's stop sequence drains and, at the end of the
+/// grace period, closes them).
+async fn worker(
+    listen: Vec<(SocketAddr, bool)>,
+    ctx: Arc<Ctx>,
+    stop: CancellationToken,
+    ready: mpsc::UnboundedSender<Result<(), ProxyError>>,
+) {
+    let mut bound = Vec::with_capacity(listen.len());
+    for (addr, tls) in listen {
+        match reuseport_listener(addr) {
+            Ok(l) => bound.push((l, tls)),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+    for (l, tls) in bound {
+        tokio::spawn(accept_loop(l, tls, ctx.clone(), stop.clone()));
+    }
+    stop.cancelled().await;
+    ctx.tracker.close();
+    tokio::select! {
+        _ = ctx.tracker.wait() => {}
+        _ = ctx.kill.cancelled() => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), ctx.tracker.wait()).await;
+        }
+    }
+}

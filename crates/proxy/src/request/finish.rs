@@ -1,0 +1,80 @@
+//! The end of every request: its status and latency counted, and its
+//! access log line written, exactly once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header;
+use http::StatusCode;
+use stackd_common::config::proxy::AccessLog;
+use tokio::time::Instant;
+
+use crate::observe::access::{emit, LogLine};
+use crate::observe::stats::UpstreamStats;
+use crate::snapshot::Snapshot;
+
+/// What the exchange learnt, for the log.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Trace {
+    /// The status sent (or about to be): the upstream's, or ours.
+    pub(crate) status: Option<StatusCode>,
+    /// The server that answered (or was tried last).
+    pub(crate) server: Option<SocketAddr>,
+    /// From sending the request to the response head.
+    pub(crate) upstream_time: Option<Duration>,
+    /// Response body bytes sent to the client.
+    pub(crate) bytes: u64,
+}
+
+/// Counters and log line of one request, run by [`Finish::done`].
+#[derive(Debug)]
+pub(crate) struct Finish {
+    start: Instant,
+    stats: Arc<UpstreamStats>,
+    log: Option<LogLine>,
+}
+
+/// The log line's request part, captured only when logging is on.
+pub(crate) fn log_line(
+    snap: &Snapshot,
+    parts: &http::request::Parts,
+    client: IpAddr,
+) -> Option<LogLine> {
+    (snap.access_log != AccessLog::Off && tracing::enabled!(target: "access", tracing::Level::INFO))
+        .then(|| LogLine {
+            format: snap.access_log,
+            client,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            referer: parts.headers.get(header::REFERER).cloned(),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+            upstream: None,
+            upstream_time: None,
+        })
+}
+
+// === impl Finish ===
+
+impl Finish {
+    pub(crate) fn new(start: Instant, stats: Arc<UpstreamStats>, log: Option<LogLine>) -> Finish {
+        Finish { start, stats, log }
+    }
+
+    pub(crate) fn into_log(self) -> Option<LogLine> {
+        self.log
+    }
+
+    /// Counts the request and logs it; `complete`: the response went out whole.
+    pub(crate) fn done(self, trace: &Trace, complete: bool) {
+        let elapsed = self.start.elapsed();
+        let status = trace.status.map_or(0, |s| s.as_u16());
+        self.stats.observe(status, elapsed);
+        if let Some(mut l) = self.log {
+            l.upstream = trace.server;
+            l.upstream_time = trace.upstream_time;
+            emit(&l, status, trace.bytes, elapsed, complete);
+        }
+    }
+}

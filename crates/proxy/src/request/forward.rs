@@ -1,0 +1,400 @@
+//! The exchange with an upstream: pick a server, send the request on a
+//! pooled or new connection, read the response head while the body goes
+//! up, stream the response back, and return the connection to its pool
+//! only when both directions are done.
+//!
+//! Retries follow nginx's `proxy_next_upstream error timeout`: a connect
+//! failure always moves on to the next server (nothing was sent); a
+//! failure after the request went out moves on only for idempotent
+//! requests without a body (RFC 9110 §9.2.2). A pooled connection the
+//! server had closed is not the server's fault: the request goes again on
+//! a new connection to the same server, if no body byte beyond those that
+//! came with the head was read from the client. Tries are bounded by
+//! `next_upstream_tries` and `next_upstream_timeout`.
+
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::time::Instant;
+
+use super::finish::Trace;
+use super::prepare::Prepared;
+use super::rewrite;
+use super::{Answer, Client, Outcome};
+use crate::body::{self, download, send_piece, write_upstream};
+use crate::codec::framing::{chunk_head, Decoder, Framing, LAST_CHUNK};
+use crate::codec::response::ResponseHead;
+use crate::codec::BadResponse;
+use crate::error::{ErrorKind, ProxyError, Side};
+use crate::snapshot::{Limits, Snapshot};
+use crate::upstream::balance::PickKey;
+use crate::upstream::conn::{read_head, End, Lease, UpstreamConn};
+use crate::upstream::health::Transition;
+use crate::upstream::ServerState;
+
+/// Pooled connections tried, at most, before opening a new one.
+const POOLED_ATTEMPTS: usize = 4;
+
+/// Why one server did not answer.
+enum Miss {
+    /// Nothing reached the server (connect failed): try the next one.
+    NotSent(ProxyError),
+    /// The request went out: only a replayable one may go to another server.
+    Sent(ProxyError),
+    /// The client side failed (too slow, too large, gone): stop.
+    Client(ProxyError),
+}
+
+/// A response head, on the connection it came from.
+struct Headed {
+    lease: Lease,
+    head: ResponseHead,
+    /// The whole request body went out before the head came back.
+    sent: bool,
+}
+
+/// Sends `req` to a server of its upstream and the answer to `client`.
+pub(crate) async fn forward<C: Client>(
+    snap: &Snapshot,
+    req: &Prepared<'_>,
+    client: &mut C,
+    trace: &mut Trace,
+) -> Result<Outcome, ProxyError> {
+    let up = req.upstream;
+    let start = Instant::now();
+    let deadline = (!up.next_upstream_timeout.is_zero()).then(|| start + up.next_upstream_timeout);
+    let key = PickKey {
+        client_ip: req.client,
+        sticky_node: req.sticky.as_deref(),
+    };
+    let prefix = client.take_buffered();
+    let mut tried = 0u64;
+    let mut last = ProxyError::upstream(ErrorKind::NoServer);
+    for _ in 0..up.tries {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let Some((bit, server)) = up.pick(&key, tried, crate::clock::now_ms()) else {
+            break;
+        };
+        tried |= 1u64.checked_shl(bit as u32).unwrap_or(0);
+        let state = server.state.clone();
+        trace.server = Some(state.addr());
+        let in_flight = state.begin();
+        let t0 = Instant::now();
+        match attempt(snap, req, &state, prefix.as_ref(), client).await {
+            Ok(headed) => {
+                trace.upstream_time = Some(t0.elapsed());
+                passive(req, &state, true);
+                let out = respond(snap, req, client, headed, trace).await;
+                drop(in_flight);
+                return out;
+            }
+            Err(Miss::Client(e)) => return Err(e),
+            Err(Miss::NotSent(e)) => last = failed(req, &state, e),
+            Err(Miss::Sent(e)) => {
+                let retry = req.replayable && !matches!(e.kind, ErrorKind::BadResponse(_));
+                last = failed(req, &state, e);
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Records a failed attempt against the server's passive health.
+fn failed(req: &Prepared<'_>, state: &ServerState, e: ProxyError) -> ProxyError {
+    let up = req.upstream;
+    if let ErrorKind::BadResponse(why) = e.kind {
+        up.stats.bad_response(why);
+        tracing::warn!(upstream = %up.name, server = %state.addr(), reason = why.label(),
+            error = %e, "broken upstream response");
+    } else {
+        tracing::warn!(upstream = %up.name, server = %state.addr(), error = %e, "upstream attempt failed");
+    }
+    passive(req, state, false);
+    e
+}
+
+fn passive(req: &Prepared<'_>, state: &ServerState, ok: bool) {
+    let up = req.upstream;
+    match state.record(&up.passive, ok, crate::clock::now_ms()) {
+        Some(Transition::Up) => {
+            tracing::info!(upstream = %up.name, server = %state.addr(), "server is answering again")
+        }
+        Some(Transition::Down) => tracing::warn!(upstream = %up.name, server = %state.addr(),
+            "server marked down for fail_timeout (max_fails reached)"),
+        None => {}
+    }
+}
+
+/// One server: a pooled connection the server closed meanwhile is
+/// replaced by another, then by a new one.
+async fn attempt<C: Client>(
+    snap: &Snapshot,
+    req: &Prepared<'_>,
+    state: &Arc<ServerState>,
+    prefix: Option<&Bytes>,
+    client: &mut C,
+) -> Result<Headed, Miss> {
+    let limits = &snap.limits;
+    for round in 0..=POOLED_ATTEMPTS {
+        let pooled = (round < POOLED_ATTEMPTS)
+            .then(|| state.pool().take())
+            .flatten();
+        let conn = match pooled {
+            Some(c) => c,
+            None => UpstreamConn::connect(state.addr(), limits.connect_timeout)
+                .await
+                .map_err(Miss::NotSent)?,
+        };
+        let mut lease = Lease {
+            conn,
+            server: state.clone(),
+        };
+        let mut pulled = false;
+        match exchange(&mut lease, req, prefix, client, limits, &mut pulled).await {
+            Ok((head, sent)) => return Ok(Headed { lease, head, sent }),
+            Err(e) if e.side == Side::Client => return Err(Miss::Client(e)),
+            Err(e) if stale(&lease, &e) && !pulled => continue,
+            Err(e) => return Err(Miss::Sent(e)),
+        }
+    }
+    Err(Miss::NotSent(ProxyError::upstream(ErrorKind::NoServer)))
+}
+
+/// A reused connection that failed before any response byte: the server
+/// had closed it while idle.
+fn stale(lease: &Lease, e: &ProxyError) -> bool {
+    lease.conn.reused && lease.conn.buf.is_empty() && matches!(e.kind, ErrorKind::UpstreamIo(_))
+}
+
+/// Writes the head (with the body bytes that came with it), then sends
+/// the rest of the body while waiting for the response head. An early
+/// head stops the upload: the connection is then not reusable.
+async fn exchange<C: Client>(
+    lease: &mut Lease,
+    req: &Prepared<'_>,
+    prefix: Option<&Bytes>,
+    client: &mut C,
+    limits: &Limits,
+    pulled: &mut bool,
+) -> Result<(ResponseHead, bool), ProxyError> {
+    let conn = &mut lease.conn;
+    let done_with_prefix = client.body_done();
+    send_head(conn, req, prefix, done_with_prefix, limits).await?;
+    let (mut rd, mut wr) = conn.stream.split();
+    let mut sent = req.body == Framing::Empty || done_with_prefix;
+    let upload = upload_rest(client, &mut wr, req.body, limits, pulled);
+    tokio::pin!(upload);
+    let head = read_head(
+        &mut rd,
+        &mut conn.buf,
+        &req.method,
+        limits.max_upstream_header,
+    );
+    tokio::pin!(head);
+    let mut waiting_since = sent.then(Instant::now);
+    loop {
+        let read_deadline = waiting_since.map(|t| t + limits.read_timeout);
+        tokio::select! {
+            biased;
+            h = &mut head => return h.map(|h| (h, sent)),
+            r = &mut upload, if waiting_since.is_none() => match r {
+                Ok(()) => {
+                    sent = true;
+                    waiting_since = Some(Instant::now());
+                }
+                Err(e) if e.side == Side::Client => return Err(e),
+                // The upstream stopped taking the body; it may still answer
+                // (a 413 of its own, say) within read_timeout.
+                Err(_) => waiting_since = Some(Instant::now()),
+            },
+            _ = sleep_until_opt(read_deadline) => {
+                return Err(ProxyError::upstream(ErrorKind::ReadTimeout))
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The upstream head, and the body bytes already read, in one write.
+async fn send_head(
+    conn: &mut UpstreamConn,
+    req: &Prepared<'_>,
+    prefix: Option<&Bytes>,
+    body_done: bool,
+    limits: &Limits,
+) -> Result<(), ProxyError> {
+    let data = prefix.map_or(&[][..], |b| &b[..]);
+    let chunked = req.body == Framing::Chunked;
+    let ch = chunk_head(data.len());
+    let mut parts = [
+        IoSlice::new(&req.head),
+        IoSlice::new(if chunked && !data.is_empty() {
+            ch.as_bytes()
+        } else {
+            b""
+        }),
+        IoSlice::new(data),
+        IoSlice::new(if chunked && !data.is_empty() {
+            b"\r\n"
+        } else {
+            b""
+        }),
+        IoSlice::new(if chunked && body_done {
+            LAST_CHUNK
+        } else {
+            b""
+        }),
+    ];
+    write_upstream(&mut conn.stream, &mut parts, limits.send_timeout).await
+}
+
+/// The body bytes still to come from the client, and the last chunk.
+async fn upload_rest<C: Client, W: tokio::io::AsyncWrite + Unpin>(
+    client: &mut C,
+    up: &mut W,
+    out: Framing,
+    limits: &Limits,
+    pulled: &mut bool,
+) -> Result<(), ProxyError> {
+    if out == Framing::Empty || client.body_done() {
+        return Ok(());
+    }
+    while let Some(data) = body::Source::next(client).await? {
+        *pulled = true;
+        if !data.is_empty() {
+            send_piece(up, out, &data, limits.send_timeout).await?;
+        }
+    }
+    if out == Framing::Chunked {
+        write_upstream(up, &mut [IoSlice::new(LAST_CHUNK)], limits.send_timeout).await?;
+    }
+    Ok(())
+}
+
+/// The response: its head to the client, then its body; the connection
+/// back to the pool if both directions finished.
+async fn respond<C: Client>(
+    snap: &Snapshot,
+    req: &Prepared<'_>,
+    client: &mut C,
+    headed: Headed,
+    trace: &mut Trace,
+) -> Result<Outcome, ProxyError> {
+    let Headed {
+        mut lease,
+        head,
+        sent,
+    } = headed;
+    let ResponseHead {
+        status,
+        headers,
+        framing,
+        keep_alive,
+        ..
+    } = head;
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+    if upgrade && !req.upgrade {
+        let e = ProxyError::upstream(ErrorKind::BadResponse(BadResponse::UnexpectedUpgrade));
+        return Err(failed(req, &lease.server, e));
+    }
+    let answer = answer(req, &lease.server, status, headers, framing);
+    trace.status = Some(answer.status);
+    client.head(answer).await?;
+    if upgrade {
+        return Ok(Outcome::Upgrade(lease));
+    }
+    let mut decoder = Decoder::new(framing);
+    let conn = &mut lease.conn;
+    let mut counted = Counted {
+        client,
+        bytes: &mut trace.bytes,
+    };
+    let read_timeout = snap.limits.read_timeout;
+    if let Err(e) = download(
+        &mut conn.stream,
+        &mut conn.buf,
+        &mut decoder,
+        &mut counted,
+        read_timeout,
+    )
+    .await
+    {
+        if let ErrorKind::BadResponse(why) = e.kind {
+            req.upstream.stats.bad_response(why);
+            tracing::warn!(upstream = %req.upstream.name, server = %lease.server.addr(),
+                reason = why.label(), "broken upstream response body");
+        }
+        return Err(e);
+    }
+    client.end().await?;
+    let end = End {
+        request_sent: sent && client.body_done(),
+        response_read: true,
+        server_keeps: keep_alive,
+    };
+    lease.release(end, snap.limits.upstream_keepalive);
+    Ok(Outcome::Done)
+}
+
+/// The client-facing head: hop-by-hop out, `Location` rewritten, the
+/// route's `add_headers` in.
+fn answer(
+    req: &Prepared<'_>,
+    server: &ServerState,
+    status: StatusCode,
+    mut headers: http::HeaderMap,
+    framing: Framing,
+) -> Answer {
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+    let declared = crate::codec::request::content_length(&headers)
+        .ok()
+        .flatten();
+    rewrite::response_headers(&mut headers, upgrade);
+    rewrite::rewrite_location(
+        &mut headers,
+        server.authority(),
+        req.scheme,
+        req.host.to_str().ok(),
+    );
+    for (k, v) in &req.route.add_headers {
+        headers.insert(k.clone(), v.clone());
+    }
+    let (length, body) = match framing {
+        Framing::Length(n) => (Some(n), n > 0),
+        Framing::Empty => (declared, false),
+        Framing::Chunked | Framing::Close => (None, true),
+    };
+    Answer {
+        status,
+        headers,
+        length,
+        body,
+        upgrade,
+    }
+}
+
+/// A sink that counts the body bytes it passes on, for the log.
+struct Counted<'a, C> {
+    client: &'a mut C,
+    bytes: &'a mut u64,
+}
+
+impl<C: Client> body::Sink for Counted<'_, C> {
+    async fn data(&mut self, data: Bytes) -> Result<(), ProxyError> {
+        *self.bytes += data.len() as u64;
+        self.client.data(data).await
+    }
+}

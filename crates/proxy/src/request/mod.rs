@@ -1,0 +1,128 @@
+//! One request through the proxy, for either client protocol:
+//! [`prepare`] (pure: limits, Host, route, head rewrite) → [`forward`] (pick
+//! a server, send, retry, stream the answer back) → [`finish`] (metrics
+//! and the access log).
+//!
+//! The client side is abstract: HTTP/1 (`listen::h1`, our codec on the
+//! socket) and HTTP/2 (`listen::h2`, a hyper stream) each implement
+//! [`Client`] under their own deadlines, so the exchange is written once.
+//!
+//! # Layout
+//! - [`prepare`]: the pure part, from a parsed head to a [`prepare::Prepared`] request.
+//! - [`rewrite`]: hop-by-hop, `Host`, forwarding fields, `Location`.
+//! - [`forward`]: the exchange with an upstream, retries included.
+//! - [`finish`]: the end of a request: counters and the log line.
+
+pub(crate) mod finish;
+pub(crate) mod forward;
+pub(crate) mod prepare;
+pub(crate) mod rewrite;
+
+use std::future::Future;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use crate::body::{Sink, Source};
+use crate::codec::framing::Framing;
+use crate::error::ProxyError;
+use crate::snapshot::Snapshot;
+use crate::upstream::conn::Lease;
+use finish::{Finish, Trace};
+use rewrite::Peer;
+
+/// A response head on its way to the client.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    /// Already rewritten: no hop-by-hop or framing fields.
+    pub(crate) headers: HeaderMap,
+    /// The body's length when the upstream declared one (or the
+    /// `Content-Length` of a bodyless HEAD/304 answer, passed through).
+    pub(crate) length: Option<u64>,
+    /// Whether body bytes follow.
+    pub(crate) body: bool,
+    /// A 101 to a WebSocket upgrade.
+    pub(crate) upgrade: bool,
+}
+
+/// The client side of one exchange.
+pub(crate) trait Client: Source + Sink + Send {
+    /// Request-body bytes that arrived with the head, to go out with the
+    /// upstream head; the source continues after them.
+    fn take_buffered(&mut self) -> Option<Bytes>;
+    /// Whether the request body has been read to its end.
+    fn body_done(&self) -> bool;
+    /// Sends the response head; the client side picks its own framing.
+    fn head(&mut self, answer: Answer) -> impl Future<Output = Result<(), ProxyError>> + Send;
+    /// The response body has ended.
+    fn end(&mut self) -> impl Future<Output = Result<(), ProxyError>> + Send;
+    /// The request failed: an error response if no head went out yet (true),
+    /// else the response is cut short (false).
+    fn fail(&mut self, e: &ProxyError) -> impl Future<Output = bool> + Send;
+}
+
+/// How a request ended, for the client side's lifecycle.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A complete response went out.
+    Done,
+    /// An error response went out (the request may be unread).
+    Refused,
+    /// The response was cut short, or the client went away.
+    Aborted,
+    /// 101 went out: the connection becomes a tunnel to this upstream connection.
+    Upgrade(Lease),
+}
+
+/// Serves one request whose head has been parsed.
+pub(crate) async fn serve<C: Client>(
+    snap: &Snapshot,
+    parts: http::request::Parts,
+    framing: Framing,
+    peer: Peer<'_>,
+    client: &mut C,
+) -> Outcome {
+    let start = Instant::now();
+    let client_ip = rewrite::client_ip(&parts.headers, &peer);
+    let log = finish::log_line(snap, &parts, client_ip);
+    let prepared = match prepare::prepare(snap, parts, framing, &peer, client_ip) {
+        Ok(p) => p,
+        Err(e) => {
+            let fin = Finish::new(start, snap.unrouted.clone(), log);
+            return fail(client, e, fin, &Trace::default()).await;
+        }
+    };
+    let fin = Finish::new(start, prepared.upstream.stats.clone(), log);
+    let mut trace = Trace::default();
+    match forward::forward(snap, &prepared, client, &mut trace).await {
+        Ok(outcome) => {
+            fin.done(&trace, true);
+            outcome
+        }
+        Err(e) => {
+            let fin = if trace.server.is_none() && e.side == crate::error::Side::Client {
+                Finish::new(start, snap.unrouted.clone(), fin.into_log())
+            } else {
+                fin
+            };
+            fail(client, e, fin, &trace).await
+        }
+    }
+}
+
+async fn fail<C: Client>(client: &mut C, e: ProxyError, fin: Finish, trace: &Trace) -> Outcome {
+    let answered = client.fail(&e).await;
+    let mut trace = trace.clone();
+    if answered || trace.status.is_none() {
+        trace.status = Some(e.status());
+    }
+    tracing::debug!(error = %e, "request failed");
+    fin.done(&trace, answered);
+    if answered {
+        Outcome::Refused
+    } else {
+        Outcome::Aborted
+    }
+}

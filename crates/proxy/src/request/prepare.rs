@@ -1,0 +1,168 @@
+//! From a parsed request head to what goes upstream, with no I/O: the
+//! body limit, the authority (an absolute-form target's or HTTP/2's
+//! `:authority` wins over `Host`, RFC 9112 §3.2.2), the route, the
+//! balancing key, and the serialized upstream head.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use super::rewrite::{self, Peer};
+use crate::codec::framing::Framing;
+use crate::codec::host;
+use crate::codec::write::{self, BodyHeader, ConnectionHeader};
+use crate::error::{ErrorKind, ProxyError};
+use crate::snapshot::route::RouteRt;
+use crate::snapshot::Snapshot;
+use crate::upstream::balance::{sticky, Balance};
+use crate::upstream::UpstreamRt;
+
+/// A request ready to go upstream.
+#[derive(Debug)]
+pub(crate) struct Prepared<'s> {
+    pub(crate) upstream: &'s Arc<UpstreamRt>,
+    pub(crate) route: &'s RouteRt,
+    pub(crate) method: Method,
+    /// The serialized head for the upstream.
+    pub(crate) head: Vec<u8>,
+    /// How the body goes upstream.
+    pub(crate) body: Framing,
+    /// A WebSocket upgrade.
+    pub(crate) upgrade: bool,
+    /// Idempotent and bodyless: may be sent again to another server (RFC 9110 §9.2.2).
+    pub(crate) replayable: bool,
+    pub(crate) client: IpAddr,
+    /// The authority the client asked for (routing, `Location` rewriting).
+    pub(crate) host: HeaderValue,
+    pub(crate) scheme: &'static str,
+    /// The node named by the sticky cookie, for `balance = "sticky"`.
+    pub(crate) sticky: Option<Box<str>>,
+}
+
+/// Prepares `parts` (with a body framed as `framing`) from `peer`.
+pub(crate) fn prepare<'s>(
+    snap: &'s Snapshot,
+    mut parts: http::request::Parts,
+    framing: Framing,
+    peer: &Peer<'_>,
+    client: IpAddr,
+) -> Result<Prepared<'s>, ProxyError> {
+    if let Framing::Length(n) = framing {
+        if snap.limits.max_body > 0 && n > snap.limits.max_body {
+            return Err(ProxyError::client(ErrorKind::BodyTooLarge));
+        }
+    }
+    let (route, up, host) = route(snap, &parts)?;
+    let sticky = (up.policy() == Balance::Sticky)
+        .then(|| sticky_node(&parts.headers, &up.sticky_cookie))
+        .flatten();
+    let upgrade = parts.version == Version::HTTP_11 && rewrite::is_upgrade(&parts.headers);
+    rewrite::request_headers(&mut parts.headers, peer, client, &host, upgrade);
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    Ok(Prepared {
+        upstream: up,
+        route,
+        replayable: idempotent && framing == Framing::Empty && !upgrade,
+        head: upstream_head(&parts, framing, upgrade),
+        method: parts.method,
+        body: framing,
+        upgrade,
+        client,
+        host,
+        scheme: peer.scheme(),
+        sticky,
+    })
+}
+
+/// The route, its upstream, and the `Host` that goes upstream.
+fn route<'s>(
+    snap: &'s Snapshot,
+    parts: &http::request::Parts,
+) -> Result<(&'s RouteRt, &'s Arc<UpstreamRt>, HeaderValue), ProxyError> {
+    let authority = authority(parts)?;
+    let host_str = authority.as_ref().and_then(|h| h.to_str().ok());
+    let no_route = || ProxyError::proxy(ErrorKind::NoRoute);
+    let route = snap
+        .router
+        .find(host_str, parts.uri.path())
+        .ok_or_else(no_route)?;
+    let up = snap.upstreams.get(route.upstream).ok_or_else(no_route)?;
+    // An HTTP/1.0 client may send no Host: the upstream's name stands in
+    // (nginx's $proxy_host).
+    let host = match authority {
+        Some(h) => h,
+        None => HeaderValue::from_str(&up.name).unwrap_or(HeaderValue::from_static("localhost")),
+    };
+    Ok((route, up, host))
+}
+
+/// The serialized upstream head: origin-form target, rewritten fields, and
+/// the one framing field for the body we will send.
+fn upstream_head(parts: &http::request::Parts, framing: Framing, upgrade: bool) -> Vec<u8> {
+    let target = match parts.uri.path_and_query() {
+        _ if parts.uri == "*" => "*",
+        Some(p) => p.as_str(),
+        None => "/",
+    };
+    let body = match framing {
+        Framing::Length(n) => BodyHeader::Length(n),
+        Framing::Chunked => BodyHeader::Chunked,
+        Framing::Empty | Framing::Close => BodyHeader::None,
+    };
+    let connection = if upgrade {
+        ConnectionHeader::Upgrade
+    } else {
+        ConnectionHeader::Default
+    };
+    let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
+    write::request_head(
+        &mut head,
+        &parts.method,
+        target,
+        &parts.headers,
+        body,
+        connection,
+    );
+    head
+}
+
+/// The request's authority: the target's (absolute-form, or HTTP/2's
+/// `:authority`), else `Host`; checked here for HTTP/2 (the HTTP/1 codec
+/// checked `Host` already).
+fn authority(parts: &http::request::Parts) -> Result<Option<HeaderValue>, ProxyError> {
+    let bad = |reason| {
+        ProxyError::client(ErrorKind::Refused {
+            status: StatusCode::BAD_REQUEST,
+            reason,
+        })
+    };
+    if let Some(a) = parts.uri.authority() {
+        if a.as_str().contains('@') || !host::valid_authority(a.as_str().as_bytes()) {
+            return Err(bad("invalid :authority"));
+        }
+        return HeaderValue::from_str(a.as_str())
+            .map(Some)
+            .map_err(|_| bad("invalid :authority"));
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if parts.version >= Version::HTTP_2 => Err(bad("missing :authority")),
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(bad("more than one Host")),
+        (Some(h), None) if host::valid_authority(h.as_bytes()) => Ok(Some(h.clone())),
+        (Some(_), None) => Err(bad("invalid Host")),
+    }
+}
+
+fn sticky_node(headers: &http::HeaderMap, cookie: &str) -> Option<Box<str>> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| sticky::node_in_cookie(c, cookie).map(Into::into))
+}

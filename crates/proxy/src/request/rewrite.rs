@@ -1,0 +1,282 @@
+//! Pure head rewriting for forwarding: hop-by-hop fields, `Host`, the
+//! X-Forwarded-* family and RFC 7239 `Forwarded`, `Location`.
+//!
+//! What goes upstream carries exactly one `Host` (the request's authority,
+//! port included: the seed's static-file port-mapping bug came from a proxy
+//! rewriting it), no hop-by-hop field, no framing field (the writer adds the
+//! one that matches the body it sends), and forwarding fields built only
+//! from what we saw on the socket, plus the incoming chain when the peer is
+//! a trusted proxy. Property tests in `rewrite_tests.rs` hold it to that.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+use crate::codec::tokens;
+
+/// RFC 9110 §7.6.1 and §11.7.4: fields that describe one connection (or
+/// authenticate to this proxy) and are never forwarded, plus
+/// `Proxy-Connection` (non-standard, still sent by old clients).
+/// `Upgrade` survives only in a WebSocket upgrade.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// What the proxy knows about the client connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer<'a> {
+    pub(crate) ip: IpAddr,
+    pub(crate) tls: bool,
+    pub(crate) trusted: &'a [IpNet],
+}
+
+impl Peer<'_> {
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusts(self.ip)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The real client: the peer, or — when the peer is a trusted proxy — the
+/// rightmost X-Forwarded-For entry that is not itself trusted (nginx
+/// `real_ip_recursive on`).
+pub(crate) fn client_ip(headers: &HeaderMap, peer: &Peer<'_>) -> IpAddr {
+    if !peer.is_trusted() {
+        return canonical(peer.ip);
+    }
+    let mut last = canonical(peer.ip);
+    let values: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for entry in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            return last;
+        };
+        last = canonical(ip);
+        if !peer.trusts(ip) {
+            return last;
+        }
+    }
+    last
+}
+
+/// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1, RFC 9110 §7.8).
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    tokens(headers, &header::UPGRADE).any(|t| t.eq_ignore_ascii_case("websocket"))
+        && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+/// RFC 9110 §7.6.1: drops `Connection`, every field it names, and the fixed
+/// hop-by-hop set; `Upgrade` stays when `keep_upgrade` (a WebSocket
+/// upgrade; the writer then sends `Connection: upgrade`).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for n in named {
+            if !(keep_upgrade && n == header::UPGRADE) {
+                headers.remove(n);
+            }
+        }
+    }
+    for n in &HOP_BY_HOP {
+        if !(keep_upgrade && n == header::UPGRADE) {
+            headers.remove(n);
+        }
+    }
+}
+
+/// The request head as it goes upstream: hop-by-hop and framing fields
+/// out, `Expect` out (we answer `100 Continue` ourselves), one `Host`, and
+/// the forwarding fields.
+pub(crate) fn request_headers(
+    headers: &mut HeaderMap,
+    peer: &Peer<'_>,
+    client: IpAddr,
+    host: &HeaderValue,
+    upgrade: bool,
+) {
+    strip_hop_by_hop(headers, upgrade);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::EXPECT);
+    headers.insert(header::HOST, host.clone());
+    forwarding(headers, peer, client, host);
+}
+
+/// The response head as it goes to the client: hop-by-hop and framing
+/// fields out (the client side writes its own framing).
+pub(crate) fn response_headers(headers: &mut HeaderMap, upgrade: bool) {
+    strip_hop_by_hop(headers, upgrade);
+    headers.remove(header::CONTENT_LENGTH);
+}
+
+/// Sets X-Real-IP, X-Forwarded-For/Proto/Host and Forwarded. From an
+/// untrusted peer every incoming `Forwarded`, `X-Real-IP` and
+/// `X-Forwarded-*` field is removed first, whatever its size; from a
+/// trusted one the chain is kept and appended to.
+pub(crate) fn forwarding(
+    headers: &mut HeaderMap,
+    peer: &Peer<'_>,
+    client: IpAddr,
+    host: &HeaderValue,
+) {
+    let trusted = peer.is_trusted();
+    let peer_ip = canonical(peer.ip);
+    let prev_xff = trusted.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
+    let prev_fwd = trusted
+        .then(|| joined(headers, &header::FORWARDED))
+        .flatten();
+    if !trusted {
+        let foreign: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-forwarded-"))
+            .cloned()
+            .collect();
+        for k in foreign {
+            headers.remove(k);
+        }
+        headers.remove(header::FORWARDED);
+    }
+    headers.remove(&X_REAL_IP);
+
+    // X-Forwarded-For: <incoming>, <peer>  (nginx $proxy_add_x_forwarded_for)
+    set(
+        headers,
+        &X_FORWARDED_FOR,
+        append(prev_xff, format_args!("{peer_ip}")),
+    );
+    set(headers, &X_REAL_IP, client.to_string());
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.scheme()));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        headers.insert(&X_FORWARDED_HOST, host.clone());
+    }
+    set(
+        headers,
+        &header::FORWARDED,
+        append(
+            prev_fwd,
+            format_args!("{}", Node(peer_ip, host, peer.scheme())),
+        ),
+    );
+}
+
+/// One RFC 7239 §4 element: `for=<node>;host=<host>;proto=<scheme>`; IPv6
+/// nodes and host:port are not tokens and are quoted (§6).
+struct Node<'a>(IpAddr, &'a HeaderValue, &'static str);
+
+impl std::fmt::Display for Node<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(ip) => write!(f, "for={ip}")?,
+            IpAddr::V6(ip) => write!(f, "for=\"[{ip}]\"")?,
+        }
+        if let Some(h) = self.1.to_str().ok().filter(|h| !h.contains(['"', '\\'])) {
+            write!(f, ";host=\"{h}\"")?;
+        }
+        write!(f, ";proto={}", self.2)
+    }
+}
+
+/// `<chain>, <next>`, or `<next>` alone.
+fn append(chain: Option<String>, next: std::fmt::Arguments<'_>) -> String {
+    let mut out = chain.unwrap_or_default();
+    if !out.is_empty() {
+        out.push_str(", ");
+    }
+    let _ = out.write_fmt(next);
+    out
+}
+
+/// Every value of `name`, joined by ", " as one list (RFC 9110 §5.3).
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut out = String::new();
+    let values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    for v in values.filter(|v| !v.trim().is_empty()) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(v.trim());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Replaces `name` with `value`; a value that cannot be a header (it came
+/// from a valid one plus addresses, so it always can) removes the field.
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: String) {
+    match HeaderValue::try_from(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+/// nginx's `proxy_redirect default`: a `Location` pointing at the upstream
+/// server itself (`http://10.0.0.7:8080/x`) is rewritten to the address the
+/// client used (`https://www.example.com/x`).
+pub(crate) fn rewrite_location(
+    headers: &mut HeaderMap,
+    server_authority: &str,
+    scheme: &str,
+    host: Option<&str>,
+) {
+    let Some(host) = host else { return };
+    let Some(loc) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let rest = loc
+        .strip_prefix("http://")
+        .or_else(|| loc.strip_prefix("https://"))
+        .and_then(|r| r.strip_prefix(server_authority))
+        .filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
+    if let Some(rest) = rest {
+        let rest = if rest.is_empty() { "/" } else { rest };
+        if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{rest}")) {
+            headers.insert(header::LOCATION, v);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "rewrite_tests.rs"]
+mod tests;

@@ -1,0 +1,73 @@
+//! Active health checks: one task per upstream with `health`, feeding the
+//! pure [`super::health::Active`] hysteresis. Restarted whole on every reload.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Request};
+use http_body_util::Full;
+use stackd_common::config::proxy::HealthCheck;
+use stackd_common::http_client::HttpClient;
+use stackd_common::CancellationToken;
+
+use super::health::Transition;
+use super::{ServerState, UpstreamRt};
+
+/// Starts the probers of `upstreams`; cancel the returned token to stop them.
+/// They share one client (stackd's outbound HTTP client, as tracking and
+/// webhooks use), so a check reuses its connection between rounds.
+pub(crate) fn spawn(upstreams: &[Arc<UpstreamRt>], token: CancellationToken) -> CancellationToken {
+    let client = HttpClient::new("stackd-health-check");
+    for up in upstreams.iter().filter(|u| u.health.is_some()) {
+        tokio::spawn(probe_upstream(up.clone(), client.clone(), token.clone()));
+    }
+    token
+}
+
+async fn probe_upstream(up: Arc<UpstreamRt>, client: HttpClient, stop: CancellationToken) {
+    let Some(hc) = up.health.clone() else { return };
+    let mut tick = tokio::time::interval(hc.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let checks = up.all().map(|s| check(&client, &up.name, &s.state, &hc));
+        futures::future::join_all(checks).await;
+    }
+}
+
+async fn check(client: &HttpClient, upstream: &str, s: &ServerState, hc: &HealthCheck) {
+    let (ok, why) = match probe(client, s, hc).await {
+        Ok(status) if status.is_success() || status.is_redirection() => (true, String::new()),
+        Ok(status) => (false, format!("status {status}")),
+        Err(e) => (false, e),
+    };
+    match s.record_check(ok, hc.fall, hc.rise, crate::clock::unix_ms()) {
+        Some(Transition::Down) => {
+            tracing::warn!(upstream, server = %s.addr(), reason = %why, "server down (active health check)")
+        }
+        Some(Transition::Up) => {
+            tracing::info!(upstream, server = %s.addr(), "server up (active health check)")
+        }
+        None => {}
+    }
+}
+
+/// `GET <path>` to the server itself, with the `Host` it is proxied as.
+async fn probe(
+    client: &HttpClient,
+    s: &ServerState,
+    hc: &HealthCheck,
+) -> Result<http::StatusCode, String> {
+    let req = Request::get(format!("http://{}{}", s.addr(), hc.path))
+        .header(header::HOST, s.authority())
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("request: {e}"))?;
+    client
+        .request(req, hc.timeout)
+        .await
+        .map(|r| r.status)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,190 @@
+//! One upstream server's live state: health, counters, idle connections.
+//!
+//! It outlives config reloads (reused by upstream name and address), so
+//! health, counters and pooled connections survive a SIGHUP. Every field
+//! is private and changes through one method each: the request path
+//! ([`ServerState::begin`], [`ServerState::record`]), the prober
+//! ([`ServerState::record_check`]) and the pool are the only writers.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::health::{Active, Passive, PassivePolicy, Transition};
+use super::pool::Pool;
+
+/// Live state of one server; shared by every snapshot that lists it.
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    addr: SocketAddr,
+    /// `ip:port` as text, to recognise the server in `Location` headers.
+    authority: Box<str>,
+    /// [`Passive`], packed.
+    passive: AtomicU64,
+    /// [`Active`]: bit 32 "up", low 32 bits the streak. Starts up.
+    active: AtomicU64,
+    in_flight: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+    /// Unix ms of the last active check << 1 | passed; 0: none yet.
+    last_check: AtomicU64,
+    pool: Pool,
+}
+
+/// What `/status` shows of a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) in_flight: u64,
+    pub(crate) requests: u64,
+    pub(crate) failures: u64,
+    pub(crate) idle: usize,
+    /// (unix ms, passed) of the last active check.
+    pub(crate) last_check: Option<(u64, bool)>,
+}
+
+const UP: u64 = 1 << 32;
+
+// === impl ServerState ===
+
+impl ServerState {
+    pub(crate) fn new(addr: SocketAddr) -> ServerState {
+        ServerState {
+            addr,
+            authority: addr.to_string().into_boxed_str(),
+            passive: AtomicU64::new(0),
+            active: AtomicU64::new(UP),
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_check: AtomicU64::new(0),
+            pool: Pool::default(),
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn passive(&self) -> Passive {
+        Passive::unpack(self.passive.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn active(&self) -> Active {
+        let v = self.active.load(Ordering::Relaxed);
+        Active {
+            up: v & UP != 0,
+            streak: (v & u64::from(u32::MAX)) as u32,
+        }
+    }
+
+    /// Requests in flight, for `least_conn`.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        let last = self.last_check.load(Ordering::Relaxed);
+        Counters {
+            in_flight: self.in_flight(),
+            requests: self.requests.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            idle: self.pool.idle(),
+            last_check: (last > 0).then_some((last >> 1, last & 1 == 1)),
+        }
+    }
+
+    /// Whether both health signals allow traffic at `now_ms`.
+    pub(crate) fn usable(&self, p: &PassivePolicy, now_ms: u64) -> bool {
+        self.active().up && (p.max_fails == 0 || p.available(self.passive(), now_ms))
+    }
+
+    /// A request is sent to this server: counted, and in flight until the guard drops.
+    pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Applies a passive-health event with one CAS loop; returns the transition, if any.
+    pub(crate) fn record(&self, p: &PassivePolicy, ok: bool, now_ms: u64) -> Option<Transition> {
+        if ok {
+            // Fast path: nothing to clear.
+            if self.passive.load(Ordering::Relaxed) & 0xffff == 0 {
+                return None;
+            }
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut cur = self.passive.load(Ordering::Relaxed);
+        loop {
+            let (next, t) = if ok {
+                p.on_success(Passive::unpack(cur))
+            } else {
+                p.on_failure(Passive::unpack(cur), now_ms)
+            };
+            match self.passive.compare_exchange_weak(
+                cur,
+                next.pack(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return t,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The prober's verdict at `unix_ms`; only the prober calls this.
+    pub(crate) fn record_check(
+        &self,
+        ok: bool,
+        fall: u32,
+        rise: u32,
+        unix_ms: u64,
+    ) -> Option<Transition> {
+        self.last_check
+            .store((unix_ms << 1) | u64::from(ok), Ordering::Relaxed);
+        let (next, t) = self.active().observe(ok, fall, rise);
+        let packed = if next.up { UP } else { 0 } | u64::from(next.streak);
+        self.active.store(packed, Ordering::Relaxed);
+        t
+    }
+}
+
+/// Keeps a request counted in its server's in-flight number until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<ServerState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_guard_and_active_checks() {
+        let s = Arc::new(ServerState::new("192.0.2.1:80".parse().unwrap()));
+        let g = s.begin();
+        assert_eq!((s.in_flight(), s.counters().requests), (1, 1));
+        drop(g);
+        assert_eq!(s.in_flight(), 0);
+        assert_eq!(s.record_check(false, 2, 2, 1000), None);
+        assert_eq!(s.record_check(false, 2, 2, 2000), Some(Transition::Down));
+        assert!(!s.active().up);
+        assert_eq!(s.counters().last_check, Some((2000, false)));
+        s.record_check(true, 2, 2, 3000);
+        assert_eq!(s.record_check(true, 2, 2, 4000), Some(Transition::Up));
+    }
+}

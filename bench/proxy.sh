@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Benchmarks `stackd proxy` against nginx and HAProxy on loopback, in the same
-# run, alternating A B C A B C so drift on a shared machine hits all three.
+# run, alternating A B C, B C A, C A B so drift on a shared machine hits all
+# three, at 64, 256 and 1,000 connections (and 1 MiB responses at 64), each
+# proxy as its users run it: nginx 2 workers with `keepalive 1024`, HAProxy
+# `nbthread 2` with `http-reuse always`, stackd with its default config.
 #
-#   bench/proxy.sh                 full run (about 10 minutes)
+#   bench/proxy.sh                 full run (about 12 minutes)
 #   ROUNDS=1 DURATION=5 bench/proxy.sh   quick look
+#   CONNS=256 PROXIES=stackd,stackd-alt bench/proxy.sh --stackd-alt /tmp/old-stackd
+#                                  two stackd builds in one alternating run
 #
 # Installs nginx, haproxy and wrk from Debian when missing, builds stackd in
 # release mode, and writes a Markdown report to bench/out/ (and stdout).
 # Not part of CI: benchmarks are not tests.
-# Idle-connection memory uses 9,000 connections (IDLE_CONNS) because this
-# workplace caps open files at 20,000 per process and HAProxy needs two per
-# client connection.
+# Idle-connection memory: 10,000 connections (IDLE_CONNS). This workplace
+# caps a process at 20,000 open files and HAProxy reserves two per
+# connection (client and server side) when it sizes maxconn, so HAProxy is
+# measured with 9,980 (maxconn 9990); its per-connection figure is what counts.
+# Results also go to bench/out/proxy-*.json; bench/plot.py draws them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

@@ -1,16 +1,32 @@
 #!/usr/bin/env python3
 """Proxy benchmark driver for bench/proxy.sh: stackd vs nginx vs HAProxy.
 
-Everything runs on 127.0.0.1 on free ports. Each proxy runs with the same
-number of worker threads/processes and upstream keep-alive, in front of the
-same two nginx backends. Runs alternate between proxies (A B C A B C ...).
-Reported: requests/s, p50/p99/max latency (wrk), CPU per request (the
-proxy's task-clock from `perf stat -p`, divided by the requests served;
-blank when perf is missing), peak RSS, medians with min/max over rounds,
-and stackd's ratios against nginx and HAProxy.
+Everything runs on 127.0.0.1 on free ports, in front of the same two nginx
+backends. Each proxy runs as its users would run it (issue #12):
+
+- nginx: `worker_processes 2`, `keepalive 1024` to the upstream;
+- HAProxy: `nbthread 2`, `http-reuse always`;
+- stackd: its default config, i.e. only `listen`, the upstream, the route
+  and `access_log = "off"` (access logs are off for all three).
+
+Runs alternate between proxies (A B C, then B C A, ...), so drift on a
+shared machine hits all of them. Reported per (connections, response):
+requests/s, p50/p99/max latency (wrk), CPU per request (the proxy's
+task-clock from `perf stat -p`, divided by the requests served), context
+switches per request, peak RSS, medians with min/max over rounds, stackd's
+ratios against nginx and HAProxy, and how busy the machine was with other
+work during each run. Also the resident memory of 10,000 idle keep-alive
+client connections.
+
+Options exist for development: `--proxies stackd,stackd-alt` with
+`--stackd-alt PATH` runs two stackd builds against each other in the same
+alternating run; `--stackd-conf 'workers = 1'` appends lines to stackd's
+config (`--alt-conf` to stackd-alt's only, to compare two settings). Results also go to a JSON file beside the report (bench/plot.py
+draws them).
 """
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -23,7 +39,8 @@ import sys
 import tempfile
 import time
 
-PROXIES = ["stackd", "nginx", "haproxy"]
+ALL_PROXIES = ["stackd", "nginx", "haproxy"]
+PEERS = ["nginx", "haproxy"]
 
 
 def free_port():
@@ -69,6 +86,24 @@ def status_kb(pid, key):
     return 0
 
 
+def cpu_ticks(pid):
+    """utime + stime of a process (and its reaped children), in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15])
+    except OSError:
+        return 0
+
+
+def machine_ticks():
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
 class Proc:
     """A server process we started; measured and stopped by PID only."""
 
@@ -83,11 +118,14 @@ class Proc:
     def mem_kb(self, key):
         return sum(status_kb(p, key) for p in self.tree())
 
+    def ticks(self):
+        return sum(cpu_ticks(p) for p in self.tree())
+
     def stop(self):
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             try:
-                self.p.wait(timeout=10)
+                self.p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
@@ -109,11 +147,11 @@ def start_backends(wd):
     listens = "".join(f"listen 127.0.0.1:{p} backlog=4096;\n" for p in ports)
     conf = write(os.path.join(wd, "backend.conf"), f"""
 worker_processes 1; daemon off; pid {wd}/backend.pid; error_log {wd}/backend.err warn;
-events {{ worker_connections 20000; }}
+events {{ worker_connections 10000; }}
 http {{
   access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
   server {{ {listens} root {www};
-    location = / {{ default_type text/plain; return 200 "ok\\n"; }}
+    location = / {{ default_type text/plain; return 200 "hello\\n"; }}
     location = /1m {{ default_type application/octet-stream; }}
   }}
 }}""")
@@ -124,16 +162,14 @@ http {{
     return p, ports
 
 
-def start_proxy(kind, wd, port, backends, workers, stackd):
+def stackd_conf(wd, name, port, backends, extra):
     b1, b2 = backends
-    if kind == "stackd":
-        conf = write(os.path.join(wd, "stackd.toml"), f"""
+    # What a user writes: listen, the upstream, the route, and logs off.
+    return write(os.path.join(wd, f"{name}.toml"), f"""
 [proxy]
 listen = ["127.0.0.1:{port}"]
 access_log = "off"
-max_connections = 20000
-upstream_keepalive = 64
-workers = {workers}
+{extra}
 [[proxy.upstream]]
 name = "b"
 servers = [{{ addr = "127.0.0.1:{b1}" }}, {{ addr = "127.0.0.1:{b2}" }}]
@@ -141,18 +177,25 @@ servers = [{{ addr = "127.0.0.1:{b1}" }}, {{ addr = "127.0.0.1:{b2}" }}]
 path = "/"
 upstream = "b"
 """)
-        # `workers` threads serve (nginx's worker_processes); the main runtime
-        # only runs reloads, health checks and signals, so one thread is plenty.
-        env = dict(os.environ, TOKIO_WORKER_THREADS="1", RUST_LOG="warn")
-        p = Proc("stackd", [stackd, "proxy", "--config", conf], wd, env)
+
+
+def start_proxy(kind, wd, port, backends, args):
+    b1, b2 = backends
+    if kind.startswith("stackd"):
+        binary = (args.stackd_alt or args.stackd) if kind == "stackd-alt" else args.stackd
+        extra = args.stackd_conf + (args.alt_conf if kind == "stackd-alt" else [])
+        conf = stackd_conf(wd, kind, port, backends, "\n".join(extra))
+        env = dict(os.environ, RUST_LOG="warn")
+        p = Proc(kind, [binary, "proxy", "--config", conf], wd, env)
     elif kind == "nginx":
         conf = write(os.path.join(wd, "nginx-proxy.conf"), f"""
-worker_processes {workers}; daemon off; pid {wd}/proxy.pid; error_log {wd}/proxy.err warn;
-events {{ worker_connections 20000; }}
+worker_processes 2; daemon off; pid {wd}/proxy.pid; error_log {wd}/proxy.err warn;
+worker_rlimit_nofile 20000;
+events {{ worker_connections 10240; }}
 http {{
   access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
   proxy_temp_path {wd}/proxy_temp; client_body_temp_path {wd}/body_temp;
-  upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 64; }}
+  upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 1024; }}
   server {{ listen 127.0.0.1:{port} backlog=4096;
     location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; }}
   }}
@@ -161,14 +204,15 @@ http {{
     else:
         conf = write(os.path.join(wd, "haproxy.cfg"), f"""
 global
-  nbthread {workers}
+  nbthread 2
   fd-hard-limit 20000
-  maxconn 9990
+  maxconn {args.haproxy_maxconn}
 defaults
   mode http
   timeout connect 5s
-  timeout client 60s
+  timeout client 300s
   timeout server 60s
+  timeout http-keep-alive 300s
   option http-keep-alive
   http-reuse always
 frontend f
@@ -194,16 +238,24 @@ def ms(text):
     return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
 
 
-def wrk(port, path, conns, duration):
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "10s", f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, timeout=duration + 60,
-    ).stdout
-    r = {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "max": float("nan"), "errors": 0}
+def wrk_start(port, path, conns, duration):
+    return subprocess.Popen(
+        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "10s",
+         f"http://127.0.0.1:{port}{path}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+
+
+def wrk_result(w, duration):
+    out, _ = w.communicate(timeout=duration + 60)
+    r = {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "max": float("nan"),
+         "errors": 0, "requests": 0}
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
             r["rps"] = float(parts[1])
+        elif "requests in" in line:
+            r["requests"] = int(parts[0])
         elif parts[:1] == ["Latency"] and len(parts) >= 4:
             r["max"] = ms(parts[3])
         elif parts[:1] == ["50%"]:
@@ -217,35 +269,67 @@ def wrk(port, path, conns, duration):
     return r
 
 
-def cpu_stat_start(pids, path):
-    """perf stat's task-clock over `pids` until stopped; None without perf."""
+def wrk(port, path, conns, duration):
+    return wrk_result(wrk_start(port, path, conns, duration), duration)
+
+
+def perf_start(pids, path):
+    """perf stat (task-clock, context switches) over `pids` until stopped; None without perf."""
     try:
         return subprocess.Popen(
-            ["perf", "stat", "-x,", "-e", "task-clock", "-o", path, "-p", ",".join(map(str, pids))],
+            ["perf", "stat", "-x,", "-e", "task-clock,context-switches", "-o", path,
+             "-p", ",".join(map(str, pids))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     except OSError:
         return None
 
 
-def cpu_stat_stop(perf, path):
-    """CPU milliseconds perf counted, or NaN."""
+def perf_stop(perf, path):
+    """{event: value} perf counted (task-clock in ms), or {}."""
     if perf is None:
-        return float("nan")
+        return {}
     perf.send_signal(signal.SIGINT)
     try:
         perf.wait(timeout=10)
     except subprocess.TimeoutExpired:
         perf.kill()
-        return float("nan")
+        return {}
+    out = {}
     try:
         for line in open(path):
             parts = line.split(",")
-            if len(parts) > 2 and parts[2] == "task-clock":
-                return float(parts[0])
+            if len(parts) > 2 and parts[0] and parts[0][0].isdigit():
+                out[parts[2]] = float(parts[0])
     except (OSError, ValueError):
         pass
-    return float("nan")
+    return out
+
+
+def measure(p, port, path, conns, duration, wd, backend):
+    """One measured wrk run against `p`; the machine's other load alongside."""
+    wrk(port, path, conns, 1)  # warm up pools and connections
+    perf_out = os.path.join(wd, "perf.txt")
+    perf = perf_start(p.tree(), perf_out)
+    busy0, total0 = machine_ticks()
+    own0 = p.ticks() + backend.ticks()
+    w = wrk_start(port, path, conns, duration)
+    wrk_ticks = 0
+    while w.poll() is None:  # wrk's own CPU, sampled until it exits
+        wrk_ticks = max(wrk_ticks, cpu_ticks(w.pid))
+        time.sleep(0.2)
+    r = wrk_result(w, duration)
+    counts = perf_stop(perf, perf_out)
+    busy1, total1 = machine_ticks()
+    own = p.ticks() + backend.ticks() - own0 + wrk_ticks
+    served = r["requests"] or r["rps"] * duration
+    cpu_ms = counts.get("task-clock", float("nan"))
+    r["us_per_req"] = cpu_ms * 1000 / served if served else float("nan")
+    r["cs_per_req"] = counts.get("context-switches", float("nan")) / served if served else float("nan")
+    r["rss"] = p.mem_kb("VmHWM") / 1024
+    # CPU time of everything else on the machine, as a share of its cores.
+    r["other_load"] = max(0, (busy1 - busy0) - own) / max(1, total1 - total0)
+    return r
 
 
 def idle_connections(port, n):
@@ -269,17 +353,106 @@ def fmt_range(xs, f="{:.0f}"):
     xs = [x for x in xs if x == x]
     if not xs:
         return "n/a"
+    if len(xs) == 1:
+        return f.format(xs[0])
     return f"{f.format(statistics.median(xs))} ({f.format(min(xs))}–{f.format(max(xs))})"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a == a and b == b and b else "n/a"
+
+
+def report(say, args, scenarios, results, proxies):
+    say("Medians over rounds, (min–max). Latency in ms. CPU = the proxy's task-clock per request "
+        "(perf stat), µs; cs = context switches per request. RSS = peak resident memory of the "
+        "proxy's processes. other = CPU used by everything but the proxy, wrk and the backend "
+        "during the run, as a share of the machine.")
+    say()
+    say("| conns | response | proxy | requests/s | p50 | p99 | max | CPU µs/req | cs/req | peak RSS MiB | errors | other |")
+    say("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for conns, path in scenarios:
+        for kind in proxies:
+            rs = results.get((conns, path, kind))
+            if not rs:
+                continue
+            size = "1 MiB" if path == "/1m" else "6 B"
+            say(f"| {conns} | {size} | {kind} | {fmt_range([r['rps'] for r in rs])} | "
+                f"{fmt_range([r['p50'] for r in rs], '{:.2f}')} | {fmt_range([r['p99'] for r in rs], '{:.2f}')} | "
+                f"{fmt_range([r['max'] for r in rs], '{:.1f}')} | {fmt_range([r['us_per_req'] for r in rs], '{:.1f}')} | "
+                f"{fmt_range([r['cs_per_req'] for r in rs], '{:.2f}')} | {fmt_range([r['rss'] for r in rs], '{:.1f}')} | "
+                f"{sum(r['errors'] for r in rs)} | {fmt_range([100 * r['other_load'] for r in rs], '{:.0f}%')} |")
+    others = [p for p in proxies if p != "stackd"]
+    if "stackd" not in proxies or not others:
+        return
+    say()
+    say("stackd's ratios (medians): requests/s higher is better; p99, CPU per request and RSS lower is better.")
+    say()
+    head = " | ".join(f"{m} vs {o}" for m in ("rps", "p99", "CPU/req", "RSS") for o in others)
+    say(f"| conns | response | {head} |")
+    say("|---|---|" + "---|" * (4 * len(others)))
+    for conns, path in scenarios:
+        s = results.get((conns, path, "stackd"))
+        if not s:
+            continue
+        cells = []
+        for metric in ("rps", "p99", "us_per_req", "rss"):
+            for other in others:
+                o = results.get((conns, path, other))
+                cells.append(ratio(med([r[metric] for r in s]), med([r[metric] for r in o])) if o else "n/a")
+        size = "1 MiB" if path == "/1m" else "6 B"
+        say(f"| {conns} | {size} | " + " | ".join(cells) + " |")
+
+
+def idle_memory(say, args, wd, bports, proxies):
+    say()
+    say(f"Idle keep-alive connections: resident memory of each proxy holding {args.idle} idle client "
+        "connections that each made one request (HAProxy: see its row).")
+    say()
+    say("| proxy | connections | RSS before MiB | RSS with idle conns MiB | per connection KiB |")
+    say("|---|---|---|---|---|")
+    out = {}
+    for kind in proxies:
+        # HAProxy reserves two descriptors per connection (client and
+        # server side) and this workplace caps a process at 20,000 open
+        # files, so it is measured with fewer connections (--haproxy-maxconn).
+        n = min(args.idle, args.haproxy_maxconn - 10) if kind == "haproxy" else args.idle
+        port = free_port()
+        p = start_proxy(kind, wd, port, bports, args)
+        if p is None:
+            continue
+        time.sleep(0.5)
+        before = p.mem_kb("VmRSS")
+        try:
+            socks = idle_connections(port, n)
+            time.sleep(2)
+            after = p.mem_kb("VmRSS")
+            for s in socks:
+                s.close()
+            per = (after - before) / n
+            out[kind] = {"conns": n, "before": before / 1024, "after": after / 1024, "per_conn_kib": per}
+            say(f"| {kind} | {n} | {before / 1024:.1f} | {after / 1024:.1f} | {per:.2f} |")
+        except OSError as e:
+            say(f"| {kind} | {n} | {before / 1024:.1f} | failed: {e} | |")
+        p.stop()
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stackd", required=True)
+    ap.add_argument("--stackd-alt", help="a second stackd build, run as proxy 'stackd-alt'")
+    ap.add_argument("--stackd-conf", action="append", default=[], help="extra line for stackd's [proxy]")
+    ap.add_argument("--alt-conf", action="append", default=[], help="extra line for stackd-alt's [proxy] only")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--proxies", default=os.environ.get("PROXIES", ",".join(ALL_PROXIES)))
+    ap.add_argument("--conns", default=os.environ.get("CONNS", "64,256,1000"))
+    ap.add_argument("--big", type=int, default=int(os.environ.get("BIG", 1)), help="also 1 MiB responses at 64 conns")
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
     ap.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", 10)))
-    ap.add_argument("--idle", type=int, default=int(os.environ.get("IDLE_CONNS", 9000)))
+    ap.add_argument("--idle", type=int, default=int(os.environ.get("IDLE_CONNS", 10000)))
+    ap.add_argument("--haproxy-maxconn", type=int, default=9990)
     args = ap.parse_args()
+    proxies = args.proxies.split(",")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     limit = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
@@ -288,99 +461,59 @@ def main():
     backend, bports = start_backends(wd)
     lines = []
     say = lambda s="": (print(s, flush=True), lines.append(s))
+    scenarios = [(int(c), "/") for c in args.conns.split(",")] + ([(64, "/1m")] if args.big else [])
+    results = {}
+    idle = {}
+    load_start = open("/proc/loadavg").read().split()[:3]
     try:
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
         say(f"# Proxy benchmark, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC")
         say()
         say(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}. Command: `bench/proxy.sh` "
             f"(rounds={args.rounds}, duration={args.duration}s, wrk -t1). Backends: 2 nginx servers on loopback.")
-        say(f"Versions: {subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr.strip()}; "
-            f"{subprocess.run(['haproxy', '-v'], capture_output=True, text=True).stdout.splitlines()[0]}; "
-            f"{subprocess.run([args.stackd, '--version'], capture_output=True, text=True).stdout.strip()}")
-        scenarios = [(1, 64, "/"), (1, 1000, "/"), (1, 64, "/1m"), (2, 64, "/"), (2, 1000, "/")]
-        results = {}
-        for workers, conns, path in scenarios:
+        vers = [subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr.strip(),
+                subprocess.run(['haproxy', '-v'], capture_output=True, text=True).stdout.splitlines()[0],
+                subprocess.run([args.stackd, '--version'], capture_output=True, text=True).stdout.strip()]
+        say(f"Versions: {'; '.join(vers)}")
+        say("Configs: nginx `worker_processes 2`, `keepalive 1024`; HAProxy `nbthread 2`, `http-reuse always`; "
+            "stackd default config (listen, upstream, route, `access_log = \"off\"`)"
+            + (f" plus `{'; '.join(args.stackd_conf)}`" if args.stackd_conf else "") + ".")
+        for conns, path in scenarios:
             for rnd in range(args.rounds):
-                order = PROXIES[rnd % 3:] + PROXIES[:rnd % 3]
-                for kind in order + (["direct"] if workers == 1 else []):
-                    port = bports[0] if kind == "direct" else free_port()
-                    p = None if kind == "direct" else start_proxy(kind, wd, port, bports, workers, args.stackd)
-                    if kind != "direct" and p is None:
+                order = proxies[rnd % len(proxies):] + proxies[:rnd % len(proxies)]
+                for kind in order:
+                    port = free_port()
+                    p = start_proxy(kind, wd, port, bports, args)
+                    if p is None:
                         print(f"{kind} failed to start; see {wd}/{kind}.log", file=sys.stderr)
                         continue
-                    wrk(port, path, conns, 1)  # warm up pools
-                    perf_out = os.path.join(wd, "perf.txt")
-                    perf = cpu_stat_start(p.tree(), perf_out) if p else None
-                    r = wrk(port, path, conns, args.duration)
-                    cpu_ms = cpu_stat_stop(perf, perf_out)
-                    r["us_per_req"] = cpu_ms * 1000 / (r["rps"] * args.duration) if r["rps"] > 0 else float("nan")
-                    r["rss"] = p.mem_kb("VmHWM") / 1024 if p else float("nan")
-                    if p:
+                    try:
+                        r = measure(p, port, path, conns, args.duration, wd, backend)
+                    finally:
                         p.stop()
-                    results.setdefault((workers, conns, path, kind), []).append(r)
-                    print(f"  w={workers} c={conns} {path} {kind}: {r['rps']:.0f} req/s p99 {r['p99']:.2f} ms "
-                          f"{r['us_per_req']:.1f} us/req", file=sys.stderr, flush=True)
+                    results.setdefault((conns, path, kind), []).append(r)
+                    print(f"  c={conns} {path} {kind}: {r['rps']:.0f} req/s p99 {r['p99']:.2f} ms "
+                          f"{r['us_per_req']:.1f} us/req {r['cs_per_req']:.2f} cs/req {r['rss']:.1f} MiB "
+                          f"other {100 * r['other_load']:.0f}%", file=sys.stderr, flush=True)
         say()
-        say("Medians over rounds, (min–max). Latency in ms. CPU = the proxy's task-clock per request (perf stat), µs. "
-            "RSS = peak resident memory of the proxy's processes.")
-        say()
-        say("| workers | conns | response | proxy | requests/s | p50 | p99 | max | CPU µs/req | peak RSS MiB | errors |")
-        say("|---|---|---|---|---|---|---|---|---|---|---|")
-        for workers, conns, path in scenarios:
-            for kind in PROXIES + ["direct"]:
-                rs = results.get((workers, conns, path, kind))
-                if not rs:
-                    continue
-                size = "1 MiB" if path == "/1m" else "3 B"
-                say(f"| {workers} | {conns} | {size} | {kind} | {fmt_range([r['rps'] for r in rs])} | "
-                    f"{fmt_range([r['p50'] for r in rs], '{:.2f}')} | {fmt_range([r['p99'] for r in rs], '{:.2f}')} | "
-                    f"{fmt_range([r['max'] for r in rs], '{:.1f}')} | {fmt_range([r.get('us_per_req', float('nan')) for r in rs], '{:.1f}')} | "
-                    f"{fmt_range([r['rss'] for r in rs], '{:.1f}')} | {sum(r['errors'] for r in rs)} |")
-        say()
-        say("Ratios (stackd / other, medians): requests/s higher is better, p99 lower is better.")
-        say()
-        say("| workers | conns | response | rps vs nginx | rps vs HAProxy | p99 vs nginx | p99 vs HAProxy |")
-        say("|---|---|---|---|---|---|---|")
-        for workers, conns, path in scenarios:
-            s = results.get((workers, conns, path, "stackd"))
-            if not s:
-                continue
-            cells = []
-            for metric in ("rps", "p99"):
-                for other in ("nginx", "haproxy"):
-                    o = results.get((workers, conns, path, other))
-                    cells.append(f"{med([r[metric] for r in s]) / med([r[metric] for r in o]):.2f}x" if o else "n/a")
-            size = "1 MiB" if path == "/1m" else "3 B"
-            say(f"| {workers} | {conns} | {size} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
+        report(say, args, scenarios, results, proxies)
         if args.idle:
-            say()
-            say(f"Idle keep-alive connections: resident memory of each proxy (1 worker) holding {args.idle} idle client connections.")
-            say()
-            say("| proxy | RSS before MiB | RSS with idle conns MiB | per connection KiB |")
-            say("|---|---|---|---|")
-            for kind in PROXIES:
-                port = free_port()
-                p = start_proxy(kind, wd, port, bports, 1, args.stackd)
-                if p is None:
-                    continue
-                time.sleep(0.5)
-                before = p.mem_kb("VmRSS")
-                try:
-                    socks = idle_connections(port, args.idle)
-                    time.sleep(1)
-                    after = p.mem_kb("VmRSS")
-                    for s in socks:
-                        s.close()
-                    say(f"| {kind} | {before / 1024:.1f} | {after / 1024:.1f} | {(after - before) / args.idle:.2f} |")
-                except OSError as e:
-                    say(f"| {kind} | {before / 1024:.1f} | failed: {e} | |")
-                p.stop()
+            idle = idle_memory(say, args, wd, bports, [p for p in proxies if p in ALL_PROXIES])
+        load_end = open("/proc/loadavg").read().split()[:3]
+        say()
+        say(f"Load average (1, 5, 15 min) at the start: {' '.join(load_start)}; at the end: {' '.join(load_end)}.")
     finally:
         backend.stop()
     stamp = datetime.datetime.utcnow().strftime("%Y%m%d-%H%M")
     path = os.path.join(args.out, f"proxy-{stamp}.md")
     write(path, "\n".join(lines) + "\n")
-    print(f"\nreport: {path}; logs and configs: {wd}", file=sys.stderr)
+    data = {
+        "rounds": args.rounds, "duration": args.duration,
+        "runs": [{"conns": c, "path": p, "proxy": k, **r} for (c, p, k), rs in results.items() for r in rs],
+        "idle": idle,
+    }
+    write(os.path.join(args.out, f"proxy-{stamp}.json"), json.dumps(data, indent=1))
+    print(f"\nreport: {path} (+ .json); logs and configs: {wd}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def main():
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--freq", type=int, default=499)
+    ap.add_argument("--folded", help="also keep the folded stacks here (large)")
     ap.add_argument("--stackd-conf", action="append", default=[])
     args = ap.parse_args()
     for tool in ("perf", "inferno-collapse-perf", "inferno-flamegraph", "wrk"):
@@ -69,8 +70,9 @@ def main():
     ).stdout
     with open(args.svg, "wb") as f:
         f.write(svg)
-    with open(args.svg + ".folded", "wb") as f:
-        f.write(folded)
+    if args.folded:
+        with open(args.folded, "wb") as f:
+            f.write(folded)
     dso = subprocess.run(
         ["perf", "report", "-i", data, "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
         capture_output=True, text=True,

@@ -64,13 +64,14 @@ pub async fn run(
     reloads: mpsc::Receiver<ProxyConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
-    worker::set_count(cfg.workers);
+    let workers = cfg.worker_count();
+    worker::set_count(workers);
     let admin = match cfg.admin {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
-    if cfg.workers > 0 {
-        return listen::workers::serve_workers(cfg, admin, reloads, shutdown).await;
+    if workers > 0 {
+        return listen::workers::serve_workers(cfg, workers, admin, reloads, shutdown).await;
     }
     let mut listeners = Vec::with_capacity(cfg.listen.len());
     for l in &cfg.listen {

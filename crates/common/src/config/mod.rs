@@ -39,7 +39,7 @@ pub use diag::{Finding, Findings, KeyPath, Locator, Problem};
 pub use ha::HaConfig;
 pub use proxy::ProxyConfig;
 pub use secret::{redact_url, Secret};
-pub use units::{format_duration, parse_duration, ByteSize};
+pub use units::{format_duration, parse_duration, AutoCount, ByteSize};
 
 use crate::error::ConfigError;
 use load::Report;

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::diag::{Findings, KeyPath};
-use super::units::{duration, ByteSize};
+use super::units::{duration, AutoCount, ByteSize};
 
 /// The `[proxy]` table.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -62,17 +62,27 @@ pub struct ProxyConfig {
     /// longest silence (both ways) of a WebSocket tunnel (nginx: 60s).
     #[serde(default = "defaults::sixty_secs", with = "duration")]
     pub read_timeout: Duration,
-    /// Idle keep-alive connections kept per upstream server (nginx `keepalive`).
-    #[serde(default = "defaults::upstream_keepalive")]
-    pub upstream_keepalive: usize,
+    /// Idle keep-alive connections kept per upstream server and worker
+    /// (nginx `keepalive`). `"auto"`: as many as the demand opened (at most
+    /// `max_connections`), each closed after `upstream_keepalive_timeout`
+    /// unused, so a burst does not turn into a close and a reconnect per
+    /// request, and a quiet time gives the connections back. `0`: no reuse.
+    #[serde(default)]
+    pub upstream_keepalive: AutoCount,
+    /// An idle upstream connection unused for this long is closed (nginx
+    /// upstream `keepalive_timeout`: 60s).
+    #[serde(default = "defaults::sixty_secs", with = "duration")]
+    pub upstream_keepalive_timeout: Duration,
     /// Most client connections open at once; further accepts wait (nginx `worker_connections`).
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
     /// Worker threads, each with its own single-threaded runtime, its own
     /// `SO_REUSEPORT` listener socket and its own idle upstream connections
-    /// (nginx `worker_processes`). `0` serves on the process runtime's threads.
+    /// (nginx `worker_processes`). `"auto"`: one per CPU the process may run
+    /// on. `0` serves on the process runtime's threads (listen changes then
+    /// apply on reload).
     #[serde(default)]
-    pub workers: usize,
+    pub workers: AutoCount,
     /// Grace period for in-flight requests on SIGTERM.
     #[serde(default = "defaults::shutdown_grace", with = "duration")]
     pub shutdown_grace: Duration,
@@ -254,9 +264,6 @@ mod defaults {
     pub fn lingering_timeout() -> Duration {
         Duration::from_secs(5)
     }
-    pub fn upstream_keepalive() -> usize {
-        32
-    }
     pub fn max_connections() -> usize {
         10_240
     }
@@ -292,6 +299,20 @@ mod defaults {
 // === impl ProxyConfig ===
 
 impl ProxyConfig {
+    /// Worker threads to run: `auto` is one per CPU this process may use
+    /// (its affinity mask and cgroup quota, as nginx's `worker_processes auto`
+    /// counts CPUs); 0 serves on the process runtime.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+    }
+
+    /// Idle connections kept per upstream server and worker: `auto` is
+    /// bounded by `max_connections` (demand cannot open more at once).
+    pub fn upstream_keepalive_cap(&self) -> usize {
+        self.upstream_keepalive.or_else(|| self.max_connections)
+    }
+
     /// Checks what serde cannot: references, ranges and combinations.
     pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
         if self.listen.is_empty() {
@@ -328,13 +349,19 @@ impl ProxyConfig {
         if self.max_connections == 0 {
             out.push(at.key("max_connections"), "must be at least 1");
         }
-        if self.workers > 256 {
+        if self.workers.or_else(|| 0) > 256 {
             out.push(
                 at.key("workers"),
                 format!(
-                    "{} worker threads is more than 256; use about one per CPU core",
+                    "{} worker threads is more than 256; use about one per CPU core, or \"auto\"",
                     self.workers
                 ),
+            );
+        }
+        if self.upstream_keepalive_timeout.is_zero() {
+            out.push(
+                at.key("upstream_keepalive_timeout"),
+                "must be greater than 0s (upstream_keepalive = 0 turns reuse off)",
             );
         }
         if self.max_header_size.bytes() < 1024 {
@@ -513,8 +540,9 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
-    use crate::config::Config;
+    use crate::config::{AutoCount, Config};
 
     fn check(extra: &str) -> Result<Config, String> {
         let text = format!(
@@ -524,10 +552,41 @@ mod tests {
     }
 
     #[test]
-    fn workers_accepts_a_core_count() {
-        let cfg = check("workers = 2").unwrap();
-        assert_eq!(cfg.proxy.unwrap().workers, 2);
-        assert_eq!(check("").unwrap().proxy.unwrap().workers, 0);
+    fn workers_and_upstream_keepalive_default_to_auto() {
+        let cfg = check("workers = 2\nupstream_keepalive = 64").unwrap();
+        let p = cfg.proxy.unwrap();
+        assert_eq!(p.workers, AutoCount::Fixed(2));
+        assert_eq!(p.upstream_keepalive, AutoCount::Fixed(64));
+        let p = check("").unwrap().proxy.unwrap();
+        assert_eq!(p.workers, AutoCount::Auto);
+        assert_eq!(p.upstream_keepalive, AutoCount::Auto);
+        assert_eq!(p.upstream_keepalive_timeout, Duration::from_secs(60));
+        assert!(p.worker_count() >= 1);
+        let p = check("workers = \"auto\"\nupstream_keepalive = \"auto\"").unwrap();
+        assert_eq!(p.proxy.unwrap().workers, AutoCount::Auto);
+        let p = check("workers = 0").unwrap().proxy.unwrap();
+        assert_eq!(p.worker_count(), 0);
+    }
+
+    #[test]
+    fn bad_counts_are_located() {
+        let e = check("workers = \"many\"").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:11")
+                && e.contains("workers")
+                && e.contains("\"auto\" or a number"),
+            "{e}"
+        );
+        let e = check("upstream_keepalive = -1").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("upstream_keepalive"),
+            "{e}"
+        );
+        let e = check("upstream_keepalive_timeout = \"0s\"").unwrap_err();
+        assert!(
+            e.contains("t.toml:3:") && e.contains("proxy.upstream_keepalive_timeout"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -149,9 +149,95 @@ impl Serialize for ByteSize {
     }
 }
 
+/// A count that stackd sizes itself unless the file gives a number:
+/// `"auto"` or a non-negative integer (nginx's `worker_processes auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AutoCount {
+    #[default]
+    Auto,
+    Fixed(usize),
+}
+
+impl AutoCount {
+    /// The number, with `auto` resolved by `auto`.
+    pub fn or_else(self, auto: impl FnOnce() -> usize) -> usize {
+        match self {
+            AutoCount::Auto => auto(),
+            AutoCount::Fixed(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for AutoCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AutoCount::Auto => f.write_str("auto"),
+            AutoCount::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AutoCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AutoCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\" or a number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AutoCount, E> {
+                if v.trim().eq_ignore_ascii_case("auto") {
+                    return Ok(AutoCount::Auto);
+                }
+                Err(E::custom(format!(
+                    "\"{v}\" is not a count; write \"auto\" or a number"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AutoCount, E> {
+                usize::try_from(v)
+                    .map(AutoCount::Fixed)
+                    .map_err(|_| E::custom("a count cannot be negative"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for AutoCount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AutoCount::Auto => s.serialize_str("auto"),
+            AutoCount::Fixed(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_auto_or_numbers() {
+        #[derive(Deserialize, Serialize)]
+        struct T {
+            n: AutoCount,
+        }
+        let t: T = toml::from_str("n = \"auto\"").unwrap();
+        assert_eq!(t.n, AutoCount::Auto);
+        assert_eq!(t.n.or_else(|| 7), 7);
+        let t: T = toml::from_str("n = 3").unwrap();
+        assert_eq!(t.n.or_else(|| 7), 3);
+        let e = toml::from_str::<T>("n = \"many\"")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("write \"auto\" or a number"), "{e}");
+        assert!(toml::from_str::<T>("n = -1").is_err());
+        assert_eq!(
+            toml::to_string(&T { n: AutoCount::Auto }).unwrap().trim(),
+            "n = \"auto\""
+        );
+    }
 
     #[test]
     fn durations_need_units() {

@@ -18,7 +18,7 @@ use super::{bind, conn, Bound, Ctx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::observe::stats::{Reloads, Timeouts};
 use crate::snapshot::Snapshot;
-use crate::upstream::prober;
+use crate::upstream::{pool, prober};
 
 /// Where the server is in its life, as `/healthz` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,7 @@ impl Server {
             tokio::spawn(a.serve(l, admin_stop.clone()));
         }
         let prober = prober::spawn(&shared.load().upstreams, CancellationToken::new());
+        tokio::spawn(pool::reap(Arc::downgrade(&shared)));
         Ok(Server {
             shared,
             observed,

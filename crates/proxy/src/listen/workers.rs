@@ -48,14 +48,15 @@ fn thread_err(error: std::io::Error) -> ProxyError {
     })
 }
 
-/// Runs `cfg.workers` worker threads until `shutdown`; see the module docs.
+/// Runs `n` worker threads until `shutdown`; see the module docs.
 pub(crate) async fn serve_workers(
     cfg: ProxyConfig,
+    n: usize,
     admin: Option<TcpListener>,
     mut reloads: mpsc::Receiver<ProxyConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
-    let n = cfg.workers.max(1);
+    let n = n.max(1);
     let listen: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|l| (l.addr(), l.tls())).collect();
     let mut server = Server::start(cfg, admin)?;
     let stop = CancellationToken::new();

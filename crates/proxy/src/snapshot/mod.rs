@@ -43,7 +43,9 @@ pub(crate) struct Limits {
     pub(crate) send_timeout: Duration,
     /// Upstream side: longest wait for response bytes; also a tunnel's silence.
     pub(crate) read_timeout: Duration,
+    /// Idle connections kept per server and worker (`auto` resolved).
     pub(crate) upstream_keepalive: usize,
+    pub(crate) upstream_keepalive_timeout: Duration,
 }
 
 /// The running configuration, immutable; replaced whole on reload.
@@ -97,7 +99,8 @@ impl Snapshot {
             connect_timeout: cfg.connect_timeout,
             send_timeout: cfg.send_timeout,
             read_timeout: cfg.read_timeout,
-            upstream_keepalive: cfg.upstream_keepalive,
+            upstream_keepalive: cfg.upstream_keepalive_cap(),
+            upstream_keepalive_timeout: cfg.upstream_keepalive_timeout,
         };
         Ok(Snapshot {
             router,

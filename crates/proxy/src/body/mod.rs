@@ -15,10 +15,12 @@ mod pace;
 
 use std::future::Future;
 use std::io::IoSlice;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::error::Elapsed;
 
 pub(crate) use pace::{BodyLimits, BodyTimer, Pace};
 
@@ -44,6 +46,16 @@ pub(crate) const HEAD_READ: usize = 16 * 1024;
 /// Room for one read of a response body: large bodies move in few system calls.
 const BODY_READ: usize = 64 * 1024;
 
+/// `f` within `limit`; the clock is read and a timer set only when `f`
+/// is not ready at once (most reads and writes of a busy proxy are).
+pub(crate) async fn within<F: Future>(limit: Duration, f: F) -> Result<F::Output, Elapsed> {
+    let mut f = std::pin::pin!(f);
+    if let Poll::Ready(v) = futures::poll!(f.as_mut()) {
+        return Ok(v);
+    }
+    tokio::time::timeout(limit, f).await
+}
+
 /// Reads from the upstream into `buf` (with room for `room` bytes) within
 /// `read_timeout`; `Ok(0)` at EOF.
 pub(crate) async fn read_upstream<R: AsyncRead + Unpin>(
@@ -52,14 +64,25 @@ pub(crate) async fn read_upstream<R: AsyncRead + Unpin>(
     room: usize,
     read_timeout: Duration,
 ) -> Result<usize, ProxyError> {
+    match within(read_timeout, read_room(up, buf, room)).await {
+        Err(_) => Err(ProxyError::upstream(ErrorKind::ReadTimeout)),
+        Ok(r) => r,
+    }
+}
+
+/// Reads from the upstream into `buf` (with room for `room` bytes), with no
+/// deadline of its own: the caller's select holds it. `Ok(0)` at EOF.
+pub(crate) async fn read_room<R: AsyncRead + Unpin>(
+    up: &mut R,
+    buf: &mut BytesMut,
+    room: usize,
+) -> Result<usize, ProxyError> {
     if buf.capacity() - buf.len() < room / 4 {
         buf.reserve(room);
     }
-    match tokio::time::timeout(read_timeout, up.read_buf(buf)).await {
-        Err(_) => Err(ProxyError::upstream(ErrorKind::ReadTimeout)),
-        Ok(Err(e)) => Err(ProxyError::upstream(ErrorKind::UpstreamIo(e))),
-        Ok(Ok(n)) => Ok(n),
-    }
+    up.read_buf(buf)
+        .await
+        .map_err(|e| ProxyError::upstream(ErrorKind::UpstreamIo(e)))
 }
 
 /// Writes all of `parts` to the upstream, each write within `send_timeout`.
@@ -70,7 +93,7 @@ pub(crate) async fn write_upstream<W: AsyncWrite + Unpin>(
 ) -> Result<(), ProxyError> {
     let mut parts = parts;
     while !parts.is_empty() {
-        let n = match tokio::time::timeout(send_timeout, up.write_vectored(parts)).await {
+        let n = match within(send_timeout, up.write_vectored(parts)).await {
             Err(_) => return Err(ProxyError::upstream(ErrorKind::SendTimeout)),
             Ok(Err(e)) => return Err(ProxyError::upstream(ErrorKind::UpstreamIo(e))),
             Ok(Ok(0)) => {

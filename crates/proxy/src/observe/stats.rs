@@ -2,13 +2,15 @@
 //! only when `/metrics` is scraped (`listen::admin`).
 //!
 //! prometheus-client's `Family` looks labels up under a lock and its
-//! `Histogram` takes a lock per observation; on the request path we only do
-//! `fetch_add`s on structs resolved at config load.
+//! `Histogram` takes a lock per observation; on the request path we only
+//! add to counters resolved at config load, each worker to its own copy
+//! ([`PerWorker`]), summed when scraped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::codec::BadResponse;
+use crate::worker::PerWorker;
 
 /// Upper bounds of the latency buckets, in seconds.
 pub(crate) const BUCKETS: [f64; 12] = [
@@ -18,9 +20,17 @@ pub(crate) const BUCKETS: [f64; 12] = [
 /// Status codes counted one by one: 100..=599.
 const CODES: usize = 500;
 
-/// Requests and latency of one upstream (or of requests that reached none).
-#[derive(Debug)]
+/// Requests and latency of one upstream (or of requests that reached none),
+/// one [`Shard`] per worker: a request adds to its own worker's counters
+/// only, the admin pages sum them.
+#[derive(Debug, Default)]
 pub(crate) struct UpstreamStats {
+    shards: PerWorker<Shard>,
+}
+
+/// One worker's counters.
+#[derive(Debug)]
+struct Shard {
     /// Responses by status code (index: code - 100); 499 is "client closed".
     by_code: Box<[AtomicU64]>,
     buckets: [AtomicU64; BUCKETS.len() + 1],
@@ -30,9 +40,9 @@ pub(crate) struct UpstreamStats {
     bad: [AtomicU64; BadResponse::ALL.len()],
 }
 
-impl Default for UpstreamStats {
-    fn default() -> UpstreamStats {
-        UpstreamStats {
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard {
             by_code: (0..CODES).map(|_| AtomicU64::new(0)).collect(),
             buckets: Default::default(),
             sum_us: AtomicU64::new(0),
@@ -42,64 +52,77 @@ impl Default for UpstreamStats {
     }
 }
 
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// Adds to a counter on this worker's own cache line (without workers,
+/// the process runtime's threads all count as worker 0: still atomic).
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
 // === impl UpstreamStats ===
 
 impl UpstreamStats {
     /// Counts one finished request.
     pub(crate) fn observe(&self, status: u16, elapsed: Duration) {
+        let s = self.shards.mine();
         let i = usize::from(status.clamp(100, 599)) - 100;
-        if let Some(c) = self.by_code.get(i) {
-            c.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = s.by_code.get(i) {
+            bump(c, 1);
         }
         let secs = elapsed.as_secs_f64();
         let b = BUCKETS
             .iter()
             .position(|&le| secs <= le)
             .unwrap_or(BUCKETS.len());
-        self.buckets[b].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(
+        bump(&s.buckets[b], 1);
+        bump(
+            &s.sum_us,
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
         );
-        self.count.fetch_add(1, Ordering::Relaxed);
+        bump(&s.count, 1);
     }
 
     /// Counts one broken upstream response.
     pub(crate) fn bad_response(&self, why: BadResponse) {
-        self.bad[why.index()].fetch_add(1, Ordering::Relaxed);
+        bump(&self.shards.mine().bad[why.index()], 1);
+    }
+
+    /// `pick`'s counter summed over the workers.
+    fn sum(&self, pick: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards.all().map(|s| get(pick(s))).sum()
     }
 
     pub(crate) fn bad_responses(&self) -> impl Iterator<Item = (BadResponse, u64)> + '_ {
         BadResponse::ALL
             .iter()
-            .map(|b| (*b, self.bad[b.index()].load(Ordering::Relaxed)))
+            .map(|b| (*b, self.sum(|s| &s.bad[b.index()])))
     }
 
     /// (code, count) for every code seen at least once.
     pub(crate) fn codes(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.by_code.iter().enumerate().filter_map(|(i, c)| {
-            let n = c.load(Ordering::Relaxed);
+        (0..CODES).filter_map(|i| {
+            let n = self.sum(|s| &s.by_code[i]);
             (n > 0).then_some((i as u16 + 100, n))
         })
     }
 
     pub(crate) fn requests(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.sum(|s| &s.count)
     }
 
     /// (sum in seconds, count, per-bucket counts as prometheus-client expects them).
     pub(crate) fn histogram(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut out: Vec<(f64, u64)> = BUCKETS
             .iter()
-            .zip(&self.buckets)
-            .map(|(&le, c)| (le, c.load(Ordering::Relaxed)))
+            .enumerate()
+            .map(|(i, &le)| (le, self.sum(|s| &s.buckets[i])))
             .collect();
-        out.push((
-            f64::MAX,
-            self.buckets[BUCKETS.len()].load(Ordering::Relaxed),
-        ));
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, self.count.load(Ordering::Relaxed), out)
+        out.push((f64::MAX, self.sum(|s| &s.buckets[BUCKETS.len()])));
+        let sum = self.sum(|s| &s.sum_us) as f64 / 1e6;
+        (sum, self.requests(), out)
     }
 }
 

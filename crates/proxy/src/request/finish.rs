@@ -2,7 +2,6 @@
 //! access log line written, exactly once.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::header;
@@ -21,17 +20,20 @@ pub(crate) struct Trace {
     pub(crate) status: Option<StatusCode>,
     /// The server that answered (or was tried last).
     pub(crate) server: Option<SocketAddr>,
-    /// From sending the request to the response head.
+    /// From sending the request to the response head (only when `timed`).
     pub(crate) upstream_time: Option<Duration>,
+    /// Whether the log wants `upstream_time` (two clock reads otherwise spared).
+    pub(crate) timed: bool,
     /// Response body bytes sent to the client.
     pub(crate) bytes: u64,
 }
 
 /// Counters and log line of one request, run by [`Finish::done`].
 #[derive(Debug)]
-pub(crate) struct Finish {
+pub(crate) struct Finish<'s> {
     start: Instant,
-    stats: Arc<UpstreamStats>,
+    /// Borrowed from the request's snapshot: no reference count touched.
+    stats: &'s UpstreamStats,
     log: Option<LogLine>,
 }
 
@@ -57,8 +59,12 @@ pub(crate) fn log_line(
 
 // === impl Finish ===
 
-impl Finish {
-    pub(crate) fn new(start: Instant, stats: Arc<UpstreamStats>, log: Option<LogLine>) -> Finish {
+impl<'s> Finish<'s> {
+    pub(crate) fn new(
+        start: Instant,
+        stats: &'s UpstreamStats,
+        log: Option<LogLine>,
+    ) -> Finish<'s> {
         Finish { start, stats, log }
     }
 

@@ -63,8 +63,8 @@ pub(crate) async fn forward<C: Client>(
     trace: &mut Trace,
 ) -> Result<Outcome, ProxyError> {
     let up = req.upstream;
-    let start = Instant::now();
-    let deadline = (!up.next_upstream_timeout.is_zero()).then(|| start + up.next_upstream_timeout);
+    let deadline =
+        (!up.next_upstream_timeout.is_zero()).then(|| Instant::now() + up.next_upstream_timeout);
     let key = PickKey {
         client_ip: req.client,
         sticky_node: req.sticky.as_deref(),
@@ -76,27 +76,27 @@ pub(crate) async fn forward<C: Client>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let Some((bit, server)) = up.pick(&key, tried, crate::clock::now_ms()) else {
+        let Some((bit, server)) = up.pick(&key, tried, crate::clock::now_ms) else {
             break;
         };
         tried |= 1u64.checked_shl(bit as u32).unwrap_or(0);
-        let state = server.state.clone();
+        let state = &server.state;
         trace.server = Some(state.addr());
         let in_flight = state.begin();
-        let t0 = Instant::now();
-        match attempt(snap, req, &state, prefix.as_ref(), client).await {
+        let t0 = trace.timed.then(Instant::now);
+        match attempt(snap, req, state, prefix.as_ref(), client).await {
             Ok(headed) => {
-                trace.upstream_time = Some(t0.elapsed());
-                passive(req, &state, true);
+                trace.upstream_time = t0.map(|t| t.elapsed());
+                passive(req, state, true);
                 let out = respond(snap, req, client, headed, trace).await;
                 drop(in_flight);
                 return out;
             }
             Err(Miss::Client(e)) => return Err(e),
-            Err(Miss::NotSent(e)) => last = failed(req, &state, e),
+            Err(Miss::NotSent(e)) => last = failed(req, state, e),
             Err(Miss::Sent(e)) => {
                 let retry = req.replayable && !matches!(e.kind, ErrorKind::BadResponse(_));
-                last = failed(req, &state, e);
+                last = failed(req, state, e);
                 if !retry {
                     break;
                 }
@@ -121,6 +121,9 @@ fn failed(req: &Prepared<'_>, state: &ServerState, e: ProxyError) -> ProxyError 
 }
 
 fn passive(req: &Prepared<'_>, state: &ServerState, ok: bool) {
+    if ok && state.passive_clean() {
+        return; // nothing to clear: no clock read
+    }
     let up = req.upstream;
     match state.record(&up.passive, ok, crate::clock::now_ms()) {
         Some(Transition::Up) => {

@@ -76,26 +76,29 @@ pub(crate) enum Outcome {
     Upgrade(Lease),
 }
 
-/// Serves one request whose head has been parsed.
+/// Serves one request whose head was parsed at `start`.
 pub(crate) async fn serve<C: Client>(
     snap: &Snapshot,
     parts: http::request::Parts,
     framing: Framing,
     peer: Peer<'_>,
+    start: Instant,
     client: &mut C,
 ) -> Outcome {
-    let start = Instant::now();
     let client_ip = rewrite::client_ip(&parts.headers, &peer);
     let log = finish::log_line(snap, &parts, client_ip);
     let prepared = match prepare::prepare(snap, parts, framing, &peer, client_ip) {
         Ok(p) => p,
         Err(e) => {
-            let fin = Finish::new(start, snap.unrouted.clone(), log);
+            let fin = Finish::new(start, &snap.unrouted, log);
             return fail(client, e, fin, &Trace::default()).await;
         }
     };
-    let fin = Finish::new(start, prepared.upstream.stats.clone(), log);
-    let mut trace = Trace::default();
+    let mut trace = Trace {
+        timed: log.is_some(),
+        ..Trace::default()
+    };
+    let fin = Finish::new(start, &prepared.upstream.stats, log);
     match forward::forward(snap, &prepared, client, &mut trace).await {
         Ok(outcome) => {
             fin.done(&trace, true);
@@ -103,7 +106,7 @@ pub(crate) async fn serve<C: Client>(
         }
         Err(e) => {
             let fin = if trace.server.is_none() && e.side == crate::error::Side::Client {
-                Finish::new(start, snap.unrouted.clone(), fin.into_log())
+                Finish::new(start, &snap.unrouted, fin.into_log())
             } else {
                 fin
             };
@@ -112,7 +115,7 @@ pub(crate) async fn serve<C: Client>(
     }
 }
 
-async fn fail<C: Client>(client: &mut C, e: ProxyError, fin: Finish, trace: &Trace) -> Outcome {
+async fn fail<C: Client>(client: &mut C, e: ProxyError, fin: Finish<'_>, trace: &Trace) -> Outcome {
     let answered = client.fail(&e).await;
     let mut trace = trace.clone();
     if answered || trace.status.is_none() {

@@ -16,7 +16,7 @@ use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
 use super::server::ServerState;
-use crate::body::{read_upstream, HEAD_READ};
+use crate::body::{read_room, HEAD_READ};
 use crate::codec::response::{self, Parsed, ResponseHead};
 use crate::codec::BadResponse;
 use crate::error::{ErrorKind, ProxyError};
@@ -93,8 +93,7 @@ pub(crate) async fn read_head<R: AsyncRead + Unpin>(
             Parsed::Interim(_) => return Err(bad(BadResponse::BadHead)),
             Parsed::Partial => {}
         }
-        // A day is "no timeout": the caller's select! holds the real deadline.
-        if read_upstream(rd, buf, HEAD_READ, Duration::from_secs(86_400)).await? == 0 {
+        if read_room(rd, buf, HEAD_READ).await? == 0 {
             return Err(if buf.is_empty() {
                 ProxyError::upstream(ErrorKind::UpstreamIo(io::ErrorKind::UnexpectedEof.into()))
             } else {

@@ -56,9 +56,22 @@ pub(crate) struct UpstreamRt {
 struct Tier<'a> {
     servers: &'a [ServerRt],
     passive: &'a PassivePolicy,
-    now_ms: u64,
+    /// Read once, and only if a server has failures to weigh against it.
+    now_ms: &'a LazyNow<'a>,
     tried: u64,
     offset: usize,
+}
+
+/// The clock, read at most once per pick.
+struct LazyNow<'a> {
+    clock: &'a dyn Fn() -> u64,
+    at: std::cell::OnceCell<u64>,
+}
+
+impl LazyNow<'_> {
+    fn get(&self) -> u64 {
+        *self.at.get_or_init(self.clock)
+    }
 }
 
 impl Candidates for Tier<'_> {
@@ -67,8 +80,10 @@ impl Candidates for Tier<'_> {
     }
     fn usable(&self, i: usize) -> bool {
         let bit = i + self.offset;
+        let s = &self.servers[i].state;
         (bit >= 64 || self.tried & (1 << bit) == 0)
-            && self.servers[i].state.usable(self.passive, self.now_ms)
+            && s.active().up
+            && (s.passive_clean() || s.usable(self.passive, self.now_ms.get()))
     }
     fn weight(&self, i: usize) -> u32 {
         self.servers[i].weight
@@ -134,17 +149,22 @@ impl UpstreamRt {
     }
 
     /// Picks a server not in `tried` (bit i = i-th server, primaries then backups);
-    /// backups only when no primary is usable. Returns the bit index and the server.
+    /// backups only when no primary is usable. Returns the bit index and the
+    /// server. `now_ms` is called only when a server's failures need weighing.
     pub(crate) fn pick(
         &self,
         key: &PickKey<'_>,
         tried: u64,
-        now_ms: u64,
+        now_ms: impl Fn() -> u64,
     ) -> Option<(usize, &ServerRt)> {
+        let now_ms = LazyNow {
+            clock: &now_ms,
+            at: std::cell::OnceCell::new(),
+        };
         let p = Tier {
             servers: &self.primaries,
             passive: &self.passive,
-            now_ms,
+            now_ms: &now_ms,
             tried,
             offset: 0,
         };
@@ -216,15 +236,15 @@ mod tests {
             ],
         );
         for _ in 0..10 {
-            let (i, _) = u.pick(&key(), 0, 0).unwrap();
+            let (i, _) = u.pick(&key(), 0, || 0).unwrap();
             assert!(i < 2);
         }
         u.primaries[0].state.record(&u.passive, false, 0);
         u.primaries[1].state.record(&u.passive, false, 0);
-        let (i, s) = u.pick(&key(), 0, 1).unwrap();
+        let (i, s) = u.pick(&key(), 0, || 1).unwrap();
         assert_eq!((i, s.backup), (2, true));
         // After fail_timeout the primaries are tried again.
-        let (i, _) = u.pick(&key(), 0, 10_001).unwrap();
+        let (i, _) = u.pick(&key(), 0, || 10_001).unwrap();
         assert!(i < 2);
     }
 
@@ -234,9 +254,9 @@ mod tests {
             Balance::LeastConn,
             &[("192.0.2.1:80", 1, false), ("192.0.2.2:80", 1, false)],
         );
-        let (a, _) = u.pick(&key(), 0, 0).unwrap();
-        let (b, _) = u.pick(&key(), 1 << a, 0).unwrap();
+        let (a, _) = u.pick(&key(), 0, || 0).unwrap();
+        let (b, _) = u.pick(&key(), 1 << a, || 0).unwrap();
         assert_ne!(a, b);
-        assert!(u.pick(&key(), 0b11, 0).is_none());
+        assert!(u.pick(&key(), 0b11, || 0).is_none());
     }
 }

@@ -7,11 +7,11 @@
 //! ([`ServerState::record_check`]) and the pool are the only writers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::health::{Active, Passive, PassivePolicy, Transition};
 use super::pool::Pool;
+use crate::worker::PerWorker;
 
 /// Live state of one server; shared by every snapshot that lists it.
 #[derive(Debug)]
@@ -23,9 +23,8 @@ pub(crate) struct ServerState {
     passive: AtomicU64,
     /// [`Active`]: bit 32 "up", low 32 bits the streak. Starts up.
     active: AtomicU64,
-    in_flight: AtomicU64,
-    requests: AtomicU64,
-    failures: AtomicU64,
+    /// Requests in flight, sent and failed, per worker (summed when read).
+    counts: PerWorker<Counts>,
     /// Unix ms of the last active check << 1 | passed; 0: none yet.
     last_check: AtomicU64,
     pool: Pool,
@@ -44,6 +43,16 @@ pub(crate) struct Counters {
 
 const UP: u64 = 1 << 32;
 
+/// One worker's request counters for a server.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Signed: a request may end on another thread than it began (without
+    /// workers, tasks move between the runtime's threads).
+    in_flight: AtomicI64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+}
+
 // === impl ServerState ===
 
 impl ServerState {
@@ -53,9 +62,7 @@ impl ServerState {
             authority: addr.to_string().into_boxed_str(),
             passive: AtomicU64::new(0),
             active: AtomicU64::new(UP),
-            in_flight: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            counts: PerWorker::default(),
             last_check: AtomicU64::new(0),
             pool: Pool::default(),
         }
@@ -87,15 +94,26 @@ impl ServerState {
 
     /// Requests in flight, for `least_conn`.
     pub(crate) fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+        let n: i64 = self
+            .counts
+            .all()
+            .map(|c| c.in_flight.load(Ordering::Relaxed))
+            .sum();
+        u64::try_from(n).unwrap_or(0)
     }
 
     pub(crate) fn counters(&self) -> Counters {
         let last = self.last_check.load(Ordering::Relaxed);
+        let sum = |f: fn(&Counts) -> &AtomicU64| -> u64 {
+            self.counts
+                .all()
+                .map(|c| f(c).load(Ordering::Relaxed))
+                .sum()
+        };
         Counters {
             in_flight: self.in_flight(),
-            requests: self.requests.load(Ordering::Relaxed),
-            failures: self.failures.load(Ordering::Relaxed),
+            requests: sum(|c| &c.requests),
+            failures: sum(|c| &c.failures),
             idle: self.pool.idle(),
             last_check: (last > 0).then_some((last >> 1, last & 1 == 1)),
         }
@@ -107,21 +125,27 @@ impl ServerState {
     }
 
     /// A request is sent to this server: counted, and in flight until the guard drops.
-    pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+    pub(crate) fn begin(&self) -> InFlight<'_> {
+        let c = self.counts.mine();
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// No failure counted against passive health since the last success.
+    pub(crate) fn passive_clean(&self) -> bool {
+        self.passive.load(Ordering::Relaxed) & 0xffff == 0
     }
 
     /// Applies a passive-health event with one CAS loop; returns the transition, if any.
     pub(crate) fn record(&self, p: &PassivePolicy, ok: bool, now_ms: u64) -> Option<Transition> {
         if ok {
             // Fast path: nothing to clear.
-            if self.passive.load(Ordering::Relaxed) & 0xffff == 0 {
+            if self.passive_clean() {
                 return None;
             }
         } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.counts.mine().failures.fetch_add(1, Ordering::Relaxed);
         }
         let mut cur = self.passive.load(Ordering::Relaxed);
         loop {
@@ -161,11 +185,15 @@ impl ServerState {
 
 /// Keeps a request counted in its server's in-flight number until dropped.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<ServerState>);
+pub(crate) struct InFlight<'a>(&'a ServerState);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0
+            .counts
+            .mine()
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -175,7 +203,7 @@ mod tests {
 
     #[test]
     fn in_flight_guard_and_active_checks() {
-        let s = Arc::new(ServerState::new("192.0.2.1:80".parse().unwrap()));
+        let s = ServerState::new("192.0.2.1:80".parse().unwrap());
         let g = s.begin();
         assert_eq!((s.in_flight(), s.counters().requests), (1, 1));
         drop(g);

@@ -17,8 +17,10 @@ mod linger;
 mod tunnel;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::Guard;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -68,8 +70,14 @@ pub(crate) async fn serve(
     tls: bool,
     ctx: &Ctx,
 ) -> Exit {
+    let mut snap = ctx.shared.load_full();
     loop {
-        let snap = ctx.shared.load_full();
+        // The running config for this request: a pointer comparison, and
+        // a reference count touched only when a reload replaced it.
+        let now = ctx.shared.load();
+        if !Arc::ptr_eq(&now, &snap) {
+            snap = Guard::into_inner(now);
+        }
         let max = snap.limits.max_header;
         let head = match read_head(&mut io, &mut buf, &mut life, ctx, max, !tls).await {
             HeadRead::Head(h) => h,
@@ -109,18 +117,19 @@ async fn exchange(
     peer: Peer<'_>,
 ) -> Outcome {
     let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
+    let start = Instant::now();
     life.step(
         Event::HeadDone {
             body,
             keep_alive: head.keep_alive,
         },
-        Instant::now(),
+        start,
     );
     let mut c = H1Client::new(io, buf, life, ctx, head.framing);
     c.max_body = snap.limits.max_body;
     c.expect_continue = head.expect_continue;
     c.version = head.parts.version;
-    crate::request::serve(snap, head.parts, head.framing, peer, &mut c).await
+    crate::request::serve(snap, head.parts, head.framing, peer, start, &mut c).await
 }
 
 /// What the lifecycle says after a request; true: read the next one.

@@ -132,7 +132,8 @@ async fn stream(
             tls,
             trusted: &snap.trusted,
         };
-        crate::request::serve(&snap, parts, framing, peer, &mut client).await;
+        let start = tokio::time::Instant::now();
+        crate::request::serve(&snap, parts, framing, peer, start, &mut client).await;
     });
     let head = rx
         .await

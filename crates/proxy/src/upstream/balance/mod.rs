@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) use stackd_common::config::proxy::Balance;
 
+use crate::worker::PerWorker;
+
 /// What a policy may know about the servers of one tier (primaries or backups).
 pub(crate) trait Candidates {
     fn len(&self) -> usize;
@@ -57,7 +59,10 @@ pub(crate) struct PickKey<'a> {
 pub(crate) struct Balancer {
     policy: Balance,
     table: smooth::Table,
-    cursor: AtomicUsize,
+    /// Each worker walks the table with its own cursor (as each nginx
+    /// worker keeps its own round-robin state): no cache line shared
+    /// between cores per request, and every worker's share keeps the weights.
+    cursor: PerWorker<AtomicUsize>,
 }
 
 // === impl Balancer ===
@@ -68,7 +73,7 @@ impl Balancer {
         Balancer {
             policy,
             table: smooth::Table::new(weights),
-            cursor: AtomicUsize::new(0),
+            cursor: PerWorker::default(),
         }
     }
 
@@ -82,16 +87,16 @@ impl Balancer {
             return None;
         }
         match self.policy {
-            Balance::RoundRobin => self.table.pick(&self.cursor, c),
+            Balance::RoundRobin => self.table.pick(self.cursor.mine(), c),
             Balance::IpHash => hash::pick(c, key.client_ip),
             Balance::LeastConn => {
-                let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+                let start = self.cursor.mine().fetch_add(1, Ordering::Relaxed);
                 least_conn::pick(c, start)
             }
             Balance::Sticky => key
                 .sticky_node
                 .and_then(|node| sticky::pick(c, node))
-                .or_else(|| self.table.pick(&self.cursor, c)),
+                .or_else(|| self.table.pick(self.cursor.mine(), c)),
         }
     }
 }

@@ -54,7 +54,8 @@ pub(crate) fn parse(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Refus
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(Refusal::bad("invalid method"))?;
     let uri = target(&method, req.path.unwrap_or(""))?;
-    let mut map = HeaderMap::with_capacity(req.headers.len());
+    // Room for the forwarding fields the rewrite adds: no regrowth.
+    let mut map = HeaderMap::with_capacity(req.headers.len() + 6);
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Refusal::bad("invalid header name"))?;

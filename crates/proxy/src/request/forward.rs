@@ -362,8 +362,10 @@ fn answer(
     framing: Framing,
 ) -> Answer {
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
-    let declared = crate::codec::request::content_length(&headers)
-        .ok()
+    // A bodyless answer's Content-Length is passed through (HEAD, 304).
+    let declared = (framing == Framing::Empty)
+        .then(|| crate::codec::request::content_length(&headers).ok())
+        .flatten()
         .flatten();
     rewrite::response_headers(&mut headers, upgrade);
     rewrite::rewrite_location(

@@ -20,7 +20,7 @@ use crate::codec::tokens;
 /// authenticate to this proxy) and are never forwarded, plus
 /// `Proxy-Connection` (non-standard, still sent by old clients).
 /// `Upgrade` survives only in a WebSocket upgrade.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -40,8 +40,17 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Peer<'a> {
     pub(crate) ip: IpAddr,
+    /// `ip` (IPv4-mapped addresses unmapped) as a field value, formatted
+    /// once per connection ([`ip_text`]) rather than once per request.
+    pub(crate) text: &'a HeaderValue,
     pub(crate) tls: bool,
     pub(crate) trusted: &'a [IpNet],
+}
+
+/// A peer address as `X-Forwarded-For` and `X-Real-IP` carry it.
+pub(crate) fn ip_text(ip: IpAddr) -> HeaderValue {
+    let text = canonical(ip).to_string();
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 impl Peer<'_> {
@@ -105,17 +114,32 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
 /// hop-by-hop set; `Upgrade` stays when `keep_upgrade` (a WebSocket
 /// upgrade; the writer then sends `Connection: upgrade`).
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names finds which of the set are there: a head
+    // without any costs no hash lookup, one with `Connection: keep-alive`
+    // (most upstream responses) one removal.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+            present[i] = true;
+        }
+    }
+    if present[0] {
+        // RFC 9110 §7.6.1: the fields `Connection` names; `close` and the
+        // fixed set need no lookup of their own.
         let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
+            .filter(|t| {
+                !t.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+            })
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for n in named {
-            if !(keep_upgrade && n == header::UPGRADE) {
-                headers.remove(n);
-            }
+            headers.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
+    for (n, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         if !(keep_upgrade && n == header::UPGRADE) {
             headers.remove(n);
         }
@@ -133,8 +157,13 @@ pub(crate) fn request_headers(
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::EXPECT);
+    if headers
+        .keys()
+        .any(|k| k == header::CONTENT_LENGTH || k == header::EXPECT)
+    {
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::EXPECT);
+    }
     headers.insert(header::HOST, host.clone());
     forwarding(headers, peer, client, host);
 }
@@ -158,11 +187,14 @@ pub(crate) fn forwarding(
 ) {
     let trusted = peer.is_trusted();
     let peer_ip = canonical(peer.ip);
-    let prev_xff = trusted.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
-    let prev_fwd = trusted
+    let incoming = headers.keys().any(is_forwarding);
+    let prev_xff = (trusted && incoming)
+        .then(|| joined(headers, &X_FORWARDED_FOR))
+        .flatten();
+    let prev_fwd = (trusted && incoming)
         .then(|| joined(headers, &header::FORWARDED))
         .flatten();
-    if !trusted {
+    if !trusted && incoming {
         let foreign: Vec<HeaderName> = headers
             .keys()
             .filter(|k| k.as_str().starts_with("x-forwarded-"))
@@ -173,46 +205,74 @@ pub(crate) fn forwarding(
         }
         headers.remove(header::FORWARDED);
     }
-    headers.remove(&X_REAL_IP);
+    if incoming {
+        headers.remove(&X_REAL_IP);
+    }
 
     // X-Forwarded-For: <incoming>, <peer>  (nginx $proxy_add_x_forwarded_for)
-    set(
-        headers,
-        &X_FORWARDED_FOR,
-        append(prev_xff, format_args!("{peer_ip}")),
-    );
-    set(headers, &X_REAL_IP, client.to_string());
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    match prev_xff {
+        None => {
+            headers.insert(&X_FORWARDED_FOR, peer.text.clone());
+        }
+        Some(chain) => set(
+            headers,
+            &X_FORWARDED_FOR,
+            append(Some(chain), format_args!("{peer_ip}")),
+        ),
+    }
+    if client == peer_ip {
+        headers.insert(&X_REAL_IP, peer.text.clone());
+    } else {
+        set(headers, &X_REAL_IP, client.to_string());
+    }
+    if !(incoming && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.scheme()));
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
+    if !(incoming && headers.contains_key(&X_FORWARDED_HOST)) {
         headers.insert(&X_FORWARDED_HOST, host.clone());
     }
-    set(
-        headers,
-        &header::FORWARDED,
-        append(
-            prev_fwd,
-            format_args!("{}", Node(peer_ip, host, peer.scheme())),
+    let node = node(peer, host);
+    match prev_fwd {
+        None => {
+            headers.insert(header::FORWARDED, node);
+        }
+        Some(chain) => set(
+            headers,
+            &header::FORWARDED,
+            append(Some(chain), format_args!("{}", node.to_str().unwrap_or(""))),
         ),
-    );
+    }
 }
 
-/// One RFC 7239 §4 element: `for=<node>;host=<host>;proto=<scheme>`; IPv6
-/// nodes and host:port are not tokens and are quoted (§6).
-struct Node<'a>(IpAddr, &'a HeaderValue, &'static str);
+/// A field the forwarding rewrite replaces or appends to.
+fn is_forwarding(k: &HeaderName) -> bool {
+    k == header::FORWARDED || k == X_REAL_IP || k.as_str().starts_with("x-forwarded-")
+}
 
-impl std::fmt::Display for Node<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V4(ip) => write!(f, "for={ip}")?,
-            IpAddr::V6(ip) => write!(f, "for=\"[{ip}]\"")?,
-        }
-        if let Some(h) = self.1.to_str().ok().filter(|h| !h.contains(['"', '\\'])) {
-            write!(f, ";host=\"{h}\"")?;
-        }
-        write!(f, ";proto={}", self.2)
+/// One RFC 7239 §4 element, `for=<node>;host="<host>";proto=<scheme>`,
+/// assembled from bytes (no formatter); IPv6 nodes and host:port are not
+/// tokens and are quoted (§6). A host with a quote or backslash is left out.
+fn node(peer: &Peer<'_>, host: &HeaderValue) -> HeaderValue {
+    let ip = peer.text.as_bytes();
+    let mut out = Vec::with_capacity(32 + ip.len() + host.len());
+    if canonical(peer.ip).is_ipv6() {
+        out.extend_from_slice(b"for=\"[");
+        out.extend_from_slice(ip);
+        out.extend_from_slice(b"]\"");
+    } else {
+        out.extend_from_slice(b"for=");
+        out.extend_from_slice(ip);
     }
+    let h = host.as_bytes();
+    if host.to_str().is_ok() && !h.contains(&b'"') && !h.contains(&b'\\') {
+        out.extend_from_slice(b";host=\"");
+        out.extend_from_slice(h);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b";proto=");
+    out.extend_from_slice(peer.scheme().as_bytes());
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+        .unwrap_or(HeaderValue::from_static("for=unknown"))
 }
 
 /// `<chain>, <next>`, or `<next>` alone.

@@ -3,8 +3,11 @@ use proptest::prelude::*;
 use super::*;
 
 fn peer<'a>(ip: &str, trusted: &'a [IpNet]) -> Peer<'a> {
+    let ip: IpAddr = ip.parse().unwrap();
     Peer {
-        ip: ip.parse().unwrap(),
+        ip,
+        // Leaked: a test peer lives as long as the test.
+        text: Box::leak(Box::new(ip_text(ip))),
         tls: false,
         trusted,
     }

@@ -71,6 +71,7 @@ pub(crate) async fn serve(
     ctx: &Ctx,
 ) -> Exit {
     let mut snap = ctx.shared.load_full();
+    let text = crate::request::rewrite::ip_text(peer.ip());
     loop {
         // The running config for this request: a pointer comparison, and
         // a reference count touched only when a reload replaced it.
@@ -96,6 +97,7 @@ pub(crate) async fn serve(
         };
         let peer = Peer {
             ip: peer.ip(),
+            text: &text,
             tls,
             trusted: &snap.trusted,
         };

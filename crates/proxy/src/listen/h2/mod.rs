@@ -127,8 +127,10 @@ async fn stream(
         tx,
     );
     ctx.tracker.spawn(async move {
+        let text = crate::request::rewrite::ip_text(peer.ip());
         let peer = Peer {
             ip: peer.ip(),
+            text: &text,
             tls,
             trusted: &snap.trusted,
         };

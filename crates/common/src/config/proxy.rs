@@ -76,6 +76,17 @@ pub struct ProxyConfig {
     /// Grace period for in-flight requests on SIGTERM.
     #[serde(default = "defaults::shutdown_grace", with = "duration")]
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long at most the proxy keeps accepting while
+    /// `/healthz` says "draining", so that a `stackd ha` tracking it hands
+    /// the VIP over first. It ends as soon as no virtual address of this
+    /// file's `[ha]` is on the host. Unset: 5s when the file has `[ha]`
+    /// addresses, 0s (stop accepting at once, as nginx) when it has none.
+    #[serde(
+        default,
+        with = "super::units::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub drain_delay: Option<Duration>,
     /// Addresses whose X-Forwarded-For / Forwarded headers are trusted and kept.
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,

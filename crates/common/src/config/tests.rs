@@ -877,7 +877,8 @@ fn ha_spec_is_typed() {
         i.garp,
         ha::Garp {
             repeat: 5,
-            delay: Some(std::time::Duration::from_secs(5))
+            delay: Some(std::time::Duration::from_secs(5)),
+            refresh: Some(std::time::Duration::from_secs(2)),
         }
     );
     assert_eq!(

@@ -1,5 +1,5 @@
-//! The admin listener's pages: `/healthz` (503 while stopping, so a local
-//! `stackd ha` tracking it demotes), `/status` (JSON per upstream server)
+//! The admin listener's pages: `/healthz` (503 "draining", then
+//! "stopping", so a local `stackd ha` tracking it demotes), `/status` (JSON per upstream server)
 //! and `/metrics` (Prometheus text, encoded from atomics at scrape time).
 
 use std::sync::Arc;
@@ -30,6 +30,9 @@ pub(crate) fn admin(shared: Arc<ArcSwap<Snapshot>>, observed: Arc<Observed>) -> 
         .status(move || status(&shared.load()))
         .route("/healthz", move || match observed.phase() {
             Phase::Serving => Page::text(StatusCode::OK, "ok\n"),
+            // `stackd ha` reads "draining" as a planned stop: it hands the
+            // VIP over at once, keeping it until the peer has it.
+            Phase::Draining => Page::text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
             Phase::Stopping => Page::text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
         })
 }

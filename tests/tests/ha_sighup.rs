@@ -19,9 +19,10 @@ use stackd_testkit::{poll, wait_until};
 fn capture_vrrp(ha: &Ha) -> std::path::PathBuf {
     let out = ha.dir.join("vrrp.txt");
     let err = ha.dir.join("vrrp.err");
-    let mut cmd = ha
-        .lab
-        .command("cl", &["tcpdump", "-i", "eth0", "-n", "-l", "-U", "ip proto 112"]);
+    let mut cmd = ha.lab.command(
+        "cl",
+        &["tcpdump", "-i", "eth0", "-n", "-l", "-U", "ip proto 112"],
+    );
     cmd.stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
         .stderr(Stdio::from(std::fs::File::create(&err).unwrap()));
     ha.lab.spawn(cmd).unwrap();
@@ -78,7 +79,11 @@ fn sighup_reloads_ha_and_the_vip_never_leaves() {
             .any(|l| l.starts_with_any_time("192.0.2.133 >") && l.contains("prio 150"))
     });
     // 3. Broken.
-    std::fs::write(&file, "[ha]\n[[ha.instance]]\nname = \"VI_1\"\npriority = 999\n").unwrap();
+    std::fs::write(
+        &file,
+        "[ha]\n[[ha.instance]]\nname = \"VI_1\"\npriority = 999\n",
+    )
+    .unwrap();
     signal(px1, Signal::SIGHUP);
     wait_until("the rejection", Duration::from_secs(5), || {
         ha.log("px1").contains("reload rejected")
@@ -87,16 +92,25 @@ fn sighup_reloads_ha_and_the_vip_never_leaves() {
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
     let status = ha.status("px1");
-    let (missed, looks) = (missed.load(Ordering::Relaxed), looks.load(Ordering::Relaxed));
+    let (missed, looks) = (
+        missed.load(Ordering::Relaxed),
+        looks.load(Ordering::Relaxed),
+    );
     println!(
         "SIGHUP to ha (unchanged, priority 100 -> 150 and preempt_delay, broken file): VIP missing from px1 in {missed} of {looks} looks; priority 150 on the wire after the reload: {:?}",
         on_wire
     );
     assert_eq!(missed, 0, "the VIP left px1 during a reload");
     assert!(looks > 50);
-    assert!(on_wire.is_some(), "the new priority must be seen on the wire");
+    assert!(
+        on_wire.is_some(),
+        "the new priority must be seen on the wire"
+    );
     assert!(status.contains("\"priority\": 150"), "{status}");
-    assert!(ha.log("px1").contains("priority"), "the broken file's problem is logged");
+    assert!(
+        ha.log("px1").contains("priority"),
+        "the broken file's problem is logged"
+    );
     assert!(ha.only("px1"));
 }
 
@@ -107,6 +121,7 @@ trait StartsAfterTime {
 impl StartsAfterTime for str {
     /// tcpdump prints "HH:MM:SS.ffffff IP <src> > <dst>: ..."
     fn starts_with_any_time(&self, what: &str) -> bool {
-        self.split_once(" IP ").is_some_and(|(_, rest)| rest.starts_with(what))
+        self.split_once(" IP ")
+            .is_some_and(|(_, rest)| rest.starts_with(what))
     }
 }

@@ -78,7 +78,12 @@ type Inherited = (
 
 async fn dispatch(command: Command, inherited: Option<Inherited>) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check(a) => return Ok(cmd::check::run(&a.config)),
+        Command::Check(a) => {
+            return Ok(match a.for_role {
+                Some(role) => cmd::check::run_for(&a.config, role),
+                None => cmd::check::run(&a.config),
+            })
+        }
         Command::Status(a) => return cmd::status::run(&a).await,
         Command::Ctl(a) => return cmd::ctl::run(&a).await,
         Command::Completions { shell } => cmd::docs::completions(shell),
@@ -190,7 +195,7 @@ fn proxy_reloads(
     Ok(rx)
 }
 
-fn load_ha(path: &Path) -> anyhow::Result<stackd_vrrp::HaSpec> {
+pub(crate) fn load_ha(path: &Path) -> anyhow::Result<stackd_vrrp::HaSpec> {
     let loaded = load_for(path, Section::Ha)?;
     loaded
         .ha_spec
@@ -227,7 +232,7 @@ fn ha_reloads(path: std::path::PathBuf) -> anyhow::Result<mpsc::Receiver<stackd_
 /// `[proxy]`, and the `[ha]` virtual addresses of the same file: while one
 /// of them is on this host at SIGTERM, the proxy keeps serving (draining)
 /// until `stackd ha` has handed it over.
-fn load_proxy(
+pub(crate) fn load_proxy(
     path: &Path,
 ) -> Result<(stackd_common::config::ProxyConfig, Vec<std::net::IpAddr>), ConfigError> {
     let loaded = load_for(path, Section::Proxy)?;

@@ -102,6 +102,7 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
     let mut wanted = vec![
         "/usr/bin/stackd",
         "/lib/systemd/system/stackd-proxy.service",
+        "/lib/systemd/system/stackd-proxy.socket",
         "/lib/systemd/system/stackd-ha.service",
         "/lib/systemd/system/stackd-demo-backend.service",
         "/usr/share/man/man1/stackd.1.gz",

@@ -122,11 +122,17 @@ fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-/// SIGUSR1 (logrotate's habit) must not kill a service; logs go to stderr,
-/// so there is nothing to reopen yet: it is logged and otherwise ignored.
+/// SIGUSR1 reopens every log file the process writes (logrotate's
+/// `postrotate`, as for nginx), and never kills it.
 fn drain_reopens() -> anyhow::Result<()> {
     let mut usr1 = shutdown::reopen_requests()?;
-    tokio::spawn(async move { while usr1.recv().await.is_some() {} });
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            for (path, e) in stackd_common::logfile::reopen_all() {
+                tracing::error!(path = %path.display(), error = %e, "cannot reopen the log file; still writing to the old one");
+            }
+        }
+    });
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use stackd_common::http_client::HttpClient;
 use stackd_common::CancellationToken;
 
 use super::health::Transition;
+use super::server::AdminState;
 use super::{ServerState, UpstreamRt};
 
 /// Starts the probers of `upstreams`; cancel the returned token to stop them.
@@ -33,7 +34,11 @@ async fn probe_upstream(up: Arc<UpstreamRt>, client: HttpClient, stop: Cancellat
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let checks = up.all().map(|s| check(&client, &up.name, &s.state, &hc));
+        // A server the operator disabled is in maintenance: not even probed.
+        let checks = up
+            .all()
+            .filter(|s| s.state.admin() != AdminState::Disable)
+            .map(|s| check(&client, &up.name, &s.state, &hc));
         futures::future::join_all(checks).await;
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use stackd_testkit::backend::{read_request, Named, Scripted};
 use stackd_testkit::http::get;
+use stackd_testkit::process::stackd;
 use stackd_testkit::process::Signal;
 use stackd_testkit::{free_addr, poll, stackd_bin, wait_until, Guard};
 
@@ -64,18 +65,9 @@ fn config(listen: SocketAddr, admin: SocketAddr, a: SocketAddr, b: SocketAddr) -
 }
 
 fn ctl(config: &Path, action: &str, server: &str) -> (i32, String) {
-    let out = Command::new(stackd_bin())
-        .args(["ctl", "--config"])
-        .arg(config)
-        .args([action, "app", server])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let config = config.to_string_lossy();
+    let r = stackd(["ctl", "--config", &config, action, "app", server]);
+    (r.code, r.output())
 }
 
 fn admin_state(admin: SocketAddr, server: SocketAddr) -> String {

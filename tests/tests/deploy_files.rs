@@ -103,13 +103,7 @@ async fn shipped_redis_conf_and_be1_toml_serve_sessions_together() {
         "{}",
         r.body
     );
-    let id = r.json()["session_id"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
+    let id = stackd_testkit::http::session_base(&r.json());
 
     // In Redis, as the ACL user the backends use: the hash, with its TTL.
     let client = redis::Client::open(format!(

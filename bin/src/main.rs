@@ -114,7 +114,7 @@ async fn dispatch(command: Command, inherited: Option<Inherited>) -> anyhow::Res
             let inputs = stackd_vrrp::Inputs {
                 shutdown: shutdown::shutdown_token()?,
                 reloads: ha_reloads(a.config.clone())?,
-                // SIGUSR1: logs go to stderr (nothing to reopen); ha dumps its state.
+                // SIGUSR1: ha reopens its log files and dumps its state.
                 dumps: shutdown::reopen_requests()?,
             };
             stackd_vrrp::run_with(spec, inputs).await.context("ha")?;
@@ -161,11 +161,17 @@ fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-/// SIGUSR1 (logrotate's habit) must not kill a service; logs go to stderr,
-/// so there is nothing to reopen yet: it is logged and otherwise ignored.
+/// SIGUSR1 reopens every log file the process writes (logrotate's
+/// `postrotate`, as for nginx), and never kills it.
 fn drain_reopens() -> anyhow::Result<()> {
     let mut usr1 = shutdown::reopen_requests()?;
-    tokio::spawn(async move { while usr1.recv().await.is_some() {} });
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            for (path, e) in stackd_common::logfile::reopen_all() {
+                tracing::error!(path = %path.display(), error = %e, "cannot reopen the log file; still writing to the old one");
+            }
+        }
+    });
     Ok(())
 }
 

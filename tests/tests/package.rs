@@ -150,6 +150,7 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
         "/etc/stackd/notify.sh",
         "/etc/stackd/examples/px1.toml",
         "/etc/stackd/examples/be2.toml",
+        "/etc/logrotate.d/stackd",
     ] {
         assert!(
             conffiles.lines().any(|l| l == c),

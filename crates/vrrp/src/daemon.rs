@@ -33,7 +33,8 @@ pub struct Inputs {
     pub shutdown: CancellationToken,
     /// SIGHUP: a new spec, already checked (a bad file never gets here).
     pub reloads: mpsc::Receiver<HaSpec>,
-    /// SIGUSR1: log every instance's state (keepalived's data dump).
+    /// SIGUSR1: reopen log files and log every instance's state
+    /// (keepalived's data dump).
     pub dumps: mpsc::Receiver<()>,
 }
 
@@ -234,6 +235,9 @@ impl Daemon {
     /// keepalived writes /tmp/keepalived.data on SIGUSR1; we log the same
     /// picture, one line per instance, as `/status` shows it.
     fn dump(&self) {
+        for (path, e) in stackd_common::logfile::reopen_all() {
+            tracing::error!(path = %path.display(), error = %e, "cannot reopen the log file");
+        }
         for r in &self.running {
             let json = serde_json::to_string(&*lock(&r.status)).unwrap_or_default();
             tracing::info!(target: "dump", instance = %r.spec.name, state = %json, "SIGUSR1 state dump");

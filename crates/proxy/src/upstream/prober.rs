@@ -12,6 +12,7 @@ use stackd_common::CancellationToken;
 use tokio::sync::oneshot;
 
 use super::health::Transition;
+use super::server::AdminState;
 use super::{ServerState, UpstreamRt};
 
 /// Starts the probers of `upstreams`; cancel the returned token to stop them.
@@ -61,7 +62,11 @@ async fn probe_upstream(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let checks = up.all().map(|s| check(&client, &up.name, &s.state, &hc));
+        // A server the operator disabled is in maintenance: not even probed.
+        let checks = up
+            .all()
+            .filter(|s| s.state.admin() != AdminState::Disable)
+            .map(|s| check(&client, &up.name, &s.state, &hc));
         futures::future::join_all(checks).await;
         if let Some(tx) = first.take() {
             let _ = tx.send(());

@@ -60,7 +60,9 @@ fn planned_restart(s: &mut FiveHosts, advert_int: &str) {
     );
     std::thread::sleep(Duration::from_secs(1));
     let t = Instant::now();
-    s.stop_component("px1-proxy", "TERM").unwrap();
+    s.stop_component("px1-proxy", "TERM").unwrap_or_else(|e| {
+        panic!("SIGTERM to px1's proxy: {e} (drain_delay 5s + shutdown_grace)")
+    });
     let stopped_after = t.elapsed();
     let px2_had_it = s.has_vip("px2");
     std::thread::sleep(Duration::from_secs(1));

@@ -15,7 +15,7 @@ role=${1:?usage: install.sh px1|px2|be1|be2|redis [path/to/stackd_*.deb]}
 deb=${2:-$(ls -t "$here"/../target/debian/stackd_*.deb 2>/dev/null | head -n 1 || true)}
 
 case "$role" in
-  px1|px2) units=(stackd-proxy stackd-ha) ;;
+  px1|px2) units=(stackd-proxy.socket stackd-proxy stackd-ha) ;;
   be1|be2) units=(stackd-demo-backend) ;;
   redis)
     apt-get install -y redis-server

@@ -122,6 +122,19 @@ pub struct CheckArgs {
         action = clap::ArgAction::Append
     )]
     pub config: Vec<PathBuf>,
+    /// Check only what this subcommand loads, exactly as it loads it on
+    /// SIGHUP (the units' ExecReload runs this first, so `systemctl reload`
+    /// fails, with every problem, when the new file would be rejected).
+    #[arg(long = "for", value_enum, value_name = "SUBCOMMAND")]
+    pub for_role: Option<Role>,
+}
+
+/// A long-running subcommand, for `stackd check --for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Proxy,
+    Ha,
+    DemoBackend,
 }
 
 #[derive(Debug, Args)]

@@ -1,32 +1,61 @@
-//! `stackd lab` (loopback) as a child process, with what its banner says:
-//! the ports, the PIDs and the directory holding the configs it wrote.
+//! `stackd lab` as a child process, with what its banner says: the ports,
+//! the PIDs and the directory holding the configs it wrote. Loopback mode
+//! and `--netns` mode (whose stdin takes component names to stop or start).
 #![allow(clippy::disallowed_methods)] // blocking tests have no tokio clock to pause
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use stackd_testkit::{stackd_bin, Guard};
 
-/// A running loopback lab. Dropping it stops the lab (SIGTERM, then SIGKILL).
-pub struct LoopbackLab {
+/// A running lab. Dropping it stops the lab (SIGTERM, then SIGKILL), which
+/// stops everything it started.
+pub struct Lab {
     pub guard: Guard,
-    /// The banner's lines, up to the first `try: kill`.
+    /// The banner's lines, up to the one that says what to try.
     pub banner: Vec<String>,
+    stdin: Option<ChildStdin>,
 }
 
-impl LoopbackLab {
+/// The loopback lab (`stackd lab --port 0`).
+pub type LoopbackLab = Lab;
+
+impl Lab {
     /// Starts `stackd lab --port 0` and waits (up to 60 s) for its banner.
-    pub fn start() -> LoopbackLab {
-        let mut guard = Guard::spawn(
-            "stackd lab",
-            Command::new(stackd_bin())
-                .args(["lab", "--port", "0"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
+    pub fn start() -> Lab {
+        let mut cmd = Command::new(stackd_bin());
+        cmd.args(["lab", "--port", "0"]);
+        Lab::spawn(
+            Guard::spawn("stackd lab", piped(&mut cmd)),
+            false,
+            "try: kill",
+            60,
+        )
+    }
+
+    /// Starts `stackd lab --netns --port 0` (root) and waits for its banner;
+    /// [`Lab::toggle`] then stops or starts a component, as a person types.
+    pub fn netns() -> Lab {
+        let mut cmd = Command::new(stackd_bin());
+        cmd.args(["lab", "--netns", "--port", "0"]);
+        Lab::spawn(
+            Guard::spawn_interactive("stackd lab --netns", piped(&mut cmd)),
+            true,
+            "see the VIP on the MASTER",
+            90, // five namespaces, seven processes, an election
+        )
+    }
+
+    /// Reads the banner until a line containing `last`.
+    fn spawn(mut guard: Guard, keep_stdin: bool, last: &str, within_secs: u64) -> Lab {
+        let stdin = if keep_stdin {
+            guard.child().stdin.take()
+        } else {
+            None
+        };
         let Some(stdout) = guard.child().stdout.take() else {
             panic!("stackd lab has no stdout pipe");
         };
@@ -39,15 +68,19 @@ impl LoopbackLab {
             }
         });
         let mut banner = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !banner.iter().any(|l: &String| l.contains("try: kill")) {
+        let deadline = Instant::now() + Duration::from_secs(within_secs);
+        while !banner.iter().any(|l: &String| l.contains(last)) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => banner.push(line),
-                Err(_) => panic!("lab did not print its banner within 60s: {banner:#?}"),
+                Err(_) => panic!("lab did not print its banner within {within_secs}s: {banner:#?}"),
             }
         }
-        LoopbackLab { guard, banner }
+        Lab {
+            guard,
+            banner,
+            stdin,
+        }
     }
 
     /// The first banner line starting with `prefix` (after indentation).
@@ -68,6 +101,15 @@ impl LoopbackLab {
             .unwrap_or_else(|| panic!("no port in {:?}", self.line(prefix)))
     }
 
+    /// The PID on a `<what> <name> <pid> ...` line starting with `prefix`.
+    pub fn pid(&self, prefix: &str) -> u32 {
+        self.line(prefix)
+            .split_whitespace()
+            .nth(2)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {:?}", self.line(prefix)))
+    }
+
     /// The PID of the backend whose node id is `node`.
     pub fn backend_pid(&self, node: &str) -> u32 {
         self.banner
@@ -86,4 +128,16 @@ impl LoopbackLab {
                 .trim(),
         )
     }
+
+    /// `--netns` mode: stops or starts `component` (a name like `px1-ha`).
+    pub fn toggle(&mut self, component: &str) {
+        let Some(stdin) = self.stdin.as_mut() else {
+            panic!("only the --netns lab takes commands");
+        };
+        writeln!(stdin, "{component}").unwrap_or_else(|e| panic!("lab stdin: {e}"));
+    }
+}
+
+fn piped(cmd: &mut Command) -> &mut Command {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null())
 }

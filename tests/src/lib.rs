@@ -7,8 +7,11 @@
 //! - [`ha`]: px1, px2 and a client in namespaces, with `stackd ha` or
 //!   keepalived on the proxies, for the VRRP scenarios.
 //! - [`lab`]: `stackd lab` on loopback, with what its banner says.
+//! - [`poller`]: a client opening a new connection every few ms, counting
+//!   failed requests and lost sessions.
 //! - [`browser`]: headless Chromium screenshots and DOM dumps.
 
 pub mod browser;
 pub mod ha;
 pub mod lab;
+pub mod poller;

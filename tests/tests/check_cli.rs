@@ -3,22 +3,11 @@
 //! shipped config passes is in deploy_files.rs, with its secret files.)
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::process::Command;
-
-use stackd_testkit::stackd_bin;
+use stackd_testkit::process::stackd;
 
 fn check(path: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(stackd_bin())
-        .arg("check")
-        .arg("--config")
-        .arg(path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = stackd(["check".as_ref(), "--config".as_ref(), path.as_os_str()]);
+    (r.code, r.stdout, r.stderr)
 }
 
 #[test]
@@ -68,14 +57,11 @@ fn help_describes_real_options() {
         ("demo-backend", "--node-id"),
         ("lab", "--netns"),
     ] {
-        let out = Command::new(stackd_bin())
-            .args([sub, "--help"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let r = stackd([sub, "--help"]);
         assert!(
-            out.status.success() && text.contains(needle) && text.contains("--log-format"),
-            "{sub}: {text}"
+            r.code == 0 && r.stdout.contains(needle) && r.stdout.contains("--log-format"),
+            "{sub}: {}",
+            r.output()
         );
     }
 }
@@ -87,15 +73,9 @@ fn completions_cover_every_subcommand_in_each_shell() {
         ("zsh", "#compdef stackd"),
         ("fish", "complete -c stackd"),
     ] {
-        let out = Command::new(stackd_bin())
-            .args(["completions", shell])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains(marker),
-            "{shell}: {text}"
-        );
+        let r = stackd(["completions", shell]);
+        let text = &r.stdout;
+        assert!(r.code == 0 && text.contains(marker), "{shell}: {text}");
         for sub in ["proxy", "ha", "check", "status", "ctl", "lab"] {
             assert!(text.contains(sub), "{shell} completion lacks {sub}");
         }
@@ -105,16 +85,8 @@ fn completions_cover_every_subcommand_in_each_shell() {
 #[test]
 fn man_pages_are_written_for_every_subcommand_and_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(stackd_bin())
-        .arg("manpages")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let r = stackd(["manpages".as_ref(), dir.path().as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     for page in [
         "stackd.1",
         "stackd-proxy.1",

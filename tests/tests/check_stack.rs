@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stackd_testkit::stackd_bin;
+use stackd_testkit::process::stackd_in;
 
 struct Run {
     code: i32,
@@ -38,15 +38,14 @@ fn check(files: &[(&str, &str)]) -> Run {
             p
         })
         .collect();
-    let mut cmd = Command::new(stackd_bin());
-    cmd.arg("check").current_dir(dir.path());
+    let mut args = vec!["check"];
     for p in &paths {
-        cmd.arg("--config").arg(p.file_name().unwrap());
+        args.extend(["--config", p.file_name().and_then(|n| n.to_str()).unwrap()]);
     }
-    let out = cmd.output().unwrap();
+    let r = stackd_in(dir.path(), &args);
     Run {
-        code: out.status.code().unwrap_or(-1),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: r.code,
+        err: r.stderr,
     }
 }
 

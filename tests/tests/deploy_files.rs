@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use stackd_testkit::http::Browser;
+use stackd_testkit::process::stackd;
 use stackd_testkit::redis::{command, RedisProc};
 use stackd_testkit::{free_addr, stackd_bin, wait_until, Guard};
 
@@ -47,17 +48,8 @@ fn shipped(host: &str, etc: &Path, edits: &[(&str, &str)]) -> PathBuf {
 }
 
 fn check(path: &Path) -> (i32, String) {
-    let out = Command::new(stackd_bin())
-        .args(["check", "--config"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let r = stackd(["check".as_ref(), "--config".as_ref(), path.as_os_str()]);
+    (r.code, r.output())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,13 +103,7 @@ async fn shipped_redis_conf_and_be1_toml_serve_sessions_together() {
         "{}",
         r.body
     );
-    let id = r.json()["session_id"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
+    let id = stackd_testkit::http::session_base(&r.json());
 
     // In Redis, as the ACL user the backends use: the hash, with its TTL.
     let client = redis::Client::open(format!(

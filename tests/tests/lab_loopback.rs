@@ -3,17 +3,14 @@
 //! (the PID the lab printed), the status page reports it, and Ctrl-C (SIGINT)
 //! stops every process the lab started.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-#![allow(clippy::disallowed_methods)] // a blocking test has no tokio clock to pause
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use stackd_e2e::lab::LoopbackLab;
 use stackd_testkit::http::{self, Reply};
+use stackd_testkit::poll;
 use stackd_testkit::process::Signal;
-use stackd_testkit::{poll, stackd_bin, Guard};
 
 /// GET `path` on 127.0.0.1:`port`, carrying `cookie` (`name=value`).
 fn get(port: u16, path: &str, cookie: &Option<String>) -> std::io::Result<Reply> {
@@ -43,66 +40,19 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
-    let mut lab = Guard::spawn(
-        "stackd lab",
-        Command::new(stackd_bin())
-            .args(["lab", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    );
-    let stdout = lab.child().stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut banner = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !banner.iter().any(|l: &String| l.contains("try: kill")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("lab did not print its banner within 60s");
-        banner.push(line);
-    }
-    let find = |prefix: &str| -> String {
-        banner
-            .iter()
-            .find(|l| l.trim_start().starts_with(prefix))
-            .cloned()
-            .unwrap_or_else(|| panic!("no {prefix} in {banner:#?}"))
-    };
-    let port_of = |line: &str| -> u16 {
-        line.split("127.0.0.1:")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let proxy = port_of(&find("open"));
-    let status = port_of(&find("status"));
-    let pids: Vec<u32> = banner
+    let mut lab = LoopbackLab::start();
+    let (proxy, status) = (lab.port("open"), lab.port("status"));
+    let pids: Vec<u32> = ["backend", "proxy", "sessions"]
         .iter()
-        .filter(|l| {
-            l.trim_start().starts_with("backend")
-                || l.trim_start().starts_with("proxy")
-                || l.trim_start().starts_with("sessions")
+        .flat_map(|what| {
+            lab.banner
+                .iter()
+                .filter(move |l| l.trim_start().starts_with(what))
+                .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
         })
-        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
         .collect();
-    assert_eq!(pids.len(), 4, "proxy, 2 backends, redis: {banner:#?}");
-    let victim: u32 = find("try: kill")
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert_eq!(pids.len(), 4, "proxy, 2 backends, redis: {:#?}", lab.banner);
+    let victim = lab.pid("try: kill");
 
     let mut cookie = None;
     let mut nodes = std::collections::BTreeSet::new();
@@ -153,9 +103,9 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
     );
 
     // Ctrl-C, as a user stops it.
-    lab.signal(Signal::SIGINT);
+    lab.guard.signal(Signal::SIGINT);
     assert!(
-        lab.wait_exit(Duration::from_secs(15)).is_some(),
+        lab.guard.wait_exit(Duration::from_secs(15)).is_some(),
         "lab did not stop on SIGINT"
     );
     poll(Duration::from_secs(2), || pids.iter().all(|p| !alive(*p)));

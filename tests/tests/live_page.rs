@@ -6,17 +6,14 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // blocking tests: no tokio clock
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stackd_e2e::browser::{assert_picture, capture};
-use stackd_e2e::lab::LoopbackLab;
+use stackd_e2e::lab::{Lab, LoopbackLab};
 use stackd_testkit::process::Signal;
-use stackd_testkit::{http, require_root, stackd_bin, wait_until, Guard};
+use stackd_testkit::{http, require_root, wait_until};
 
 fn shots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
@@ -66,80 +63,13 @@ fn loopback_lab_page_charts_requests_and_errors_per_backend() {
     assert!(dom.contains("Try"), "lab controls are shown in the lab");
 }
 
-/// The namespaces lab with its stdin, to stop and start components as a person would.
-struct NetnsLab {
-    guard: Guard,
-    stdin: std::process::ChildStdin,
-    banner: Vec<String>,
-}
-
-impl NetnsLab {
-    fn start() -> NetnsLab {
-        let mut guard = Guard::spawn_interactive(
-            "stackd lab --netns",
-            Command::new(stackd_bin())
-                .args(["lab", "--netns", "--port", "0"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        let stdin = guard.child().stdin.take().unwrap();
-        let stdout = guard.child().stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining after the banner: the lab prints as it goes, and
-            // a closed pipe would make its next println! fail.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut banner: Vec<String> = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !banner
-            .iter()
-            .any(|l| l.contains("see the VIP on the MASTER"))
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            banner.push(
-                rx.recv_timeout(left)
-                    .unwrap_or_else(|_| panic!("no banner: {banner:#?}")),
-            );
-        }
-        NetnsLab {
-            guard,
-            stdin,
-            banner,
-        }
-    }
-
-    fn status_port(&self) -> u16 {
-        let l = self
-            .banner
-            .iter()
-            .find(|l| l.trim_start().starts_with("status"))
-            .unwrap();
-        l.split("127.0.0.1:")
-            .nth(1)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    /// The client namespace's name (from the `client ip netns exec NS ...` line).
-    fn client_ns(&self) -> String {
-        let l = self
-            .banner
-            .iter()
-            .find(|l| l.trim_start().starts_with("client"))
-            .unwrap();
-        l.split_whitespace().nth(4).unwrap().to_owned()
-    }
-
-    fn toggle(&mut self, component: &str) {
-        writeln!(self.stdin, "{component}").unwrap();
-    }
+/// The client namespace's name (from the `client ip netns exec NS ...` line).
+fn client_ns(lab: &Lab) -> String {
+    lab.line("client")
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .to_owned()
 }
 
 fn failovers(port: u16) -> usize {
@@ -151,8 +81,8 @@ fn failovers(port: u16) -> usize {
 #[test]
 fn netns_lab_page_shows_who_held_the_vip_and_the_gap_the_client_saw() {
     require_root();
-    let mut lab = NetnsLab::start();
-    let port = lab.status_port();
+    let mut lab = Lab::netns();
+    let port = lab.port("status");
     wait_until(
         "px1 holding the VIP on the page",
         Duration::from_secs(20),
@@ -196,7 +126,7 @@ fn netns_lab_page_shows_who_held_the_vip_and_the_gap_the_client_saw() {
     assert!(dom.contains("gap the client saw"), "failover table");
 
     // The same page without the lab's controls, on both admin listeners of px1.
-    let cl = lab.client_ns();
+    let cl = client_ns(&lab);
     let png = shots().join("admin-ha.png");
     let dom = capture("http://192.0.2.133:9091/", &png, Some(&cl));
     assert_picture(&png, 15_000);

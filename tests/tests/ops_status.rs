@@ -4,24 +4,20 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use stackd_e2e::lab::LoopbackLab;
+use stackd_testkit::poll;
+use stackd_testkit::process::stackd;
 use stackd_testkit::process::Signal;
-use stackd_testkit::{poll, stackd_bin};
 
 fn status(config: &Path, json: bool) -> (i32, String) {
-    let mut cmd = Command::new(stackd_bin());
-    cmd.arg("status").arg("--config").arg(config);
+    let mut args = vec!["status".as_ref(), "--config".as_ref(), config.as_os_str()];
     if json {
-        cmd.arg("--json");
+        args.push("--json".as_ref());
     }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let r = stackd(args);
+    (r.code, r.stdout)
 }
 
 #[test]
@@ -76,12 +72,11 @@ fn status_says_which_listener_does_not_answer() {
         "{text}"
     );
     std::fs::write(&cfg, "[proxy]\nlisten = [\"127.0.0.1:1\"]\n").unwrap();
-    let out = Command::new(stackd_bin())
-        .arg("status")
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no admin listener to ask"));
+    let r = stackd(["status".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    assert_eq!(r.code, 64, "{}", r.output());
+    assert!(
+        r.stderr.contains("no admin listener to ask"),
+        "{}",
+        r.stderr
+    );
 }

@@ -102,6 +102,7 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
     let mut wanted = vec![
         "/usr/bin/stackd",
         "/lib/systemd/system/stackd-proxy.service",
+        "/lib/systemd/system/stackd-proxy.socket",
         "/lib/systemd/system/stackd-ha.service",
         "/lib/systemd/system/stackd-demo-backend.service",
         "/usr/share/man/man1/stackd.1.gz",
@@ -149,6 +150,7 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
         "/etc/stackd/notify.sh",
         "/etc/stackd/examples/px1.toml",
         "/etc/stackd/examples/be2.toml",
+        "/etc/logrotate.d/stackd",
     ] {
         assert!(
             conffiles.lines().any(|l| l == c),

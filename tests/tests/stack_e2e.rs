@@ -120,15 +120,7 @@ fn sessions_stay_continuous_while_requests_alternate_between_backends() {
         let v = session(&s, &mut cookie).unwrap();
         assert_eq!(v["visits"], i, "{v}");
         nodes.insert(v["node"].as_str().unwrap().to_owned());
-        ids.insert(
-            v["session_id"]
-                .as_str()
-                .unwrap()
-                .split('.')
-                .next()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.insert(stackd_testkit::http::session_base(&v));
     }
     println!("story 1: 10 requests through the VIP, nodes {nodes:?}, one session {ids:?}");
     assert_eq!(nodes.len(), 2, "round robin must reach both backends");

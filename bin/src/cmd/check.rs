@@ -59,3 +59,49 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// `stackd check --for ROLE`: the file as that subcommand loads it on
+/// SIGHUP; exit 64 with every problem when it would be rejected.
+pub fn run_for(paths: &[PathBuf], role: crate::cli::Role) -> ExitCode {
+    use crate::cli::Role;
+    let [path] = paths else {
+        eprintln!("stackd check --for takes one file");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let outcome: Result<(), String> = match role {
+        Role::Proxy => crate::load_proxy(path)
+            .map_err(|e| e.to_string())
+            .and_then(|(p, _)| {
+                stackd_proxy::check_tls(&p.tls)
+                    .map_err(|e| format!("{}: {}", path.display(), e.kind))
+            }),
+        Role::Ha => crate::load_ha(path).map(drop).map_err(|e| format!("{e:#}")),
+        Role::DemoBackend => {
+            let section = stackd_common::config::Section::DemoBackend;
+            crate::load_for(path, section)
+                .and_then(|l| {
+                    stackd_common::Config::require(path, section, l.config.demo_backend.as_ref())
+                        .map(drop)
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            println!("{}: ok for stackd {}", path.display(), role_name(role));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+fn role_name(role: crate::cli::Role) -> &'static str {
+    match role {
+        crate::cli::Role::Proxy => "proxy",
+        crate::cli::Role::Ha => "ha",
+        crate::cli::Role::DemoBackend => "demo-backend",
+    }
+}

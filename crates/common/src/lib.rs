@@ -7,7 +7,9 @@
 //!   file:line:column problems.
 //! - [`error`]: the config error type, [`ConfigError`].
 //! - [`telemetry`]: `tracing` subscriber setup (human or JSON).
-//! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`, SIGHUP as a stream.
+//! - [`shutdown`]: SIGTERM/SIGINT as a `CancellationToken`; SIGHUP, SIGUSR1, SIGUSR2 as streams.
+//! - [`systemd`]: sd_notify (ready, reloading, stopping, watchdog) and LISTEN_FDS.
+//! - [`upgrade`]: start a successor with our listening sockets (SIGUSR2).
 //! - [`admin`]: `/healthz`, `/status`, `/metrics` and extra pages.
 //! - [`live`]: the live page served at `/` of every admin listener and by the lab.
 //! - [`logfile`]: an append-only log file reopened on SIGUSR1 (logrotate).
@@ -23,7 +25,9 @@ pub mod live;
 pub mod logfile;
 pub mod metrics;
 pub mod shutdown;
+pub mod systemd;
 pub mod telemetry;
+pub mod upgrade;
 
 pub use config::Config;
 pub use error::ConfigError;

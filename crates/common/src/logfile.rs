@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, LineWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// An append-only text file of whole lines, reopened on request.
 #[derive(Debug)]
@@ -15,6 +15,29 @@ pub struct LogFile {
     path: PathBuf,
     out: Mutex<LineWriter<File>>,
     failed: AtomicU64,
+}
+
+/// Every file opened with [`LogFile::shared`], for [`reopen_all`].
+static SHARED: Mutex<Vec<Weak<LogFile>>> = Mutex::new(Vec::new());
+
+fn shared_files() -> MutexGuard<'static, Vec<Weak<LogFile>>> {
+    SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reopens every file opened with [`LogFile::shared`] that is still in use
+/// (on SIGUSR1); returns the ones that could not be reopened, which keep
+/// writing to their old file.
+pub fn reopen_all() -> Vec<(PathBuf, io::Error)> {
+    let live: Vec<Arc<LogFile>> = {
+        let mut files = shared_files();
+        files.retain(|w| w.strong_count() > 0);
+        files.iter().filter_map(Weak::upgrade).collect()
+    };
+    live.iter()
+        .filter_map(|f| f.reopen().err().map(|e| (f.path.clone(), e)))
+        .collect()
 }
 
 fn open(path: &Path) -> io::Result<File> {
@@ -29,6 +52,24 @@ impl LogFile {
             out: Mutex::new(LineWriter::new(open(path)?)),
             failed: AtomicU64::new(0),
         })
+    }
+
+    /// The one `LogFile` of `path` in this process, opened if needed: a
+    /// config reload that keeps the path keeps the file, and [`reopen_all`]
+    /// reaches it.
+    pub fn shared(path: &Path) -> io::Result<Arc<LogFile>> {
+        let mut files = shared_files();
+        files.retain(|w| w.strong_count() > 0);
+        if let Some(f) = files
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|f| f.path == path)
+        {
+            return Ok(f);
+        }
+        let f = Arc::new(LogFile::open(path)?);
+        files.push(Arc::downgrade(&f));
+        Ok(f)
     }
 
     pub fn path(&self) -> &Path {
@@ -106,5 +147,24 @@ mod tests {
             std::fs::read_to_string(dir.path().join("gone/access.log")).unwrap(),
             "kept\n"
         );
+    }
+
+    #[test]
+    fn shared_files_are_one_per_path_and_all_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.log");
+        let a = LogFile::shared(&path).unwrap();
+        let b = LogFile::shared(&path).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "one file per path");
+        a.write_line("before");
+        std::fs::rename(&path, dir.path().join("shared.log.1")).unwrap();
+        let failed = reopen_all();
+        assert!(failed.iter().all(|(p, _)| p != &path), "{failed:?}");
+        b.write_line("after");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        drop((a, b));
+        let again = LogFile::shared(&path).unwrap();
+        again.write_line("reopened by a new owner");
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("owner\n"));
     }
 }

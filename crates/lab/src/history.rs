@@ -137,17 +137,24 @@ impl Timeline {
     }
 
     /// The page's view: segments, outages (an open one up to `now_ms`), and
-    /// failovers: each change of holder with the gap of the outage around it.
+    /// failovers: each change from one holder to another (a moment with no
+    /// holder, or two, in between is part of it) with the gap of the outage
+    /// around it.
     pub fn to_json(&self, now_ms: u64) -> Value {
         let mut outages: Vec<(u64, u64, bool)> =
             self.outages.iter().map(|&(a, b)| (a, b, false)).collect();
         if self.failing_since.is_some() {
             outages.push((self.last_ok_ms.unwrap_or(now_ms), now_ms, true));
         }
-        let failovers: Vec<Value> = self
+        let held: Vec<&(String, u64, u64)> = self
             .segments
             .iter()
-            .zip(self.segments.iter().skip(1))
+            .filter(|(h, _, _)| h != "none")
+            .collect();
+        let failovers: Vec<Value> = held
+            .iter()
+            .zip(held.iter().skip(1))
+            .filter(|((from, _, _), (to, _, _))| from != to)
             .map(|((from, _, _), (to, at, _))| {
                 // The outage the client saw around this change: the holder is
                 // sampled once a second, so the switch happened up to ~1 s before.
@@ -238,5 +245,31 @@ mod tests {
             j["outages"][1],
             json!({"from_ms": 1450, "to_ms": 4000, "open": true})
         );
+    }
+
+    #[test]
+    fn a_moment_without_a_holder_is_part_of_one_failover() {
+        let mut t = Timeline::default();
+        t.holder(0, Some("px1"));
+        t.holder(1_000, None); // released, the peer not yet master
+        t.holder(1_300, Some("px2"));
+        t.holder(2_000, None); // both hold it during a hand-over
+        t.holder(2_500, Some("px2"));
+        t.holder(3_000, Some("px1"));
+        let j = t.to_json(3_000);
+        assert_eq!(j["segments"].as_array().unwrap().len(), 6);
+        let moves: Vec<(&str, &str, u64)> = j["failovers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["from"].as_str().unwrap(),
+                    f["to"].as_str().unwrap(),
+                    f["at_ms"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(moves, [("px1", "px2", 1_300), ("px2", "px1", 3_000)]);
     }
 }

@@ -6,29 +6,29 @@
 //! wires them together, watches them, and stops what it started.
 //!
 //! # Layout
-//! - [`netns_lab`]: `--netns` mode: the five hosts with VRRP failover.
-//! - [`local`]: loopback mode: Redis, two demo backends, the proxy.
+//! - `netns_lab`: `--netns` mode: the five hosts with VRRP failover.
+//! - `local`: loopback mode: Redis, two demo backends, the proxy.
 //! - [`five_hosts`]: the SPEC.md topology in network namespaces (for `--netns` and tests).
-//! - [`backends`]: the demo backends as processes, or in-process on a memory store.
-//! - [`procs`]: child processes by PID, logs in the lab directory, stop on exit.
-//! - [`redis`]: a throwaway `redis-server` on a free port.
-//! - [`probe`]: bounded HTTP GET / Redis PING used for readiness and status.
-//! - [`page`]: the live page (the shared one from `stackd_common::live`) and its data.
-//! - [`history`]: rates per backend and the VIP timeline the page draws.
-//! - [`client_probe`]: the client's view of a failover, from inside its namespace.
-//! - [`proxy_toml`]: the `[proxy]` table both lab modes run.
+//! - `backends`: the demo backends as processes, or in-process on a memory store.
+//! - `procs`: child processes by PID, logs in the lab directory, stop on exit.
+//! - `redis`: a throwaway `redis-server` on a free port.
+//! - `probe`: bounded HTTP GET / Redis PING used for readiness and status.
+//! - `page`: the live page (the shared one from `stackd_common::live`) and its data.
+//! - `history`: rates per backend and the VIP timeline the page draws.
+//! - `client_probe`: the client's view of a failover, from inside its namespace.
+//! - `proxy_toml`: the `[proxy]` table both lab modes run.
 
-pub mod backends;
-pub mod client_probe;
+mod backends;
+mod client_probe;
 pub mod five_hosts;
-pub mod history;
-pub mod local;
-pub mod netns_lab;
-pub mod page;
-pub mod probe;
-pub mod procs;
-pub mod proxy_toml;
-pub mod redis;
+mod history;
+mod local;
+mod netns_lab;
+mod page;
+mod probe;
+mod procs;
+mod proxy_toml;
+mod redis;
 
 use std::path::PathBuf;
 

@@ -199,6 +199,9 @@ async fn toggle(stack: &Shared, name: String) {
 fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Option<&'static str>) {
     let mut vip = Vec::new();
     let mut proxy_status = Value::Null;
+    // Who serves the VIP: the host that has it, or, while a planned
+    // hand-over keeps it on both for a second, the one that is MASTER.
+    let mut holders: Vec<(&'static str, bool)> = Vec::new();
     // Both proxies' counters: the chart shows what each backend served,
     // whichever proxy held the VIP.
     let mut every_proxy = Vec::new();
@@ -216,6 +219,9 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Optio
             } else {
                 "stopped"
             });
+        if s.has_vip(host) {
+            holders.push((host, state == "MASTER"));
+        }
         vip.push(json!({
             "host": format!("{host} {}", addr_of(host)),
             "state": state,
@@ -261,5 +267,13 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Optio
             format!("kill -9 {}   (proxy on px1: tracked check fails)", pid(s, "px1-proxy")),
         ],
     });
-    (view, total, s.vip_holder())
+    (view, total, vip_holder(&holders))
+}
+
+/// The host serving the VIP, from (host that has it, its ha says MASTER).
+fn vip_holder(holders: &[(&'static str, bool)]) -> Option<&'static str> {
+    match holders {
+        [(one, _)] => Some(one),
+        both => both.iter().find(|(_, master)| *master).map(|(h, _)| *h),
+    }
 }

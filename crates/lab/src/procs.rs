@@ -3,7 +3,7 @@
 //! (SIGTERM, then SIGKILL after a grace period) when the lab ends, also when
 //! the lab itself fails (`kill_on_drop`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,7 +21,6 @@ pub const GRACE: Duration = Duration::from_secs(5);
 pub struct Proc {
     pub name: String,
     pub pid: u32,
-    pub log: PathBuf,
     child: Child,
 }
 
@@ -59,7 +58,6 @@ impl Procs {
         self.list.push(Proc {
             name: name.to_owned(),
             pid,
-            log,
             child,
         });
         Ok(pid)

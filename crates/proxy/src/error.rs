@@ -88,6 +88,11 @@ pub enum ErrorKind {
     Bind { addr: SocketAddr, error: io::Error },
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error("cannot open the access log {path}: {error}")]
+    AccessLog {
+        path: std::path::PathBuf,
+        error: io::Error,
+    },
     #[error("no route matches this host and path")]
     NoRoute,
     #[error("no server is up in this upstream")]
@@ -179,7 +184,9 @@ impl ProxyError {
             ErrorKind::ClientGone => {
                 StatusCode::from_u16(CLIENT_CLOSED).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            ErrorKind::Bind { .. } | ErrorKind::Tls(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Bind { .. } | ErrorKind::Tls(_) | ErrorKind::AccessLog { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -206,7 +213,9 @@ impl ProxyError {
             ErrorKind::BodyTooLarge => "413 Payload Too Large: body over client_max_body_size\n",
             ErrorKind::ClientTimeout => "408 Request Timeout\n",
             ErrorKind::BadBody | ErrorKind::ClientGone => "400 Bad Request\n",
-            ErrorKind::Bind { .. } | ErrorKind::Tls(_) => "500 Internal Server Error\n",
+            ErrorKind::Bind { .. } | ErrorKind::Tls(_) | ErrorKind::AccessLog { .. } => {
+                "500 Internal Server Error\n"
+            }
         }
     }
 }

@@ -9,9 +9,11 @@
 //! `observe` (counters and the access log).
 //!
 //! # API
-//! [`run`] binds the configured listeners and serves; [`serve`] takes
-//! listeners bound by the caller ([`Bound`]): tests on `127.0.0.1:0`, and
-//! sockets handed over by systemd or a binary upgrade. [`check_tls`] is
+//! [`run`] binds the configured listeners and serves; [`run_with`] also
+//! takes the process's [`Control`]: inherited sockets (systemd socket
+//! activation, a binary upgrade), SIGUSR2 upgrades and the VIPs a drain
+//! waits for. [`serve`] takes listeners bound by the caller ([`Bound`]):
+//! tests on `127.0.0.1:0`. [`check_tls`] is
 //! the certificate loader for `stackd check`. Errors are [`ProxyError`]s.
 //!
 //! # Layout
@@ -42,7 +44,7 @@ pub(crate) mod upstream;
 pub(crate) mod worker;
 
 pub use error::{BadResponse, ErrorKind, ProxyError, Side};
-pub use listen::{serve, Bound};
+pub use listen::{serve, Bound, Control};
 
 /// Loads `[[proxy.tls]]` certificates as the proxy would at start, so that
 /// `stackd check` and the proxy agree on what loads.
@@ -50,7 +52,7 @@ pub fn check_tls(certs: &[stackd_common::config::proxy::TlsCert]) -> Result<(), 
     snapshot::tls::server_config(certs).map(drop)
 }
 
-use listen::bind;
+use listen::handover::Inherited;
 use stackd_common::config::ProxyConfig;
 use stackd_common::CancellationToken;
 use tokio::sync::mpsc;
@@ -64,21 +66,37 @@ pub async fn run(
     reloads: mpsc::Receiver<ProxyConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
+    run_with(cfg, reloads, Control::new(shutdown)).await
+}
+
+/// [`run`] as `control` says: inherited sockets are used instead of
+/// binding their addresses; SIGTERM demotes then drains; SIGUSR2 hands
+/// every listening socket to a new process (see [`Control`]).
+pub async fn run_with(
+    cfg: ProxyConfig,
+    reloads: mpsc::Receiver<ProxyConfig>,
+    mut control: Control,
+) -> Result<(), ProxyError> {
     let workers = cfg.worker_count();
     worker::set_count(workers);
+    let mut inherited = Inherited::new(std::mem::take(&mut control.inherited));
     let admin = match cfg.admin {
-        Some(a) => Some(bind(a).await?),
+        Some(a) => inherited.take_or_bind(a).await?.into_iter().next(),
         None => None,
     };
     if workers > 0 {
-        return listen::workers::serve_workers(cfg, workers, admin, reloads, shutdown).await;
+        return listen::workers::serve_workers(cfg, workers, admin, reloads, control, inherited)
+            .await;
     }
     let mut listeners = Vec::with_capacity(cfg.listen.len());
     for l in &cfg.listen {
-        listeners.push(Bound {
-            listener: bind(l.addr()).await?,
-            tls: l.tls(),
-        });
+        for listener in inherited.take_or_bind(l.addr()).await? {
+            listeners.push(Bound {
+                listener,
+                tls: l.tls(),
+            });
+        }
     }
-    serve(listeners, admin, cfg, reloads, shutdown).await
+    inherited.close_rest();
+    listen::serve_with(listeners, admin, cfg, reloads, control).await
 }

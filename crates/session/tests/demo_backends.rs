@@ -7,24 +7,13 @@ mod support;
 use std::time::Duration;
 
 use redis::Commands;
-use stackd_testkit::http::Browser;
+use stackd_testkit::http::{session_base as base, Browser};
 use stackd_testkit::redis::RedisProc;
 use support::backend::{config, Backend};
 use tokio::time::Instant;
 
 const TTL: Duration = Duration::from_secs(1800);
 const TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The id part of a `<id>.<node>` session id.
-fn base(v: &serde_json::Value) -> String {
-    v["session_id"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alternating_backends_share_session_login_and_survive_a_backend_loss() {

@@ -81,13 +81,7 @@ async fn a_thousand_anonymous_requests_leave_no_long_lived_keys() {
         1,
         "only the browser's session lives long: {long:?}"
     );
-    let sid = first["session_id"]
-        .as_str()
-        .unwrap()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
+    let sid = stackd_testkit::http::session_base(&first);
     assert!(
         long[0].0.ends_with(&sid),
         "{long:?} is not the browser's {sid}"

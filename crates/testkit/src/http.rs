@@ -89,6 +89,14 @@ impl Reply {
     }
 }
 
+/// The id part of the demo backend's `<id>.<node>` session id, from the
+/// JSON of `/session` or `/login` (the node suffix changes on failover, the
+/// id must not).
+pub fn session_base(v: &serde_json::Value) -> String {
+    let id = v["session_id"].as_str().unwrap_or_default();
+    id.split('.').next().unwrap_or(id).to_owned()
+}
+
 /// Parses one response at the start of `buf`. Interim `1xx` answers other
 /// than `101` are skipped. A body without `Content-Length` or chunking runs
 /// to the end of the stream, so it is only complete when `at_eof`.

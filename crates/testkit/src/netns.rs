@@ -233,6 +233,14 @@ impl Drop for Lab {
     }
 }
 
+/// Moves the calling thread (only it) into network namespace `ns`, as
+/// `ip netns` names it: a client thread then talks from inside a lab host
+/// with plain sockets, at its own pace, without a process per request.
+pub fn enter_thread(ns: &str) -> io::Result<()> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}"))?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
 /// Kills whatever still runs inside `ns` (a test's grandchildren).
 fn kill_namespace_pids(ns: &str) {
     if let Ok(out) = ip(&["netns", "pids", ns]) {
@@ -282,6 +290,16 @@ mod tests {
         lab.add_host("b", "192.0.2.2/24").expect("b");
         assert!(lab.reachable("a", "192.0.2.2"));
         assert!(!lab.reachable("a", "192.0.2.3"), "nobody has .3");
+        let ns = lab.ns("a");
+        let seen = std::thread::spawn(move || {
+            enter_thread(&ns).expect("enter");
+            std::net::UdpSocket::bind("192.0.2.1:0").is_ok()
+        });
+        assert!(seen.join().expect("thread"), "the thread sees a's address");
+        assert!(
+            std::net::UdpSocket::bind("192.0.2.1:0").is_err(),
+            "we do not"
+        );
         let pid = lab
             .spawn(lab.command("b", &["sleep", "30"]))
             .expect("spawn");

@@ -155,6 +155,52 @@ pub fn signal(pid: u32, sig: Signal) {
         .unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
 }
 
+/// What a command that ran to its end printed, and how it exited.
+#[derive(Clone, Debug)]
+pub struct Ran {
+    /// The exit code; -1 when a signal ended it.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// stdout then stderr, for assertions that do not care which.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `stackd ARGS...` to its end (`stackd check`, `status`, `ctl`).
+pub fn stackd<I, S>(args: I) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    ran(Command::new(stackd_bin()).args(args))
+}
+
+/// [`stackd`] run in `dir`, for arguments relative to it.
+pub fn stackd_in<I, S>(dir: &Path, args: I) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    ran(Command::new(stackd_bin()).args(args).current_dir(dir))
+}
+
+fn ran(cmd: &mut Command) -> Ran {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", stackd_bin().display()));
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Whether this process runs as root (namespaces and raw sockets need it).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()

@@ -127,9 +127,13 @@ impl PacketSocket {
     }
 }
 
+/// The frames of one burst; replaced whole when the VIPs change (SIGHUP).
+type Frames = Arc<std::sync::Mutex<Arc<Vec<Vec<u8>>>>>;
+
 /// Sends GARP bursts on its own task; asking never waits.
 pub(crate) struct Announcer {
     bursts: mpsc::Sender<u32>,
+    frames: Frames,
 }
 
 // === impl Announcer ===
@@ -141,10 +145,15 @@ impl Announcer {
         // request while both slots are taken would send the same frames.
         let (bursts, mut rx) = mpsc::channel::<u32>(1);
         let sock = Arc::new(sock);
-        let frames = Arc::new(frames);
+        let shared: Frames = Arc::new(std::sync::Mutex::new(Arc::new(frames)));
+        let current = shared.clone();
         tokio::spawn(async move {
             while let Some(count) = rx.recv().await {
-                let (sock, frames) = (sock.clone(), frames.clone());
+                let frames = match current.lock() {
+                    Ok(g) => g.clone(),
+                    Err(p) => p.into_inner().clone(),
+                };
+                let sock = sock.clone();
                 let sent = tokio::task::spawn_blocking(move || {
                     (0..count).try_for_each(|_| sock.send(&frames))
                 })
@@ -156,7 +165,19 @@ impl Announcer {
                 }
             }
         });
-        Announcer { bursts }
+        Announcer {
+            bursts,
+            frames: shared,
+        }
+    }
+
+    /// Announces `frames` from the next burst on.
+    pub(crate) fn set_frames(&self, frames: Vec<Vec<u8>>) {
+        let mut g = match self.frames.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = Arc::new(frames);
     }
 
     /// Queues a burst of `count` rounds; dropped if one is already queued.

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! run ─┬─ admin server (/healthz /status /metrics)
+//!      ├─ SIGHUP reloads, SIGUSR1 dumps, systemd watchdog   (daemon.rs)
 //!      └─ per instance: Driver::run ◄── probe tasks (one per track entry)
 //!                         ├─► announcer task (GARP bursts, off the loop)
 //!                         └─► notifier task (coalesced notify/webhook/mail)
@@ -24,6 +25,8 @@ pub mod garp;
 pub mod packet;
 /// The RFC 5798 §6 state machine: events in, actions out.
 pub mod state;
+/// Fall/rise hysteresis, "draining", and effective priority.
+pub mod track;
 /// RFC receive checks; every reject has a metric label.
 pub mod validate;
 
@@ -45,23 +48,19 @@ pub mod status;
 mod ip;
 /// Skew_Time and Master_Down_Interval.
 mod timers;
-/// Fall/rise hysteresis and effective priority.
-mod track;
 
 // --- Linux edges, private.
 mod child;
+/// Instances started, reloaded, dumped and watched (systemd watchdog).
+mod daemon;
 mod iface;
 mod netlink;
 mod probe;
 mod setup;
 mod socket6;
 
-use std::sync::Arc;
-
-use prometheus_client::registry::Registry;
-use stackd_common::admin::Admin;
+pub use daemon::Inputs;
 pub use stackd_common::config::ha::HaSpec;
-use stackd_common::http_client::HttpClient;
 use stackd_common::CancellationToken;
 
 /// Why `stackd ha` could not run.
@@ -88,36 +87,20 @@ pub enum HaError {
 /// priority-0 advert, every VIP is removed and each STOP notification is
 /// delivered before this returns.
 pub async fn run(spec: HaSpec, shutdown: CancellationToken) -> Result<(), HaError> {
-    let metrics = status::Metrics::default();
-    let mut registry = Registry::default();
-    metrics.register(&mut registry);
+    let (_reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+    let (_dump_tx, dumps) = tokio::sync::mpsc::channel(1);
+    run_with(
+        spec,
+        Inputs {
+            shutdown,
+            reloads,
+            dumps,
+        },
+    )
+    .await
+}
 
-    // One pool for every tracking check and webhook of this daemon.
-    let http = HttpClient::new("stackd-ha");
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut statuses = Vec::new();
-    for inst in &spec.instances {
-        let built = setup::instance(inst, spec.email.clone(), metrics.clone(), &http, &shutdown)?;
-        statuses.push(built.driver.status());
-        let stop = shutdown.child_token();
-        tasks.spawn(built.driver.run(built.samples, stop));
-    }
-
-    if let Some(addr) = spec.admin {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| HaError::Admin { addr, source })?;
-        let all = statuses.clone();
-        let admin = Admin::new(Arc::new(registry)).status(move || status::render(&all));
-        tokio::spawn(admin.serve(listener, shutdown.child_token()));
-        tracing::info!(%addr, "ha admin listening");
-    }
-
-    let mut first_err = None;
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            first_err.get_or_insert(HaError::Task(e.to_string()));
-        }
-    }
-    first_err.map_or(Ok(()), Err)
+/// [`run`] with SIGHUP reloads and SIGUSR1 dumps ([`Inputs`]).
+pub async fn run_with(spec: HaSpec, inputs: Inputs) -> Result<(), HaError> {
+    daemon::run_with(spec, inputs).await
 }

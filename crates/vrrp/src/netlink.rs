@@ -50,7 +50,38 @@ impl Vips {
 
     /// Adds every VIP; an address already present is fine.
     pub async fn add(&self) -> io::Result<()> {
-        for v in &self.vips {
+        self.add_list(&self.vips).await
+    }
+
+    pub async fn del(&self) -> io::Result<()> {
+        self.del_list(&self.vips).await
+    }
+
+    /// A SIGHUP's new list. When the addresses are configured now (`held`),
+    /// the new ones are added and the gone ones removed; those in both
+    /// lists are not touched, so they never leave the interface.
+    pub async fn replace(&mut self, vips: Vec<IpNet>, held: bool) -> io::Result<()> {
+        let old = std::mem::replace(&mut self.vips, vips);
+        if held {
+            let added: Vec<IpNet> = self
+                .vips
+                .iter()
+                .filter(|v| !old.contains(v))
+                .copied()
+                .collect();
+            let gone: Vec<IpNet> = old
+                .iter()
+                .filter(|v| !self.vips.contains(v))
+                .copied()
+                .collect();
+            self.add_list(&added).await?;
+            self.del_list(&gone).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_list(&self, list: &[IpNet]) -> io::Result<()> {
+        for v in list {
             let mut req = self
                 .handle
                 .address()
@@ -75,8 +106,8 @@ impl Vips {
     }
 
     /// Removes every VIP that is present on the interface.
-    pub async fn del(&self) -> io::Result<()> {
-        for v in &self.vips {
+    async fn del_list(&self, list: &[IpNet]) -> io::Result<()> {
+        for v in list {
             let mut found = self
                 .handle
                 .address()

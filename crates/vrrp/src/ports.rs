@@ -8,6 +8,7 @@ use std::io;
 use std::net::IpAddr;
 
 use futures::future::BoxFuture;
+use ipnet::IpNet;
 
 use crate::garp::Announcer;
 use crate::netlink::Vips;
@@ -26,6 +27,10 @@ pub trait Ports: Send + Sync + 'static {
     /// Queues `count` gratuitous ARPs / NAs for every VIP. Returns at once:
     /// the frames go out off the event loop, failures are logged there.
     fn announce(&self, count: u32);
+    /// A reloaded VIP list. `held`: the VIPs are on the interface now, so
+    /// the new ones are added and the gone ones removed; the ones in both
+    /// lists stay untouched.
+    fn set_vips(&mut self, vips: Vec<IpNet>, held: bool) -> BoxFuture<'_, io::Result<()>>;
 }
 
 /// The real thing.
@@ -33,6 +38,8 @@ pub(crate) struct LinuxPorts {
     pub(crate) garp: Announcer,
     pub(crate) sock: VrrpSocket,
     pub(crate) vips: Vips,
+    /// The interface's MAC, for the gratuitous ARP frames.
+    pub(crate) mac: crate::garp::Mac,
 }
 
 // === impl LinuxPorts ===
@@ -66,5 +73,11 @@ impl Ports for LinuxPorts {
 
     fn announce(&self, count: u32) {
         self.garp.burst(count);
+    }
+
+    fn set_vips(&mut self, vips: Vec<IpNet>, held: bool) -> BoxFuture<'_, io::Result<()>> {
+        let addrs: Vec<IpAddr> = vips.iter().map(IpNet::addr).collect();
+        self.garp.set_frames(crate::garp::frames(self.mac, &addrs));
+        Box::pin(self.vips.replace(vips, held))
     }
 }

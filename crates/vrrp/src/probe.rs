@@ -5,25 +5,35 @@
 use stackd_common::config::ha::{Check, TrackSpec};
 use stackd_common::http_client::HttpClient;
 use tokio::sync::mpsc;
+
+pub use crate::track::Probe;
 use tokio_util::sync::CancellationToken;
 
-/// One probe result: (index of the track entry, ok).
-pub type Sample = (usize, bool);
+/// One probe result: (index of the track entry, what it saw).
+pub type Sample = (usize, Probe);
 
 /// Runs one probe of `t`; a probe slower than `t.timeout` failed.
-pub async fn probe(http: &HttpClient, t: &TrackSpec) -> bool {
+///
+/// An HTTP check answered 503 with a body starting "draining" (what
+/// `stackd proxy` says between SIGTERM and closing its listeners) is
+/// [`Probe::Draining`]: a planned stop, acted on at once.
+pub async fn probe(http: &HttpClient, t: &TrackSpec) -> Probe {
+    let up = |ok: bool| if ok { Probe::Up } else { Probe::Down };
     let work = async {
         match &t.check {
-            Check::Http(url) => http
-                .get(url, t.timeout)
-                .await
-                .is_ok_and(|r| r.status.is_success()),
-            Check::Process(name) => process_running(name),
-            Check::Script(cmd) => script_ok(cmd).await,
-            Check::Interface(ifname) => crate::iface::link_up(ifname),
+            Check::Http(url) => match http.get(url, t.timeout).await {
+                Ok(r) if r.status.is_success() => Probe::Up,
+                Ok(r) if r.status == 503 && r.body.starts_with(b"draining") => Probe::Draining,
+                _ => Probe::Down,
+            },
+            Check::Process(name) => up(process_running(name)),
+            Check::Script(cmd) => up(script_ok(cmd).await),
+            Check::Interface(ifname) => up(crate::iface::link_up(ifname)),
         }
     };
-    tokio::time::timeout(t.timeout, work).await.unwrap_or(false)
+    tokio::time::timeout(t.timeout, work)
+        .await
+        .unwrap_or(Probe::Down)
 }
 
 /// A process whose `/proc/PID/comm` is `name` exists.
@@ -103,30 +113,34 @@ mod tests {
 
     #[tokio::test]
     async fn script_exit_code_and_timeout() {
-        assert!(probe(&http(), &track(Check::Script("exit 0".into()))).await);
-        assert!(!probe(&http(), &track(Check::Script("exit 3".into()))).await);
+        assert_eq!(
+            probe(&http(), &track(Check::Script("exit 0".into()))).await,
+            Probe::Up
+        );
+        assert_eq!(
+            probe(&http(), &track(Check::Script("exit 3".into()))).await,
+            Probe::Down
+        );
         let slow = TrackSpec {
             timeout: Duration::from_millis(100),
             ..track(Check::Script("sleep 5".into()))
         };
         let t0 = tokio::time::Instant::now();
-        assert!(!probe(&http(), &slow).await);
+        assert_eq!(probe(&http(), &slow).await, Probe::Down);
         assert!(t0.elapsed() < Duration::from_secs(3));
     }
 
     #[tokio::test]
     async fn process_and_interface() {
         let me = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
-        assert!(probe(&http(), &track(Check::Process(me.trim_end().into()))).await);
-        assert!(
-            !probe(
-                &http(),
-                &track(Check::Process("no-such-process-xyz".into()))
-            )
-            .await
+        let p = |c| async move { probe(&http(), &track(c)).await };
+        assert_eq!(p(Check::Process(me.trim_end().into())).await, Probe::Up);
+        assert_eq!(
+            p(Check::Process("no-such-process-xyz".into())).await,
+            Probe::Down
         );
-        assert!(probe(&http(), &track(Check::Interface("lo".into()))).await);
-        assert!(!probe(&http(), &track(Check::Interface("nope0".into()))).await);
+        assert_eq!(p(Check::Interface("lo".into())).await, Probe::Up);
+        assert_eq!(p(Check::Interface("nope0".into())).await, Probe::Down);
     }
 
     #[tokio::test]
@@ -134,12 +148,13 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         drop(l);
-        assert!(
-            !probe(
+        assert_eq!(
+            probe(
                 &http(),
                 &track(Check::Http(format!("http://{addr}/healthz")))
             )
-            .await
+            .await,
+            Probe::Down
         );
     }
 }

@@ -23,6 +23,8 @@ use crate::HaError;
 pub(crate) struct Built {
     pub driver: Driver<LinuxPorts>,
     pub samples: mpsc::Receiver<Sample>,
+    /// Stops this instance's probes (a reload starts new ones).
+    pub probes: CancellationToken,
 }
 
 pub(crate) fn instance(
@@ -82,6 +84,35 @@ pub(crate) fn instance(
         spec.vips.clone(),
     )
     .map_err(setup("netlink"))?;
+    let (rx, probes) = probes(spec, http, shutdown);
+    let notifier = notifier(spec, email, http);
+    let own: Vec<IpAddr> = iface
+        .v4
+        .iter()
+        .map(|a| IpAddr::V4(*a))
+        .chain(iface.v6.iter().map(|a| IpAddr::V6(*a)))
+        .collect();
+    let ports = LinuxPorts {
+        garp,
+        sock,
+        vips,
+        mac: iface.mac,
+    };
+    let driver = Driver::new(spec.clone(), ports, own, metrics, notifier);
+    Ok(Built {
+        driver,
+        samples: rx,
+        probes,
+    })
+}
+
+/// Starts one probe task per track entry; cancel the token to stop them.
+pub(crate) fn probes(
+    spec: &InstanceSpec,
+    http: &HttpClient,
+    shutdown: &CancellationToken,
+) -> (mpsc::Receiver<Sample>, CancellationToken) {
+    let stop = shutdown.child_token();
     let (tx, rx) = mpsc::channel(64);
     for (i, t) in spec.tracks.iter().enumerate() {
         tokio::spawn(crate::probe::run(
@@ -89,25 +120,21 @@ pub(crate) fn instance(
             t.clone(),
             http.clone(),
             tx.clone(),
-            shutdown.child_token(),
+            stop.clone(),
         ));
     }
-    let notifier = Notifier {
+    (rx, stop)
+}
+
+pub(crate) fn notifier(
+    spec: &InstanceSpec,
+    email: Option<EmailConfig>,
+    http: &HttpClient,
+) -> Notifier {
+    Notifier {
         script: spec.notify.clone(),
         webhook: spec.notify_webhook.clone(),
         email,
         http: http.clone(),
-    };
-    let own: Vec<IpAddr> = iface
-        .v4
-        .iter()
-        .map(|a| IpAddr::V4(*a))
-        .chain(iface.v6.iter().map(|a| IpAddr::V6(*a)))
-        .collect();
-    let ports = LinuxPorts { garp, sock, vips };
-    let driver = Driver::new(spec.clone(), ports, own, metrics, notifier);
-    Ok(Built {
-        driver,
-        samples: rx,
-    })
+    }
 }

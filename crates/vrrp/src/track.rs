@@ -7,6 +7,10 @@
 //! that has not answered yet counts as down, so an instance whose proxy is
 //! not running yet waits in FAULT instead of grabbing the VIP (startup
 //! ordering must not matter). The probes themselves live in `probe.rs`.
+//!
+//! A check that answers "draining" (the proxy's `/healthz` after SIGTERM)
+//! is down at once, without waiting for `fall` results: the stop is
+//! planned, and the sooner the VIP moves the sooner the proxy may stop.
 
 use stackd_common::config::ha::OnDown;
 
@@ -19,6 +23,15 @@ pub enum Health {
     Down,
 }
 
+/// What one probe saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Up,
+    Down,
+    /// Down on purpose: the service stops but still serves meanwhile.
+    Draining,
+}
+
 /// Consecutive-result counter with hysteresis.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hysteresis {
@@ -26,6 +39,7 @@ pub struct Hysteresis {
     run: u32,
     fall: u32,
     rise: u32,
+    draining: bool,
 }
 
 // === impl Health ===
@@ -50,6 +64,15 @@ impl Hysteresis {
             run: 0,
             fall: fall.max(1),
             rise: rise.max(1),
+            draining: false,
+        }
+    }
+
+    /// A check added by a reload: up until it fails `fall` times.
+    pub fn up(fall: u32, rise: u32) -> Hysteresis {
+        Hysteresis {
+            health: Health::Up,
+            ..Hysteresis::new(fall, rise)
         }
     }
 
@@ -57,9 +80,31 @@ impl Hysteresis {
         self.health
     }
 
+    /// Down because the last probe said "draining" (a planned stop).
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Feeds one probe; returns the new health when it changes.
+    pub fn probe(&mut self, p: Probe) -> Option<Health> {
+        match p {
+            Probe::Up => self.observe(true),
+            Probe::Down => self.observe(false),
+            Probe::Draining => {
+                self.draining = true;
+                self.run = 0;
+                (self.health != Health::Down).then(|| {
+                    self.health = Health::Down;
+                    Health::Down
+                })
+            }
+        }
+    }
+
     /// Feeds one probe result; returns the new health when it changes.
     /// The first result decides at once (nothing to be hysteretic about).
     pub fn observe(&mut self, ok: bool) -> Option<Health> {
+        self.draining = false;
         let next = match (self.health, ok) {
             (Health::Unknown, true) => Some(Health::Up),
             (Health::Unknown, false) => Some(Health::Down),
@@ -120,6 +165,19 @@ mod tests {
         assert_eq!(h.observe(true), None);
         assert_eq!(h.observe(true), None);
         assert_eq!(h.observe(true), Some(Health::Up));
+    }
+
+    #[test]
+    fn draining_is_down_at_once_and_recovers_by_rise() {
+        let mut h = Hysteresis::new(3, 2);
+        assert_eq!(h.observe(true), Some(Health::Up));
+        assert_eq!(h.probe(Probe::Draining), Some(Health::Down), "no fall wait");
+        assert!(h.draining());
+        assert_eq!(h.probe(Probe::Draining), None);
+        assert_eq!(h.probe(Probe::Down), None, "gone for good: still down");
+        assert!(!h.draining(), "no longer a planned stop");
+        assert_eq!(h.probe(Probe::Up), None);
+        assert_eq!(h.probe(Probe::Up), Some(Health::Up), "rise as usual");
     }
 
     #[test]

@@ -12,13 +12,14 @@ use stackd_common::config::ha::InstanceSpec;
 use stackd_common::config::Section;
 use stackd_common::http_client::HttpClient;
 use stackd_common::Config;
-use stackd_vrrp::driver::Driver;
+use stackd_vrrp::driver::{Driver, Reload};
 use stackd_vrrp::notify::Notifier;
 use stackd_vrrp::packet::{Advert, Auth, Version};
 use stackd_vrrp::ports::Ports;
 use stackd_vrrp::socket::Received;
 use stackd_vrrp::state::State;
 use stackd_vrrp::status::{InstanceLabels, Metrics, SharedStatus};
+use stackd_vrrp::track::Probe;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +70,10 @@ impl Ports for Fake {
     fn announce(&self, count: u32) {
         self.note(format!("garp x{count}"));
     }
+    fn set_vips(&mut self, vips: Vec<ipnet::IpNet>, held: bool) -> BoxFuture<'_, io::Result<()>> {
+        self.note(format!("set vips {vips:?} held {held}"));
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The instance under test, from config text as an operator writes it.
@@ -84,7 +89,8 @@ fn instance(extra: &str) -> InstanceSpec {
 struct Rig {
     log: Arc<Mutex<Vec<String>>>,
     tx: mpsc::Sender<Vec<u8>>,
-    samples: mpsc::Sender<(usize, bool)>,
+    samples: mpsc::Sender<(usize, Probe)>,
+    reload: mpsc::Sender<Reload>,
     status: SharedStatus,
     metrics: Metrics,
     stop: CancellationToken,
@@ -108,12 +114,14 @@ fn start(spec: InstanceSpec) -> Rig {
         Notifier::new(HttpClient::new("t")),
     );
     let status = d.status();
+    let reload = d.reloader();
     let stop = CancellationToken::new();
     let task = tokio::spawn(d.run(srx, stop.clone()));
     Rig {
         log,
         tx,
         samples: stx,
+        reload,
         status,
         metrics,
         stop,
@@ -203,11 +211,12 @@ async fn master_lifecycle_garp_bursts_preemption_and_shutdown() {
         "second GARP burst after garp_master_delay"
     );
 
-    // A higher priority advert: back to BACKUP, VIPs dropped, no more adverts.
+    // A higher priority advert: back to BACKUP, no more adverts; the VIPs
+    // stay RELEASE_LINGER (1 s) for the answers of what we accepted.
     rig.tx.send(datagram(200)).await.expect("inject");
     sleep(50).await;
     assert_eq!(rig.state(), State::Backup);
-    assert_eq!(rig.take(), vec!["del vips"]);
+    assert_eq!(rig.take(), Vec::<String>::new());
     assert_eq!(
         rig.status.lock().expect("s").master,
         Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 140)))
@@ -239,11 +248,11 @@ async fn tracking_holds_in_fault_then_joins() {
     ));
     sleep(1000).await;
     assert_eq!(rig.state(), State::Fault, "no check result yet: wait");
-    rig.samples.send((0, true)).await.expect("sample");
+    rig.samples.send((0, Probe::Up)).await.expect("sample");
     sleep(400).await;
     assert_eq!(rig.state(), State::Master);
     rig.take();
-    rig.samples.send((0, false)).await.expect("sample");
+    rig.samples.send((0, Probe::Down)).await.expect("sample");
     sleep(10).await;
     assert_eq!(rig.state(), State::Fault);
     assert_eq!(rig.take(), vec!["advert prio 0", "del vips"]);
@@ -426,4 +435,127 @@ async fn the_stop_notification_is_delivered_before_exit() {
         got.iter().any(|r| r.contains("\"state\":\"MASTER\"")),
         "{got:#?}"
     );
+}
+
+fn has(log: &[String], what: &str) -> bool {
+    log.iter().any(|l| l == what)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_draining_proxy_hands_the_vip_over_make_before_break() {
+    let rig = start(instance(
+        "track = [ { http = \"http://127.0.0.1:1/\", fall = 3, rise = 1 } ]",
+    ));
+    rig.samples.send((0, Probe::Up)).await.expect("sample");
+    sleep(500).await;
+    assert_eq!(rig.state(), State::Master);
+    rig.take();
+    // "draining": FAULT at once (no fall x interval), priority 0 on the
+    // wire, but the VIPs stay: the proxy still serves.
+    rig.samples
+        .send((0, Probe::Draining))
+        .await
+        .expect("sample");
+    sleep(10).await;
+    assert_eq!(rig.state(), State::Fault);
+    let log = rig.take();
+    assert_eq!(log, vec!["advert prio 0"], "{log:?}");
+    // The peer takes over (its advert): the VIPs go RELEASE_LINGER later.
+    sleep(60).await;
+    rig.tx.send(datagram(99)).await.expect("inject");
+    sleep(900).await;
+    assert!(!has(&rig.take(), "del vips"), "kept while answers drain");
+    sleep(200).await;
+    assert_eq!(rig.take(), vec!["del vips"]);
+    // The proxy is gone, then back: BACKUP, and it preempts as usual.
+    rig.samples.send((0, Probe::Down)).await.expect("sample");
+    rig.samples.send((0, Probe::Up)).await.expect("sample");
+    sleep(10).await;
+    assert_eq!(rig.state(), State::Backup);
+    rig.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_peer_a_handover_releases_after_master_down_or_when_the_proxy_is_gone() {
+    let rig = start(instance(
+        "track = [ { http = \"http://127.0.0.1:1/\", fall = 3, rise = 1 } ]",
+    ));
+    rig.samples.send((0, Probe::Up)).await.expect("sample");
+    sleep(500).await;
+    rig.take();
+    rig.samples
+        .send((0, Probe::Draining))
+        .await
+        .expect("sample");
+    sleep(300).await;
+    assert!(!has(&rig.take(), "del vips"));
+    sleep(100).await; // Master_Down_Interval: 360.9 ms
+    assert_eq!(rig.take(), vec!["del vips"]);
+    // Again, and this time the proxy exits (refused) before anyone took over.
+    rig.samples.send((0, Probe::Up)).await.expect("sample");
+    sleep(500).await;
+    assert_eq!(rig.state(), State::Master);
+    rig.take();
+    rig.samples
+        .send((0, Probe::Draining))
+        .await
+        .expect("sample");
+    sleep(50).await;
+    rig.samples.send((0, Probe::Down)).await.expect("sample");
+    sleep(10).await;
+    assert_eq!(rig.take(), vec!["advert prio 0", "del vips"]);
+    rig.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lower_priority_master_gets_an_advert_and_gratuitous_arps_once_per_interval() {
+    let rig = start(instance(""));
+    sleep(500).await;
+    assert_eq!(rig.state(), State::Master);
+    rig.take();
+    for _ in 0..5 {
+        rig.tx.send(datagram(50)).await.expect("inject");
+        sleep(5).await;
+    }
+    let log = rig.take();
+    assert_eq!(
+        log,
+        vec!["advert prio 100", "garp x5"],
+        "one answer for 5 adverts in 25 ms"
+    );
+    sleep(1100).await;
+    let log = rig.take();
+    assert!(has(&log, "garp x5"), "again past the ARP locktime: {log:?}");
+    sleep(1000).await;
+    assert!(has(&rig.take(), "garp x1"), "garp_master_refresh (2s)");
+    rig.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_changes_the_priority_on_the_wire_and_keeps_the_vips() {
+    let rig = start(instance(""));
+    sleep(500).await;
+    assert_eq!(rig.state(), State::Master);
+    rig.take();
+    let (_stx, samples) = mpsc::channel(8);
+    let new = instance("").clone();
+    let new = InstanceSpec {
+        priority: stackd_common::config::ha::Priority::new(150).expect("150"),
+        ..new
+    };
+    rig.reload
+        .send(Reload {
+            spec: new,
+            samples,
+            notifier: Notifier::new(HttpClient::new("t")),
+        })
+        .await
+        .expect("reload");
+    sleep(150).await;
+    let log = rig.take();
+    assert_eq!(rig.state(), State::Master);
+    assert!(has(&log, "advert prio 150"), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("vips")), "{log:?}");
+    assert_eq!(rig.status.lock().expect("s").priority, 150);
+    rig.stop.cancel();
 }

@@ -82,7 +82,12 @@ impl Bus {
                     self.nodes[i].adver = None;
                 }
                 Action::Transition { to, .. } => self.log.push((self.now, i, to)),
-                Action::AddVips | Action::DelVips | Action::Announce | Action::Reannounce => {}
+                Action::AddVips
+                | Action::DelVips
+                | Action::Announce
+                | Action::Reannounce
+                | Action::ArmRelease(_)
+                | Action::CancelRelease => {}
             }
         }
     }

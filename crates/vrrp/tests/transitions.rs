@@ -45,6 +45,7 @@ fn router_in(state: State, p: Params) -> VirtualRouter {
             r.step(
                 Event::Health {
                     fault: true,
+                    handover: false,
                     priority: prio,
                 },
                 Duration::ZERO,
@@ -79,6 +80,7 @@ fn rfc5798_transition_table() {
     // MDI for priority 99 at 100 ms: 300 ms + 61.328 ms; skew 61.328 ms.
     let mdi99 = Duration::from_micros(361_328);
     let skew99 = Duration::from_micros(61_328);
+    let linger = stackd_vrrp::state::RELEASE_LINGER;
     #[rustfmt::skip]
     let rows: Vec<Row> = vec![
         ("§6.4.1 startup, priority < 255 -> Backup", Initialize, 99, Event::Startup, Backup,
@@ -106,23 +108,32 @@ fn rfc5798_transition_table() {
         ("§6.4.3 priority 0 seen -> advertise at once", Master, 99, advert(133, 0, 100), Master,
             vec![SendAdvert { priority: 99 }, ArmAdver(MS(100))]),
         ("§6.4.3 higher priority -> Backup", Master, 99, advert(133, 100, 100), Backup,
-            vec![CancelTimers, DelVips, ArmMasterDown(mdi99), tr(Master, Backup, Reason::Preempted { by: ip(133), priority: 100 })]),
+            vec![CancelTimers, ArmRelease(linger), ArmMasterDown(mdi99), tr(Master, Backup, Reason::Preempted { by: ip(133), priority: 100 })]),
         ("§6.4.3 equal priority, higher address -> Backup", Master, 99, advert(140, 99, 100), Backup,
-            vec![CancelTimers, DelVips, ArmMasterDown(mdi99), tr(Master, Backup, Reason::Preempted { by: ip(140), priority: 99 })]),
-        ("§6.4.3 equal priority, lower address -> discard, re-announce", Master, 99, advert(133, 99, 100), Master, vec![Reannounce]),
-        ("§6.4.3 lower priority -> discard, re-announce", Master, 99, advert(133, 50, 100), Master, vec![Reannounce]),
+            vec![CancelTimers, ArmRelease(linger), ArmMasterDown(mdi99), tr(Master, Backup, Reason::Preempted { by: ip(140), priority: 99 })]),
+        ("§6.4.3 equal priority, lower address -> discard; keepalived answers: advert + GARP", Master, 99, advert(133, 99, 100), Master,
+            vec![SendAdvert { priority: 99 }, Announce, Reannounce]),
+        ("§6.4.3 lower priority -> discard; keepalived answers: advert + GARP", Master, 99, advert(133, 50, 100), Master,
+            vec![SendAdvert { priority: 99 }, Announce, Reannounce]),
+        ("handover: a master whose service drains says priority 0, keeps the VIPs", Master, 99,
+            Event::Health { fault: true, handover: true, priority: 99 }, Fault,
+            vec![CancelTimers, SendAdvert { priority: 0 }, ArmRelease(mdi99), tr(Master, Fault, Reason::Handover)]),
+        ("handover: a draining backup just goes quiet", Backup, 99,
+            Event::Health { fault: true, handover: true, priority: 99 }, Fault, vec![CancelTimers, tr(Backup, Fault, Reason::Fault)]),
+        ("reload: same state, new interval armed at once", Master, 99,
+            Event::Reconfigure(Params { adver_int: MS(200), ..params(v3, 99) }), Master, vec![ArmAdver(MS(200))]),
         ("FAULT: a master whose check fails resigns with priority 0", Master, 99,
-            Event::Health { fault: true, priority: 99 }, Fault,
+            Event::Health { fault: true, handover: false, priority: 99 }, Fault,
             vec![CancelTimers, SendAdvert { priority: 0 }, DelVips, tr(Master, Fault, Reason::Fault)]),
         ("FAULT: a backup whose check fails goes quiet", Backup, 99,
-            Event::Health { fault: true, priority: 99 }, Fault, vec![CancelTimers, tr(Backup, Fault, Reason::Fault)]),
-        ("FAULT: recovery -> Backup", Fault, 99, Event::Health { fault: false, priority: 99 }, Backup,
+            Event::Health { fault: true, handover: false, priority: 99 }, Fault, vec![CancelTimers, tr(Backup, Fault, Reason::Fault)]),
+        ("FAULT: recovery -> Backup", Fault, 99, Event::Health { fault: false, handover: false, priority: 99 }, Backup,
             vec![ArmMasterDown(mdi99), tr(Fault, Backup, Reason::FaultCleared)]),
         ("FAULT: adverts are ignored", Fault, 99, advert(133, 100, 100), Fault, vec![]),
         ("FAULT: shutdown -> Initialize", Fault, 99, Event::Shutdown, Initialize,
             vec![tr(Fault, Initialize, Reason::Shutdown)]),
         ("tracking lowers a master's priority: next advert carries it", Master, 99,
-            Event::Health { fault: false, priority: 49 }, Master, vec![]),
+            Event::Health { fault: false, handover: false, priority: 49 }, Master, vec![]),
     ];
     for (name, from, prio, event, to, want) in rows {
         let mut r = router_in(from, params(v3, prio));
@@ -138,6 +149,7 @@ fn fault_before_startup_waits_in_fault() {
     r.step(
         Event::Health {
             fault: true,
+            handover: false,
             priority: 100,
         },
         Duration::ZERO,
@@ -147,6 +159,7 @@ fn fault_before_startup_waits_in_fault() {
     let a = r.step(
         Event::Health {
             fault: false,
+            handover: false,
             priority: 100,
         },
         MS(500),
@@ -161,6 +174,7 @@ fn tracked_priority_is_advertised() {
     r.step(
         Event::Health {
             fault: false,
+            handover: false,
             priority: 60,
         },
         MS(1),
@@ -220,4 +234,68 @@ fn master_address_is_reported() {
     assert_eq!(r.master(), Some(ip(133)));
     r.step(Event::MasterDownExpired, MS(2));
     assert_eq!(r.master(), Some(ip(135)));
+}
+
+/// The VIPs kept after MASTER (planned hand-over, preemption) go after the
+/// new master is heard plus RELEASE_LINGER, at once when the service is gone,
+/// and never while we are MASTER again.
+#[test]
+fn kept_vips_are_released_by_the_new_master_the_service_or_a_return() {
+    use stackd_vrrp::state::RELEASE_LINGER;
+    let drain = |fault| Event::Health {
+        fault,
+        handover: fault,
+        priority: 100,
+    };
+    // Heard the new master: release after the linger.
+    let mut r = router_in(State::Master, params(Version::V3, 100));
+    r.step(drain(true), MS(1));
+    assert!(r.holding());
+    assert_eq!(
+        r.step(advert(133, 99, 100), MS(70)),
+        vec![Action::ArmRelease(RELEASE_LINGER)]
+    );
+    assert_eq!(
+        r.step(Event::ReleaseExpired, MS(1070)),
+        vec![Action::DelVips]
+    );
+    assert!(!r.holding());
+    assert_eq!(r.step(Event::ReleaseExpired, MS(1080)), vec![], "once");
+    // The service is gone (refused): release now.
+    let mut r = router_in(State::Master, params(Version::V3, 100));
+    r.step(drain(true), MS(1));
+    let gone = Event::Health {
+        fault: true,
+        handover: false,
+        priority: 100,
+    };
+    assert_eq!(
+        r.step(gone, MS(50)),
+        vec![Action::CancelRelease, Action::DelVips]
+    );
+    // Back before the release: MASTER again, the release is cancelled.
+    let mut r = router_in(State::Master, params(Version::V3, 100));
+    r.step(advert(140, 200, 100), MS(1));
+    assert!(r.holding(), "preempted: kept for the linger");
+    let a = r.step(Event::MasterDownExpired, MS(400));
+    assert_eq!(
+        a[..2],
+        [Action::SendAdvert { priority: 100 }, Action::CancelRelease]
+    );
+    assert!(!r.holding());
+    assert_eq!(
+        r.step(Event::ReleaseExpired, MS(1001)),
+        vec![],
+        "MASTER keeps them"
+    );
+}
+
+/// keepalived answers a lower-priority master at most once per advert
+/// interval here: forged adverts must not make us a GARP amplifier.
+#[test]
+fn lower_priority_masters_are_answered_once_per_interval() {
+    let mut r = router_in(State::Master, params(Version::V3, 100));
+    assert_eq!(r.step(advert(133, 50, 100), MS(1000)).len(), 3);
+    assert_eq!(r.step(advert(133, 50, 100), MS(1050)), vec![]);
+    assert_eq!(r.step(advert(133, 50, 100), MS(1100)).len(), 3);
 }

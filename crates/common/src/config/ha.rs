@@ -1,6 +1,7 @@
 //! `[ha]`: the keepalived part. One `[[ha.instance]]` per `vrrp_instance`.
 //! Defaults follow keepalived (`advert_int 1`, `preempt`, `garp_master_repeat 5`,
-//! `garp_master_delay 5`), except that durations carry units.
+//! `garp_master_delay 5`), except that durations carry units and
+//! `garp_master_refresh` is on (2s).
 //!
 //! This module is the file's shape; [`spec`] checks it and turns it into the
 //! typed [`HaSpec`] that `stackd ha` runs.
@@ -81,6 +82,12 @@ pub struct Instance {
     /// Delay before the second burst of gratuitous ARPs (keepalived `garp_master_delay`; 0 = none).
     #[serde(default = "defaults::garp_delay", with = "duration")]
     pub garp_master_delay: Duration,
+    /// While MASTER, one gratuitous ARP per address this often (keepalived
+    /// `garp_master_refresh`, off there by default), so a neighbour that
+    /// missed the bursts or kept a split brain's loser is right within one
+    /// interval plus its 1s ARP locktime. `0s` turns it off.
+    #[serde(default = "defaults::garp_refresh", with = "duration")]
+    pub garp_master_refresh: Duration,
     /// Checks that can lower the priority or put the instance in FAULT.
     #[serde(default)]
     pub track: Vec<Track>,
@@ -143,6 +150,9 @@ mod defaults {
     }
     pub fn garp_delay() -> Duration {
         Duration::from_secs(5)
+    }
+    pub fn garp_refresh() -> Duration {
+        Duration::from_secs(2)
     }
     pub fn track_interval() -> Duration {
         Duration::from_secs(1)

@@ -15,20 +15,20 @@
 //! fails on all of them.
 //!
 //! # Layout
-//! - [`units`]: durations and byte sizes as people write them.
-//! - [`diag`]: key paths and file:line:column problems.
+//! - `units`: durations and byte sizes as people write them.
+//! - `diag`: key paths and file:line:column problems.
 //! - `recover`: reading past a value that does not parse.
 //! - [`secret`]: passwords that never print, `*_file` keys, URL redaction.
 //! - [`proxy`], [`ha`], [`demo_backend`]: one module per table.
 
 pub mod demo_backend;
-pub mod diag;
+mod diag;
 pub mod ha;
 mod load;
 pub mod proxy;
 mod recover;
 pub mod secret;
-pub mod units;
+pub(crate) mod units;
 
 use std::path::{Path, PathBuf};
 

@@ -86,12 +86,24 @@ pub struct ProxyConfig {
     /// Grace period for in-flight requests on SIGTERM.
     #[serde(default = "defaults::shutdown_grace", with = "duration")]
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long at most the proxy keeps accepting while
+    /// `/healthz` says "draining", so that a `stackd ha` tracking it hands
+    /// the VIP over first. It ends as soon as no virtual address of this
+    /// file's `[ha]` is on the host. Unset: 5s when the file has `[ha]`
+    /// addresses, 0s (stop accepting at once, as nginx) when it has none.
+    #[serde(
+        default,
+        with = "super::units::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub drain_delay: Option<Duration>,
     /// Addresses whose X-Forwarded-For / Forwarded headers are trusted and kept.
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,
-    /// Access log format.
+    /// Access log: a format (lines go to the process log, tracing target
+    /// `access`), or a file and a format.
     #[serde(default)]
-    pub access_log: AccessLog,
+    pub access_log: AccessLogConfig,
     /// TLS certificates; the first is the default, others are chosen by SNI.
     #[serde(default)]
     pub tls: Vec<TlsCert>,
@@ -142,6 +154,73 @@ pub enum AccessLog {
     /// One JSON object per request.
     Json,
     Off,
+}
+
+/// `access_log`: a format (`"combined"`, `"json"`, `"off"`), or a file of
+/// its own, `{ path = "/var/log/stackd/access.log", format = "combined" }`,
+/// reopened on SIGUSR1 (logrotate), as nginx's `access_log` is.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    pub format: AccessLog,
+    /// Where lines go; `None`: the process log.
+    pub path: Option<PathBuf>,
+}
+
+// === impl AccessLogConfig ===
+
+impl AccessLogConfig {
+    fn validate(&self, at: &KeyPath, out: &mut Findings) {
+        let Some(path) = &self.path else { return };
+        if self.format == AccessLog::Off {
+            out.push(
+                at.key("format"),
+                "a file for an access log that is off: remove `path`, or pick \"combined\" or \"json\"",
+            );
+        }
+        if !path.is_absolute() {
+            out.push(
+                at.key("path"),
+                format!(
+                    "{} is relative; give an absolute path (the units make /var/log/stackd/ writable)",
+                    path.display()
+                ),
+            );
+        }
+    }
+}
+
+/// The table form of `access_log`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessLogFile {
+    path: PathBuf,
+    #[serde(default)]
+    format: AccessLog,
+}
+
+impl<'de> Deserialize<'de> for AccessLogConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, value, MapAccess, Visitor};
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = AccessLogConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#""combined", "json", "off", or { path = "/var/log/stackd/access.log", format = "combined" }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AccessLogConfig, E> {
+                let format = AccessLog::deserialize(value::StrDeserializer::<E>::new(v))?;
+                Ok(AccessLogConfig { format, path: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<AccessLogConfig, A::Error> {
+                let f = AccessLogFile::deserialize(value::MapAccessDeserializer::new(m))?;
+                Ok(AccessLogConfig {
+                    format: f.format,
+                    path: Some(f.path),
+                })
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// A certificate chain and key in PEM files.
@@ -315,6 +394,7 @@ impl ProxyConfig {
 
     /// Checks what serde cannot: references, ranges and combinations.
     pub fn validate(&self, at: &KeyPath, out: &mut Findings) {
+        self.access_log.validate(&at.key("access_log"), out);
         if self.listen.is_empty() {
             out.push(
                 at.key("listen"),

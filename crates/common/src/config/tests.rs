@@ -877,7 +877,8 @@ fn ha_spec_is_typed() {
         i.garp,
         ha::Garp {
             repeat: 5,
-            delay: Some(std::time::Duration::from_secs(5))
+            delay: Some(std::time::Duration::from_secs(5)),
+            refresh: Some(std::time::Duration::from_secs(2)),
         }
     );
     assert_eq!(
@@ -1114,5 +1115,57 @@ fn a_missing_key_does_not_hide_a_bad_value_elsewhere_in_the_array() {
     assert!(
         p.iter().any(|l| l.contains("demo_backend.node_id")),
         "{p:#?}"
+    );
+}
+
+// --- access_log: a format, or a file and a format ---
+
+#[test]
+fn access_log_is_a_format_or_a_file() {
+    let with = |v: &str| {
+        edit(
+            PROXY,
+            "admin = \"127.0.0.1:9090\"",
+            &format!("admin = \"127.0.0.1:9090\"\naccess_log = {v}"),
+        )
+    };
+    let cfg = parse(&with("\"json\"")).unwrap();
+    let log = &cfg.proxy.unwrap().access_log;
+    assert_eq!(
+        (log.format, log.path.as_deref()),
+        (proxy::AccessLog::Json, None)
+    );
+    let cfg = parse(&with("{ path = \"/var/log/stackd/access.log\" }")).unwrap();
+    let log = &cfg.proxy.unwrap().access_log;
+    assert_eq!(
+        (log.format, log.path.as_deref()),
+        (
+            proxy::AccessLog::Combined,
+            Some(std::path::Path::new("/var/log/stackd/access.log"))
+        )
+    );
+    assert_one(
+        &with("{ path = \"/var/log/a.log\", format = \"off\" }"),
+        5,
+        "proxy.access_log.format",
+        "access log that is off",
+    );
+    assert_one(
+        &with("{ path = \"a.log\" }"),
+        5,
+        "proxy.access_log.path",
+        "a.log is relative",
+    );
+    assert_one(
+        &with("{ path = \"/a.log\", fromat = \"json\" }"),
+        5,
+        "proxy.access_log",
+        "unknown field `fromat`",
+    );
+    assert_one(
+        &with("\"common\""),
+        5,
+        "proxy.access_log",
+        "unknown variant `common`",
     );
 }

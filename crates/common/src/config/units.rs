@@ -63,6 +63,22 @@ pub mod duration {
     }
 }
 
+/// Serde adapter for optional `Duration` fields (absent: `None`).
+pub mod opt_duration {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        duration::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// A byte size written like nginx's `client_max_body_size`: `"10m"`, `"128k"`,
 /// `"1g"`, or a plain integer of bytes. `0` means "no limit" where a key says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -1,6 +1,8 @@
-//! The admin listener's pages: `/healthz` (503 while stopping, so a local
-//! `stackd ha` tracking it demotes), `/status` (JSON per upstream server)
-//! and `/metrics` (Prometheus text, encoded from atomics at scrape time).
+//! The admin listener's pages: `/healthz` (503 "draining", then
+//! "stopping", so a local `stackd ha` tracking it demotes), `/status`
+//! (JSON per upstream server), `/metrics` (Prometheus text, encoded from
+//! atomics at scrape time) and the maintenance calls of `stackd ctl`
+//! (`POST /ctl/{drain,disable,enable}`, taken from loopback only).
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use super::lifecycle::Timer;
 use super::{Observed, Phase};
 use crate::observe::stats::UpstreamStats;
 use crate::snapshot::Snapshot;
+use crate::upstream::server::AdminState;
 use crate::upstream::UpstreamRt;
 
 /// The admin server for a running proxy.
@@ -26,12 +29,73 @@ pub(crate) fn admin(shared: Arc<ArcSwap<Snapshot>>, observed: Arc<Observed>) -> 
         snapshot: shared.clone(),
         observed: observed.clone(),
     }));
-    Admin::new(Arc::new(registry))
+    let mut admin = Admin::new(Arc::new(registry));
+    for state in [AdminState::Drain, AdminState::Disable, AdminState::Enable] {
+        let shared = shared.clone();
+        admin = admin.action(&format!("/ctl/{}", state.label()), move |query| {
+            set_admin(&shared.load(), query, state)
+        });
+    }
+    admin
         .status(move || status(&shared.load()))
         .route("/healthz", move || match observed.phase() {
             Phase::Serving => Page::text(StatusCode::OK, "ok\n"),
+            // `stackd ha` reads "draining" as a planned stop: it hands the
+            // VIP over at once, keeping it until the peer has it.
+            Phase::Draining => Page::text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
             Phase::Stopping => Page::text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n"),
         })
+}
+
+/// `stackd ctl`: `upstream=<name>&server=<ip:port>` set to `state`. The
+/// state lives with the server, so it survives reloads (not restarts).
+fn set_admin(snap: &Snapshot, query: &str, state: AdminState) -> Page {
+    let (mut upstream, mut server) = (None, None);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "upstream" => upstream = Some(v.into_owned()),
+            "server" => server = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(upstream), Some(server)) = (upstream, server) else {
+        return Page::text(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request: give upstream=<name>&server=<ip:port>\n",
+        );
+    };
+    let Some(u) = snap.upstreams.iter().find(|u| *u.name == *upstream) else {
+        return Page::text(
+            StatusCode::NOT_FOUND,
+            format!("404 Not Found: no upstream {upstream:?}\n"),
+        );
+    };
+    let Some(s) = u.all().find(|s| s.state.authority() == server) else {
+        let known: Vec<&str> = u.all().map(|s| s.state.authority()).collect();
+        return Page::text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "404 Not Found: upstream {upstream} has no server {server} (it has {known:?})\n"
+            ),
+        );
+    };
+    let was = s.state.set_admin(state);
+    tracing::warn!(
+        upstream,
+        server,
+        state = state.label(),
+        was = was.label(),
+        "server admin state set (stackd ctl)"
+    );
+    Page::text(
+        StatusCode::OK,
+        format!(
+            "upstream {upstream} server {server}: {} (was {}); in flight {}\n",
+            state.label(),
+            was.label(),
+            s.state.in_flight()
+        ),
+    )
 }
 
 /// `/status`: every upstream server with its health and counters.
@@ -52,7 +116,8 @@ fn upstream(u: &UpstreamRt, now: u64) -> Value {
                 "weight": s.weight,
                 "backup": s.backup,
                 "node_id": s.node_id.as_deref(),
-                "up": st.usable(&u.passive, now),
+                "up": st.healthy(&u.passive, now),
+                "admin_state": st.admin().label(),
                 "active_health_up": st.active().up,
                 "passive_health_up": u.passive.max_fails == 0 || u.passive.available(st.passive(), now),
                 "passive_fails": st.passive().fails,
@@ -180,7 +245,7 @@ fn servers(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> std::fmt::Result
         .map(|(n, s, u)| {
             (
                 labels(n, s),
-                if s.state.usable(&u.passive, now) {
+                if s.state.healthy(&u.passive, now) {
                     1.0
                 } else {
                     0.0
@@ -191,8 +256,21 @@ fn servers(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> std::fmt::Result
     gauge(
         enc,
         "stackd_proxy_upstream_server_up",
-        "1 when the server may take traffic (active and passive health), else 0",
+        "1 when active and passive health allow traffic, else 0 (whatever stackd ctl set)",
         &up,
+    )?;
+    let enabled: Vec<_> = all
+        .iter()
+        .map(|(n, s, _)| {
+            let on = s.state.admin() == AdminState::Enable;
+            (labels(n, s), if on { 1.0 } else { 0.0 })
+        })
+        .collect();
+    gauge(
+        enc,
+        "stackd_proxy_upstream_server_enabled",
+        "0 while stackd ctl has the server drained or disabled, else 1",
+        &enabled,
     )?;
     let busy: Vec<_> = all
         .iter()

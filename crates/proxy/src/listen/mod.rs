@@ -10,18 +10,22 @@
 //!           └─ select! { reloads => swap snapshot, shutdown => stop }
 //! ```
 //!
-//! Stopping ([`Phase`]): `/healthz` answers 503, accept loops stop, every
-//! connection gets `Drain` (idle ones close, in-flight requests finish and
-//! close, HTTP/2 says GOAWAY), and at the end of `shutdown_grace` whatever
-//! is left, tunnels included, is closed.
+//! Stopping ([`Phase`], `handover.rs`): first `Draining` (`/healthz` 503
+//! "draining" while still accepting, until the VIP has left the host or
+//! `drain_delay`), or a hand-over of every listening socket to a new
+//! binary; then the accept loops stop, every connection gets `Drain` (idle
+//! ones close, in-flight requests finish and close, HTTP/2 says GOAWAY),
+//! and at the end of `shutdown_grace` whatever is left, tunnels included,
+//! is closed.
 //!
-//! Listeners come from the caller ([`serve`] takes them bound), so a
-//! process that inherits sockets (systemd, a binary upgrade) passes them in.
+//! Listeners come from the caller ([`serve`] takes them bound), or are
+//! inherited (systemd socket activation, a binary upgrade: [`Control`]).
 
 pub(crate) mod admin;
 mod conn;
 mod h1;
 mod h2;
+pub(crate) mod handover;
 mod io;
 pub(crate) mod lifecycle;
 mod quiet;
@@ -40,8 +44,10 @@ use tokio_util::task::TaskTracker;
 use crate::body::BodyLimits;
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::{Limits, Snapshot};
+pub use handover::Control;
 use lifecycle::{Timeouts, Timer};
 pub use server::serve;
+pub(crate) use server::serve_with;
 pub(crate) use server::{Observed, Phase};
 
 /// A client listener bound by the caller.
@@ -72,10 +78,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Whether the server is stopping (an atomic load; the `drain` token
-    /// is for waiting on it).
+    /// Whether the server is on its way out (an atomic load; the `drain`
+    /// token is for waiting on it): every response closes its connection,
+    /// so clients reconnect and follow the VIP to the peer.
     pub(crate) fn draining(&self) -> bool {
-        self.observed.phase() == Phase::Stopping
+        self.observed.phase() != Phase::Serving
     }
 
     pub(crate) fn count_timeout(&self, t: Timer) {

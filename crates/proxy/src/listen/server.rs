@@ -1,5 +1,6 @@
 //! The serving loop both modes share: the running snapshot, the admin
-//! pages, the probers, config reloads, and the stop sequence.
+//! pages, the probers, config reloads, readiness, and the stop sequence
+//! (`handover.rs`: demote then drain, or hand over to a new binary).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,11 +10,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use stackd_common::config::ProxyConfig;
-use stackd_common::CancellationToken;
+use stackd_common::upgrade::Ready;
+use stackd_common::{systemd, CancellationToken};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use super::handover::{Control, Ending, Sockets};
 use super::{bind, conn, Bound, Ctx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::observe::stats::{Reloads, Timeouts};
@@ -24,9 +27,12 @@ use crate::upstream::{pool, prober};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Accepting and serving.
-    Serving,
+    Serving = 0,
+    /// Asked to stop: still accepting and serving, `/healthz` 503
+    /// "draining" so the VIP moves away first (`drain_delay`).
+    Draining = 1,
     /// Not accepting; in-flight requests finish within `shutdown_grace`.
-    Stopping,
+    Stopping = 2,
 }
 
 /// Server-wide numbers the admin pages read.
@@ -43,6 +49,7 @@ impl Observed {
     pub(crate) fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Relaxed) {
             0 => Phase::Serving,
+            1 => Phase::Draining,
             _ => Phase::Stopping,
         }
     }
@@ -67,6 +74,9 @@ pub(crate) struct Server {
     pub(crate) kill: CancellationToken,
     prober: CancellationToken,
     admin_stop: CancellationToken,
+    /// Every listening socket, for a hand-over to a new binary.
+    pub(crate) sockets: Sockets,
+    first_round: Option<prober::FirstRound>,
 }
 
 // === impl Server ===
@@ -89,11 +99,16 @@ impl Server {
         });
         observed.reloads.record(true, crate::clock::unix_ms());
         let admin_stop = CancellationToken::new();
+        let sockets = Sockets::default();
         if let Some(l) = admin {
+            if let Ok(addr) = l.local_addr() {
+                sockets.add(addr, &l);
+            }
             let a = super::admin::admin(shared.clone(), observed.clone());
             tokio::spawn(a.serve(l, admin_stop.clone()));
         }
-        let prober = prober::spawn(&shared.load().upstreams, CancellationToken::new());
+        let (prober, first_round) =
+            prober::spawn(&shared.load().upstreams, CancellationToken::new());
         tokio::spawn(pool::reap(Arc::downgrade(&shared)));
         Ok(Server {
             shared,
@@ -103,6 +118,8 @@ impl Server {
             kill: CancellationToken::new(),
             prober,
             admin_stop,
+            sockets,
+            first_round: Some(first_round),
         })
     }
 
@@ -126,6 +143,7 @@ impl Server {
             Err(e) => {
                 self.observed.reloads.record(false, crate::clock::unix_ms());
                 tracing::error!(error = %e, "reload rejected, keeping the running config");
+                systemd::reloaded(false, &format!("reload rejected: {e}"));
                 return None;
             }
         };
@@ -140,8 +158,9 @@ impl Server {
         old.release_removed(&next);
         self.shared.store(next.clone());
         self.prober.cancel();
-        self.prober = prober::spawn(&next.upstreams, CancellationToken::new());
+        self.prober = prober::spawn(&next.upstreams, CancellationToken::new()).0;
         self.observed.reloads.record(true, crate::clock::unix_ms());
+        systemd::reloaded(true, "serving (config reloaded)");
         tracing::info!(
             upstreams = next.upstreams.len(),
             routes = next.cfg.route.len(),
@@ -150,30 +169,83 @@ impl Server {
         Some(next)
     }
 
+    /// Says "ready" (to systemd, or to the old process of an upgrade)
+    /// once the first round of health checks is done; listeners must be
+    /// bound and accepting first.
+    pub(crate) fn announce_ready(&mut self, ready: Option<Ready>) {
+        let first = self.first_round.take();
+        tokio::spawn(async move {
+            if let Some(f) = first {
+                f.await;
+            }
+            match ready {
+                // The old process tells systemd our PID (MAINPID) itself.
+                Some(r) => r.send(),
+                None => systemd::ready("serving"),
+            }
+        });
+    }
+
     /// Applies configs from `reloads` until one takes effect (returned) or
-    /// `shutdown` (`None`). A closed channel just means no more reloads.
+    /// the serving ends (`Err`: shutdown, or a new process took over). A
+    /// closed channel just means no more reloads.
     pub(crate) async fn next_reload(
         &mut self,
         reloads: &mut mpsc::Receiver<ProxyConfig>,
-        shutdown: &CancellationToken,
-    ) -> Option<Arc<Snapshot>> {
+        control: &mut Control,
+    ) -> Result<Arc<Snapshot>, Ending> {
+        let sockets = self.sockets.clone();
+        let ending = control.next_ending(&sockets);
+        tokio::pin!(ending);
+        let mut open = true;
         loop {
             let cfg = tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                next = reloads.recv() => next,
+                e = &mut ending => return Err(e),
+                next = reloads.recv(), if open => next,
             };
             match cfg {
-                None => {
-                    shutdown.cancelled().await;
-                    return None;
-                }
+                None => open = false,
                 Some(cfg) => {
                     if let Some(next) = self.reload(cfg) {
-                        return Some(next);
+                        return Ok(next);
                     }
                 }
             }
         }
+    }
+
+    /// Leaves as `ending` says, then [`Server::stop`]s. `stop_accepting`
+    /// stops the accept loops; on a shutdown they first take what the
+    /// kernel queued, since closing a listener resets those connections.
+    pub(crate) async fn leave(
+        self,
+        ending: Ending,
+        control: &Control,
+        stop_accepting: impl FnOnce(),
+        trackers: &[TaskTracker],
+    ) {
+        match ending {
+            Ending::Shutdown => {
+                let delay = control.drain_delay(self.shared.load().cfg.drain_delay);
+                self.observed.set_phase(Phase::Draining);
+                systemd::stopping("draining");
+                if !delay.is_zero() {
+                    tracing::info!(?delay, vips = ?control.drain_vips, "draining: /healthz says so while still serving");
+                }
+                control.drain_wait(delay).await;
+            }
+            Ending::HandedOver(pid) => {
+                // The new process answers /healthz from now on; this one
+                // must never answer it "stopping" on a kept-alive connection.
+                self.admin_stop.cancel();
+                systemd::main_pid(pid);
+            }
+        }
+        stop_accepting();
+        // Our duplicates would keep the sockets listening (and the kernel
+        // completing handshakes nobody accepts).
+        self.sockets.clear();
+        self.stop(trackers).await;
     }
 
     /// Stops: `/healthz` says so, connections drain within `shutdown_grace`,
@@ -181,6 +253,7 @@ impl Server {
     pub(crate) async fn stop(self, trackers: &[TaskTracker]) {
         let grace = self.shared.load().cfg.shutdown_grace;
         self.observed.set_phase(Phase::Stopping);
+        systemd::stopping("stopping: draining connections");
         self.prober.cancel();
         self.drain.cancel();
         for t in trackers {
@@ -211,8 +284,19 @@ pub async fn serve(
     listeners: Vec<Bound>,
     admin: Option<TcpListener>,
     cfg: ProxyConfig,
-    mut reloads: mpsc::Receiver<ProxyConfig>,
+    reloads: mpsc::Receiver<ProxyConfig>,
     shutdown: CancellationToken,
+) -> Result<(), ProxyError> {
+    serve_with(listeners, admin, cfg, reloads, Control::new(shutdown)).await
+}
+
+/// [`serve`] as [`Control`] says: demote then drain, hand over on upgrade.
+pub(crate) async fn serve_with(
+    listeners: Vec<Bound>,
+    admin: Option<TcpListener>,
+    cfg: ProxyConfig,
+    mut reloads: mpsc::Receiver<ProxyConfig>,
+    mut control: Control,
 ) -> Result<(), ProxyError> {
     let mut server = Server::start(cfg, admin)?;
     let ctx = server.ctx();
@@ -224,27 +308,43 @@ pub async fn serve(
                 error,
             })
         })?;
-        loops.insert(addr, (start_loop(b.listener, b.tls, &ctx), b.tls));
+        server.sockets.add(addr, &b.listener);
+        let stop = loops
+            .entry(addr)
+            .or_insert_with(|| (CancellationToken::new(), b.tls))
+            .0
+            .clone();
+        start_loop(b.listener, b.tls, &ctx, stop);
         tracing::info!(%addr, tls = b.tls, "proxy listening");
     }
-    while let Some(next) = server.next_reload(&mut reloads, &shutdown).await {
-        relisten(&ctx, &mut loops, &next).await;
-    }
-    loops.values().for_each(|(t, _)| t.cancel());
-    server.stop(std::slice::from_ref(&ctx.tracker)).await;
+    server.announce_ready(control.ready.take());
+    let ending = loop {
+        match server.next_reload(&mut reloads, &mut control).await {
+            Ok(next) => relisten(&ctx, &mut loops, &server.sockets, &next).await,
+            Err(e) => break e,
+        }
+    };
+    let stop_all = || loops.values().for_each(|(t, _)| t.cancel());
+    server
+        .leave(
+            ending,
+            &control,
+            stop_all,
+            std::slice::from_ref(&ctx.tracker),
+        )
+        .await;
     Ok(())
 }
 
-fn start_loop(l: TcpListener, tls: bool, ctx: &Arc<Ctx>) -> CancellationToken {
-    let stop = CancellationToken::new();
-    tokio::spawn(accept_loop(l, tls, ctx.clone(), stop.clone()));
-    stop
+fn start_loop(l: TcpListener, tls: bool, ctx: &Arc<Ctx>, stop: CancellationToken) {
+    ctx.tracker.spawn(accept_loop(l, tls, ctx.clone(), stop));
 }
 
 /// Opens and closes listeners to match a reloaded config.
 async fn relisten(
     ctx: &Arc<Ctx>,
     loops: &mut HashMap<SocketAddr, (CancellationToken, bool)>,
+    sockets: &Sockets,
     next: &Snapshot,
 ) {
     let wanted: HashMap<SocketAddr, bool> = next
@@ -257,6 +357,7 @@ async fn relisten(
         let keep = wanted.get(addr) == Some(tls);
         if !keep {
             stop.cancel();
+            sockets.remove(*addr);
             tracing::info!(%addr, "listener closed by reload");
         }
         keep
@@ -267,7 +368,10 @@ async fn relisten(
         }
         match bind(addr).await {
             Ok(l) => {
-                loops.insert(addr, (start_loop(l, tls, ctx), tls));
+                sockets.add(addr, &l);
+                let stop = CancellationToken::new();
+                start_loop(l, tls, ctx, stop.clone());
+                loops.insert(addr, (stop, tls));
                 tracing::info!(%addr, tls, "listener opened by reload");
             }
             Err(e) => tracing::error!(error = %e, "reload: cannot open listener"),
@@ -275,8 +379,8 @@ async fn relisten(
     }
 }
 
-/// Takes a `max_connections` permit, then accepts; each connection keeps
-/// its permit (and its place in the tracker) until it closes.
+/// Takes a `max_connections` permit, then accepts until `stop`; each
+/// connection keeps its permit (and its place in the tracker) until it closes.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: bool,
@@ -285,16 +389,14 @@ pub(crate) async fn accept_loop(
 ) {
     loop {
         let permit = tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ctx.drain.cancelled() => return,
+            _ = stop.cancelled() => return accept_queued(&listener, tls, &ctx),
             p = ctx.sem.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
         };
         let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ctx.drain.cancelled() => return,
+            _ = stop.cancelled() => return accept_queued(&listener, tls, &ctx),
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -308,5 +410,35 @@ pub(crate) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         ctx.tracker
             .spawn(conn::connection(stream, peer, tls, ctx.clone(), permit));
+    }
+}
+
+/// On the way out of a drain: serves the connections the kernel has
+/// already accepted on `listener`, which closing it would reset. Not after
+/// a hand-over: the socket stays open in the new process, which takes them.
+fn accept_queued(listener: &TcpListener, tls: bool, ctx: &Arc<Ctx>) {
+    if ctx.observed.phase() != Phase::Draining {
+        return;
+    }
+    let sock = socket2::SockRef::from(listener);
+    let mut taken = 0usize;
+    while let Ok(permit) = ctx.sem.clone().try_acquire_owned() {
+        let Ok((s, peer)) = sock.accept() else { break };
+        let (Some(peer), Ok(())) = (peer.as_socket(), s.set_nonblocking(true)) else {
+            continue;
+        };
+        let Ok(stream) = tokio::net::TcpStream::from_std(s.into()) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        ctx.tracker
+            .spawn(conn::connection(stream, peer, tls, ctx.clone(), permit));
+        taken += 1;
+    }
+    if taken > 0 {
+        tracing::info!(
+            connections = taken,
+            "took the connections queued before the listener closed"
+        );
     }
 }

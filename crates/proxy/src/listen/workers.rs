@@ -11,7 +11,10 @@
 //! ```
 //!
 //! Listener changes on reload need a restart in this mode (everything else
-//! reloads as usual).
+//! reloads as usual). Inherited sockets (socket activation, an upgrade)
+//! are served by every worker instead of binding `SO_REUSEPORT` ones: one
+//! socket per address, each worker accepting on it, as nginx without
+//! `reuseport`. All of them go to the next process on an upgrade.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use stackd_common::CancellationToken;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, oneshot};
 
+use super::handover::{Control, Inherited, Sockets};
 use super::server::{accept_loop, Server};
 use super::Ctx;
 use crate::error::{ErrorKind, ProxyError};
@@ -54,11 +58,20 @@ pub(crate) async fn serve_workers(
     n: usize,
     admin: Option<TcpListener>,
     mut reloads: mpsc::Receiver<ProxyConfig>,
-    shutdown: CancellationToken,
+    mut control: Control,
+    mut inherited: Inherited,
 ) -> Result<(), ProxyError> {
     let n = n.max(1);
     let listen: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|l| (l.addr(), l.tls())).collect();
+    let given: Vec<(SocketAddr, Vec<std::net::TcpListener>)> = listen
+        .iter()
+        .map(|(a, _)| (*a, inherited.take(*a)))
+        .collect();
+    inherited.close_rest();
     let mut server = Server::start(cfg, admin)?;
+    for (addr, socks) in &given {
+        socks.iter().for_each(|l| server.sockets.add(*addr, l));
+    }
     let stop = CancellationToken::new();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), ProxyError>>();
     let mut ctxs = Vec::with_capacity(n);
@@ -68,7 +81,9 @@ pub(crate) async fn serve_workers(
         done.push(done_rx);
         let ctx = server.ctx();
         ctxs.push(ctx.clone());
-        let (listen, worker_stop, ready) = (listen.clone(), stop.clone(), ready_tx.clone());
+        let socks = clones(&listen, &given).map_err(thread_err)?;
+        let sockets = server.sockets.clone();
+        let (worker_stop, ready) = (stop.clone(), ready_tx.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("stackd-proxy-{i}"))
             .spawn(move || {
@@ -83,7 +98,7 @@ pub(crate) async fn serve_workers(
                         return;
                     }
                 };
-                rt.block_on(worker(listen, ctx, worker_stop, ready));
+                rt.block_on(worker(socks, sockets, ctx, worker_stop, ready));
                 drop(done_tx);
             });
         if let Err(e) = spawned {
@@ -105,21 +120,28 @@ pub(crate) async fn serve_workers(
     for (addr, tls) in &listen {
         tracing::info!(%addr, tls, workers = n, "proxy listening");
     }
+    server.announce_ready(control.ready.take());
 
-    while let Some(next) = server.next_reload(&mut reloads, &shutdown).await {
-        let now: Vec<(SocketAddr, bool)> = next
-            .cfg
-            .listen
-            .iter()
-            .map(|l| (l.addr(), l.tls()))
-            .collect();
-        if now != listen {
-            tracing::warn!("listen changes take effect after a restart when workers > 0");
+    let ending = loop {
+        match server.next_reload(&mut reloads, &mut control).await {
+            Ok(next) => {
+                let now: Vec<(SocketAddr, bool)> = next
+                    .cfg
+                    .listen
+                    .iter()
+                    .map(|l| (l.addr(), l.tls()))
+                    .collect();
+                if now != listen {
+                    tracing::warn!("listen changes take effect after a restart when workers > 0");
+                }
+            }
+            Err(e) => break e,
         }
-    }
-    stop.cancel();
+    };
     let trackers: Vec<_> = ctxs.iter().map(|c| c.tracker.clone()).collect();
-    server.stop(&trackers).await;
+    server
+        .leave(ending, &control, || stop.cancel(), &trackers)
+        .await;
     let all = futures::future::join_all(done);
     if tokio::time::timeout(Duration::from_secs(2), all)
         .await
@@ -130,28 +152,66 @@ pub(crate) async fn serve_workers(
     Ok(())
 }
 
+/// One worker's share of the listeners: (address, tls, inherited sockets
+/// to accept on; none: bind an `SO_REUSEPORT` one).
+type WorkerListen = Vec<(SocketAddr, bool, Vec<std::net::TcpListener>)>;
+
+/// Each worker's own handles on the inherited sockets.
+fn clones(
+    listen: &[(SocketAddr, bool)],
+    given: &[(SocketAddr, Vec<std::net::TcpListener>)],
+) -> std::io::Result<WorkerListen> {
+    listen
+        .iter()
+        .zip(given)
+        .map(|((addr, tls), (_, socks))| {
+            let mine = socks
+                .iter()
+                .map(|l| l.try_clone())
+                .collect::<Result<_, _>>()?;
+            Ok((*addr, *tls, mine))
+        })
+        .collect()
+}
+
 /// One worker thread's life: bind, accept until `stop`, then wait for its
 /// connections (the server's stop sequence drains and, at the end of the
 /// grace period, closes them).
 async fn worker(
-    listen: Vec<(SocketAddr, bool)>,
+    listen: WorkerListen,
+    sockets: Sockets,
     ctx: Arc<Ctx>,
     stop: CancellationToken,
     ready: mpsc::UnboundedSender<Result<(), ProxyError>>,
 ) {
     let mut bound = Vec::with_capacity(listen.len());
-    for (addr, tls) in listen {
-        match reuseport_listener(addr) {
-            Ok(l) => bound.push((l, tls)),
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return;
+    for (addr, tls, inherited) in listen {
+        if inherited.is_empty() {
+            match reuseport_listener(addr) {
+                Ok(l) => {
+                    sockets.add(addr, &l);
+                    bound.push((l, tls));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            }
+        }
+        for l in inherited {
+            match TcpListener::from_std(l) {
+                Ok(l) => bound.push((l, tls)),
+                Err(error) => {
+                    let _ = ready.send(Err(ProxyError::proxy(ErrorKind::Bind { addr, error })));
+                    return;
+                }
             }
         }
     }
     let _ = ready.send(Ok(()));
     for (l, tls) in bound {
-        tokio::spawn(accept_loop(l, tls, ctx.clone(), stop.clone()));
+        ctx.tracker
+            .spawn(accept_loop(l, tls, ctx.clone(), stop.clone()));
     }
     stop.cancelled().await;
     ctx.tracker.close();

@@ -1,20 +1,25 @@
 //! The access log line of a finished request.
 //!
-//! Log lines go through `tracing` with target `access`, so operators route
-//! or silence them with the usual filters (`RUST_LOG=access=off`). The
-//! `combined` format is nginx's, plus upstream address and timings; `json`
-//! emits the same data as structured fields.
+//! By default lines go through `tracing` with target `access`, so operators
+//! route or silence them with the usual filters (`RUST_LOG=access=off`);
+//! with `access_log = { path }` they go to a file of their own, reopened on
+//! SIGUSR1. The `combined` format is nginx's, plus upstream address and
+//! timings; `json` carries the same data as one object per line.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Uri, Version};
 use stackd_common::config::proxy::AccessLog;
+use stackd_common::logfile::LogFile;
 
 /// What the access log needs, captured only when logging is on.
 #[derive(Debug)]
 pub(crate) struct LogLine {
     pub(crate) format: AccessLog,
+    /// The file lines go to; `None`: the process log.
+    pub(crate) file: Option<Arc<LogFile>>,
     pub(crate) client: IpAddr,
     pub(crate) method: Method,
     pub(crate) uri: Uri,
@@ -25,48 +30,88 @@ pub(crate) struct LogLine {
     pub(crate) upstream_time: Option<Duration>,
 }
 
+/// How the request ended, for its line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Outcome {
+    pub(crate) status: u16,
+    pub(crate) bytes: u64,
+    pub(crate) total: Duration,
+    /// The response went out whole.
+    pub(crate) complete: bool,
+}
+
 fn hv(v: &Option<HeaderValue>) -> &str {
     v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
 }
 
-pub(crate) fn emit(l: &LogLine, status: u16, bytes: u64, total: Duration, complete: bool) {
-    let upstream = l.upstream.map(|a| a.to_string());
-    let upstream = upstream.as_deref().unwrap_or("-");
-    let up_time = l.upstream_time.map_or(-1.0, |d| d.as_secs_f64());
-    match l.format {
-        AccessLog::Off => {}
-        AccessLog::Combined => tracing::info!(
-            target: "access",
-            "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" upstream={} upstream_time={:.3} request_time={:.3}{}",
-            l.client,
-            clf_time(crate::clock::unix_ms() / 1000),
-            l.method,
-            l.uri,
-            l.version,
-            status,
-            bytes,
-            hv(&l.referer),
-            hv(&l.user_agent),
-            upstream,
-            up_time,
-            total.as_secs_f64(),
-            if complete { "" } else { " aborted" },
-        ),
-        AccessLog::Json => tracing::info!(
+pub(crate) fn emit(l: &LogLine, o: Outcome) {
+    match (l.format, &l.file) {
+        (AccessLog::Off, _) => {}
+        (AccessLog::Combined, Some(f)) => f.write_line(&combined(l, o)),
+        (AccessLog::Json, Some(f)) => f.write_line(&json(l, o).to_string()),
+        (AccessLog::Combined, None) => tracing::info!(target: "access", "{}", combined(l, o)),
+        (AccessLog::Json, None) => tracing::info!(
             target: "access",
             client = %l.client,
             method = %l.method,
             path = %l.uri,
-            status,
-            bytes,
-            upstream,
-            upstream_time = up_time,
-            total_time = total.as_secs_f64(),
+            status = o.status,
+            bytes = o.bytes,
+            upstream = upstream(l).as_deref().unwrap_or("-"),
+            upstream_time = upstream_time(l),
+            total_time = o.total.as_secs_f64(),
             referer = hv(&l.referer),
             user_agent = hv(&l.user_agent),
-            complete,
+            complete = o.complete,
         ),
     }
+}
+
+fn upstream(l: &LogLine) -> Option<String> {
+    l.upstream.map(|a| a.to_string())
+}
+
+/// Seconds, or -1 when no upstream answered.
+fn upstream_time(l: &LogLine) -> f64 {
+    l.upstream_time.map_or(-1.0, |d| d.as_secs_f64())
+}
+
+/// nginx's `combined`, plus `upstream=`, `upstream_time=`, `request_time=`.
+fn combined(l: &LogLine, o: Outcome) -> String {
+    format!(
+        "{} - - [{}] \"{} {} {:?}\" {} {} \"{}\" \"{}\" upstream={} upstream_time={:.3} request_time={:.3}{}",
+        l.client,
+        clf_time(crate::clock::unix_ms() / 1000),
+        l.method,
+        l.uri,
+        l.version,
+        o.status,
+        o.bytes,
+        hv(&l.referer),
+        hv(&l.user_agent),
+        upstream(l).as_deref().unwrap_or("-"),
+        upstream_time(l),
+        o.total.as_secs_f64(),
+        if o.complete { "" } else { " aborted" },
+    )
+}
+
+/// The `json` line of a file: the fields the process log carries, and the time.
+fn json(l: &LogLine, o: Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "time": clf_time(crate::clock::unix_ms() / 1000),
+        "client": l.client.to_string(),
+        "method": l.method.as_str(),
+        "path": l.uri.to_string(),
+        "status": o.status,
+        "bytes": o.bytes,
+        "upstream": upstream(l),
+        "upstream_time": upstream_time(l),
+        "total_time": o.total.as_secs_f64(),
+        "referer": hv(&l.referer),
+        "user_agent": hv(&l.user_agent),
+        "complete": o.complete,
+    })
 }
 
 /// `25/Nov/2026:17:14:22 +0000`, the Common Log Format time, in UTC.

@@ -9,7 +9,7 @@ use http::StatusCode;
 use stackd_common::config::proxy::AccessLog;
 use tokio::time::Instant;
 
-use crate::observe::access::{emit, LogLine};
+use crate::observe::access::{emit, LogLine, Outcome};
 use crate::observe::stats::UpstreamStats;
 use crate::snapshot::Snapshot;
 
@@ -43,18 +43,20 @@ pub(crate) fn log_line(
     parts: &http::request::Parts,
     client: IpAddr,
 ) -> Option<LogLine> {
-    (snap.access_log != AccessLog::Off && tracing::enabled!(target: "access", tracing::Level::INFO))
-        .then(|| LogLine {
-            format: snap.access_log,
-            client,
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            referer: parts.headers.get(header::REFERER).cloned(),
-            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
-            upstream: None,
-            upstream_time: None,
-        })
+    let wanted =
+        snap.access_file.is_some() || tracing::enabled!(target: "access", tracing::Level::INFO);
+    (snap.access_log != AccessLog::Off && wanted).then(|| LogLine {
+        format: snap.access_log,
+        file: snap.access_file.clone(),
+        client,
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        version: parts.version,
+        referer: parts.headers.get(header::REFERER).cloned(),
+        user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        upstream: None,
+        upstream_time: None,
+    })
 }
 
 // === impl Finish ===
@@ -80,7 +82,13 @@ impl<'s> Finish<'s> {
         if let Some(mut l) = self.log {
             l.upstream = trace.server;
             l.upstream_time = trace.upstream_time;
-            emit(&l, status, trace.bytes, elapsed, complete);
+            let outcome = Outcome {
+                status,
+                bytes: trace.bytes,
+                total: elapsed,
+                complete,
+            };
+            emit(&l, outcome);
         }
     }
 }

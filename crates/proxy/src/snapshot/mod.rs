@@ -15,8 +15,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use stackd_common::config::proxy::AccessLog;
 use stackd_common::config::ProxyConfig;
+use stackd_common::logfile::LogFile;
 
-use crate::error::ProxyError;
+use crate::error::{ErrorKind, ProxyError};
 use crate::observe::stats::UpstreamStats;
 use crate::upstream::{ServerState, UpstreamRt};
 use route::Router;
@@ -59,6 +60,8 @@ pub(crate) struct Snapshot {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) limits: Limits,
     pub(crate) access_log: AccessLog,
+    /// `access_log = { path }`: lines go there instead of the process log.
+    pub(crate) access_file: Option<Arc<LogFile>>,
     pub(crate) cfg: ProxyConfig,
 }
 
@@ -68,6 +71,15 @@ impl Snapshot {
     /// Builds a snapshot from a validated config, reusing live state from `prev`.
     pub(crate) fn build(cfg: ProxyConfig, prev: Option<&Snapshot>) -> Result<Snapshot, ProxyError> {
         let tls = tls::server_config(&cfg.tls)?;
+        let access_file = match &cfg.access_log.path {
+            Some(path) => Some(LogFile::shared(path).map_err(|error| {
+                ProxyError::proxy(ErrorKind::AccessLog {
+                    path: path.clone(),
+                    error,
+                })
+            })?),
+            None => None,
+        };
         let upstreams: Vec<Arc<UpstreamRt>> = cfg
             .upstream
             .iter()
@@ -109,7 +121,8 @@ impl Snapshot {
             trusted: cfg.trusted_proxies.clone(),
             tls,
             limits,
-            access_log: cfg.access_log,
+            access_log: cfg.access_log.format,
+            access_file,
             cfg,
         })
     }

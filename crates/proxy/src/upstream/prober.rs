@@ -9,32 +9,68 @@ use http_body_util::Full;
 use stackd_common::config::proxy::HealthCheck;
 use stackd_common::http_client::HttpClient;
 use stackd_common::CancellationToken;
+use tokio::sync::oneshot;
 
 use super::health::Transition;
+use super::server::AdminState;
 use super::{ServerState, UpstreamRt};
 
 /// Starts the probers of `upstreams`; cancel the returned token to stop them.
 /// They share one client (stackd's outbound HTTP client, as tracking and
 /// webhooks use), so a check reuses its connection between rounds.
-pub(crate) fn spawn(upstreams: &[Arc<UpstreamRt>], token: CancellationToken) -> CancellationToken {
+///
+/// The returned future completes once every upstream has had its first
+/// round of checks (at once when none has checks): the proxy says it is
+/// ready only then, so a new process never starts on guessed health.
+pub(crate) fn spawn(
+    upstreams: &[Arc<UpstreamRt>],
+    token: CancellationToken,
+) -> (CancellationToken, FirstRound) {
     let client = HttpClient::new("stackd-health-check");
+    let mut first = Vec::new();
     for up in upstreams.iter().filter(|u| u.health.is_some()) {
-        tokio::spawn(probe_upstream(up.clone(), client.clone(), token.clone()));
+        let (tx, rx) = oneshot::channel();
+        first.push(rx);
+        tokio::spawn(probe_upstream(
+            up.clone(),
+            client.clone(),
+            token.clone(),
+            tx,
+        ));
     }
-    token
+    let round = Box::pin(async move {
+        futures::future::join_all(first).await;
+    });
+    (token, round)
 }
 
-async fn probe_upstream(up: Arc<UpstreamRt>, client: HttpClient, stop: CancellationToken) {
+/// Completes when every upstream's first round of checks is done.
+pub(crate) type FirstRound = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+async fn probe_upstream(
+    up: Arc<UpstreamRt>,
+    client: HttpClient,
+    stop: CancellationToken,
+    first: oneshot::Sender<()>,
+) {
     let Some(hc) = up.health.clone() else { return };
     let mut tick = tokio::time::interval(hc.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = Some(first);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let checks = up.all().map(|s| check(&client, &up.name, &s.state, &hc));
+        // A server the operator disabled is in maintenance: not even probed.
+        let checks = up
+            .all()
+            .filter(|s| s.state.admin() != AdminState::Disable)
+            .map(|s| check(&client, &up.name, &s.state, &hc));
         futures::future::join_all(checks).await;
+        if let Some(tx) = first.take() {
+            let _ = tx.send(());
+        }
     }
 }
 

@@ -4,10 +4,11 @@
 //! health, counters and pooled connections survive a SIGHUP. Every field
 //! is private and changes through one method each: the request path
 //! ([`ServerState::begin`], [`ServerState::record`]), the prober
-//! ([`ServerState::record_check`]) and the pool are the only writers.
+//! ([`ServerState::record_check`]), the pool and the operator
+//! ([`ServerState::set_admin`], from `stackd ctl`) are the only writers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use super::health::{Active, Passive, PassivePolicy, Transition};
 use super::pool::Pool;
@@ -27,7 +28,22 @@ pub(crate) struct ServerState {
     counts: PerWorker<Counts>,
     /// Unix ms of the last active check << 1 | passed; 0: none yet.
     last_check: AtomicU64,
+    /// [`AdminState`] as its discriminant.
+    admin: AtomicU8,
     pool: Pool,
+}
+
+/// What an operator decided with `stackd ctl` (HAProxy's `set server state
+/// ready|drain|maint`). Kept across reloads, like the rest of the state; a
+/// restart starts every server enabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AdminState {
+    /// Takes traffic when healthy.
+    Enable = 0,
+    /// Takes no new request; what is in flight finishes. Still health-checked.
+    Drain = 1,
+    /// Takes no new request and is not health-checked (maintenance).
+    Disable = 2,
 }
 
 /// What `/status` shows of a server.
@@ -53,6 +69,19 @@ struct Counts {
     failures: AtomicU64,
 }
 
+// === impl AdminState ===
+
+impl AdminState {
+    /// The `stackd ctl` verb, also shown in `/status`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            AdminState::Enable => "enable",
+            AdminState::Drain => "drain",
+            AdminState::Disable => "disable",
+        }
+    }
+}
+
 // === impl ServerState ===
 
 impl ServerState {
@@ -64,7 +93,25 @@ impl ServerState {
             active: AtomicU64::new(UP),
             counts: PerWorker::default(),
             last_check: AtomicU64::new(0),
+            admin: AtomicU8::new(AdminState::Enable as u8),
             pool: Pool::default(),
+        }
+    }
+
+    pub(crate) fn admin(&self) -> AdminState {
+        match self.admin.load(Ordering::Relaxed) {
+            0 => AdminState::Enable,
+            1 => AdminState::Drain,
+            _ => AdminState::Disable,
+        }
+    }
+
+    /// Sets the operator's state; returns the previous one.
+    pub(crate) fn set_admin(&self, state: AdminState) -> AdminState {
+        match self.admin.swap(state as u8, Ordering::Relaxed) {
+            0 => AdminState::Enable,
+            1 => AdminState::Drain,
+            _ => AdminState::Disable,
         }
     }
 
@@ -119,8 +166,13 @@ impl ServerState {
         }
     }
 
-    /// Whether both health signals allow traffic at `now_ms`.
+    /// Whether the operator and both health signals allow new requests at `now_ms`.
     pub(crate) fn usable(&self, p: &PassivePolicy, now_ms: u64) -> bool {
+        self.admin() == AdminState::Enable && self.healthy(p, now_ms)
+    }
+
+    /// Whether both health signals allow traffic at `now_ms`, whatever the operator set.
+    pub(crate) fn healthy(&self, p: &PassivePolicy, now_ms: u64) -> bool {
         self.active().up && (p.max_fails == 0 || p.available(self.passive(), now_ms))
     }
 
@@ -214,5 +266,25 @@ mod tests {
         assert_eq!(s.counters().last_check, Some((2000, false)));
         s.record_check(true, 2, 2, 3000);
         assert_eq!(s.record_check(true, 2, 2, 4000), Some(Transition::Up));
+    }
+
+    #[test]
+    fn the_operator_takes_a_healthy_server_out_and_back() {
+        let s = ServerState::new("192.0.2.1:80".parse().unwrap());
+        let p = PassivePolicy {
+            max_fails: 0,
+            fail_timeout_ms: 0,
+        };
+        assert!(s.usable(&p, 0));
+        for (set, was) in [
+            (AdminState::Drain, AdminState::Enable),
+            (AdminState::Disable, AdminState::Drain),
+        ] {
+            assert_eq!(s.set_admin(set), was);
+            assert!(!s.usable(&p, 0), "{set:?} takes no new request");
+            assert!(s.healthy(&p, 0), "{set:?} is still healthy");
+        }
+        assert_eq!(s.set_admin(AdminState::Enable), AdminState::Disable);
+        assert!(s.usable(&p, 0));
     }
 }

@@ -82,6 +82,12 @@ pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<
             addr: cfg.listen,
             source,
         })?;
+    stackd_common::systemd::ready("serving");
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        stackd_common::systemd::stopping("draining connections");
+    });
     serve(listener, store, &cfg, shutdown).await
 }
 

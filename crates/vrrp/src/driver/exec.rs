@@ -14,8 +14,9 @@ use crate::socket::Received;
 use crate::state::{Action, Event, Reason, State};
 use crate::status::{self, labels, LastTransition, ToLabels};
 use crate::timers;
-use crate::track::effective;
+use crate::track::{effective, Health};
 use crate::validate::{receive_v4, receive_v6};
+use stackd_common::config::ha::OnDown;
 
 /// How long after a competing master we re-send gratuitous ARPs: just past
 /// Linux's default ARP `locktime` (1 s), which ignores earlier updates.
@@ -76,13 +77,21 @@ impl<P: Ports> Driver<P> {
         }
     }
 
-    /// Recomputes fault and effective priority from the checks.
+    /// Recomputes fault and effective priority from the checks. A fault
+    /// whose every down weight-0 check is draining is a planned hand-over.
     pub(super) async fn health(&mut self) {
         let on_down = self.spec.tracks.iter().map(|t| t.on_down);
         let (fault, priority) = effective(
             self.spec.priority.get(),
-            self.checks.iter().map(|h| h.health()).zip(on_down),
+            self.checks.iter().map(|h| h.health()).zip(on_down.clone()),
         );
+        let handover = fault
+            && self
+                .checks
+                .iter()
+                .zip(on_down)
+                .filter(|(h, d)| *d == OnDown::Fault && h.health() != Health::Up)
+                .all(|(h, _)| h.draining());
         let tracks: Vec<_> = self.checks.iter().map(|h| h.health().as_str()).collect();
         self.bump(|s| {
             s.effective_priority = priority;
@@ -94,10 +103,15 @@ impl<P: Ports> Driver<P> {
             .priority
             .get_or_create(&labels(&self.spec.name))
             .set(i64::from(priority));
-        self.apply(Event::Health { fault, priority }).await;
+        self.apply(Event::Health {
+            fault,
+            handover,
+            priority,
+        })
+        .await;
     }
 
-    fn bump(&self, f: impl FnOnce(&mut status::InstanceStatus)) {
+    pub(super) fn bump(&self, f: impl FnOnce(&mut status::InstanceStatus)) {
         let mut g = match self.status.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -158,8 +172,11 @@ impl<P: Ports> Driver<P> {
                     tracing::error!(instance = %self.spec.name, error = %e, "adding VIPs failed");
                 }
             }
+            Action::ArmRelease(d) => self.release = Some(Instant::now() + d),
+            Action::CancelRelease => self.release = None,
             Action::DelVips => {
                 self.garp_again = None;
+                self.release = None;
                 if let Err(e) = self.ports.del_vips().await {
                     tracing::error!(instance = %self.spec.name, error = %e, "removing VIPs failed");
                 }
@@ -177,7 +194,24 @@ impl<P: Ports> Driver<P> {
         }
     }
 
+    /// keepalived's `garp_master_refresh`: one more gratuitous ARP per VIP
+    /// while MASTER, so a neighbour that missed or ignored (ARP locktime)
+    /// the bursts is right again within one refresh interval.
+    pub(super) fn refresh_garp(&mut self) {
+        if self.vr.state() != State::Master {
+            return;
+        }
+        if let Some(every) = self.spec.garp.refresh {
+            self.ports.announce(1);
+            self.refresh = Some(Instant::now() + every);
+        }
+    }
+
     fn transition(&mut self, from: State, to: State, reason: Reason) {
+        self.refresh = match (to, self.spec.garp.refresh) {
+            (State::Master, Some(every)) => Some(Instant::now() + every),
+            _ => None,
+        };
         let name = self.spec.name.clone();
         let priority = self.vr.priority();
         tracing::info!(instance = %name, %from, %to, priority, %reason, "VRRP transition");

@@ -14,6 +14,7 @@
 //! the notifier task, and both only keep the latest request.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use crate::track::Hysteresis;
 use crate::validate::Expect;
 
 mod exec;
+mod reload;
 
 /// Everything one instance's loop owns.
 pub struct Driver<P: Ports> {
@@ -46,7 +48,27 @@ pub struct Driver<P: Ports> {
     master_down: Option<Instant>,
     adver: Option<Instant>,
     garp_again: Option<Instant>,
+    /// When the VIPs kept after MASTER go (`Action::ArmRelease`).
+    release: Option<Instant>,
+    /// Next periodic gratuitous ARP while MASTER (`garp_master_refresh`).
+    refresh: Option<Instant>,
+    /// Milliseconds since `epoch` at the loop's last turn: the watchdog
+    /// feeds systemd only while every instance's loop turns.
+    heartbeat: Arc<AtomicU64>,
+    reloads: mpsc::Receiver<Reload>,
+    reload_tx: mpsc::Sender<Reload>,
 }
+
+/// A reloaded spec for a running instance (same interface, VRID, version
+/// and peers), with the samples of its new probes.
+pub struct Reload {
+    pub spec: InstanceSpec,
+    pub samples: mpsc::Receiver<Sample>,
+    pub notifier: Notifier,
+}
+
+/// How often the loop turns at least, for the watchdog.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
 
 async fn at(deadline: Option<Instant>) {
     match deadline {
@@ -101,6 +123,7 @@ impl<P: Ports> Driver<P> {
             Pace::for_interval(spec.advert_int.duration()),
             metrics.clone(),
         );
+        let (reload_tx, reloads) = mpsc::channel(1);
         Driver {
             vr: VirtualRouter::new(params),
             spec,
@@ -114,12 +137,28 @@ impl<P: Ports> Driver<P> {
             master_down: None,
             adver: None,
             garp_again: None,
+            release: None,
+            refresh: None,
+            heartbeat: Arc::new(AtomicU64::new(0)),
+            reloads,
+            reload_tx,
         }
     }
 
     /// What `/status` shows of this instance.
     pub fn status(&self) -> SharedStatus {
         self.status.clone()
+    }
+
+    /// Where a SIGHUP's new spec for this instance goes.
+    pub fn reloader(&self) -> mpsc::Sender<Reload> {
+        self.reload_tx.clone()
+    }
+
+    /// The loop's last turn, in ms since an instant of its own; with
+    /// [`Driver::epoch_age`] the watchdog tells a hung loop.
+    pub fn heartbeat(&self) -> (Instant, Arc<AtomicU64>) {
+        (self.epoch, self.heartbeat.clone())
     }
 
     /// Runs until `shutdown`; on the way out a MASTER sends priority 0, every
@@ -133,10 +172,25 @@ impl<P: Ports> Driver<P> {
         }
         self.apply(Event::Startup).await;
         let mut buf = vec![0u8; 2048];
+        let mut beat = tokio::time::interval(HEARTBEAT);
         loop {
             let (md, adv, garp) = (self.master_down, self.adver, self.garp_again);
+            let (release, refresh) = (self.release, self.refresh);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = beat.tick() => {
+                    let ms = self.epoch.elapsed().as_millis() as u64;
+                    self.heartbeat.store(ms, Ordering::Relaxed);
+                }
+                _ = at(release) => {
+                    self.release = None;
+                    self.apply(Event::ReleaseExpired).await;
+                }
+                _ = at(refresh) => {
+                    self.refresh = None;
+                    self.refresh_garp();
+                }
+                Some(r) = self.reloads.recv() => samples = self.reload(r).await,
                 _ = at(md) => {
                     self.master_down = None;
                     self.apply(Event::MasterDownExpired).await;
@@ -152,10 +206,15 @@ impl<P: Ports> Driver<P> {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
-                Some((i, ok)) = samples.recv() => {
-                    let changed = self.checks.get_mut(i).and_then(|h| h.observe(ok));
+                Some((i, p)) = samples.recv() => {
+                    let Some(h) = self.checks.get_mut(i) else { continue };
+                    let was = h.draining();
+                    let changed = h.probe(p);
+                    let drain_changed = h.draining() != was;
                     if let Some(h) = changed {
-                        tracing::info!(instance = %self.spec.name, check = i, health = h.as_str(), "tracked check changed");
+                        tracing::info!(instance = %self.spec.name, check = i, health = h.as_str(), draining = drain_changed, "tracked check changed");
+                    }
+                    if changed.is_some() || drain_changed {
                         self.health().await;
                     }
                 }

@@ -58,11 +58,19 @@ pub enum Event {
     MasterDownExpired,
     AdverExpired,
     /// Tracking changed: `fault` if a weight-0 check is down, else the
-    /// effective priority after weights.
+    /// effective priority after weights. `handover`: every such check
+    /// reports a planned stop (the proxy's `/healthz` says "draining"):
+    /// the service still serves, so a MASTER keeps its VIPs until the peer
+    /// has taken over.
     Health {
         fault: bool,
+        handover: bool,
         priority: u8,
     },
+    /// The VIPs kept after leaving MASTER may go now.
+    ReleaseExpired,
+    /// SIGHUP: new parameters for the same virtual router.
+    Reconfigure(Params),
 }
 
 /// Why a transition happened, for logs, `/status` and notifications.
@@ -71,9 +79,14 @@ pub enum Reason {
     Startup,
     AddressOwner,
     MasterDown,
-    Preempted { by: IpAddr, priority: u8 },
+    Preempted {
+        by: IpAddr,
+        priority: u8,
+    },
     Shutdown,
     Fault,
+    /// A planned stop of the tracked service (it reports "draining").
+    Handover,
     FaultCleared,
 }
 
@@ -90,6 +103,11 @@ pub enum Action {
     DelVips,
     /// Gratuitous ARP / unsolicited NA for the VIPs.
     Announce,
+    /// Remove the VIPs kept after leaving MASTER after this long (replaces
+    /// an armed release); expiry is `ReleaseExpired`.
+    ArmRelease(Duration),
+    /// The kept VIPs are ours again (MASTER once more): no release.
+    CancelRelease,
     /// Another router advertised as master while we are (both became
     /// master at once, e.g. started together): refresh the neighbours'
     /// caches again once their ARP lock time has passed, since the loser's
@@ -113,7 +131,19 @@ pub struct VirtualRouter {
     master_adver_int: Duration,
     master: Option<IpAddr>,
     preempt_at: Option<Duration>,
+    /// The VIPs are still configured though we are not MASTER (a planned
+    /// hand-over or a preemption), until `ReleaseExpired`.
+    holding: bool,
+    /// While holding: the new master has been heard (its release is armed).
+    heard: bool,
+    /// When we last answered a lower-priority master (rate limit).
+    answered_at: Option<Duration>,
 }
+
+/// How long the VIPs stay after the new master is heard: connections
+/// accepted just before the clients' ARP caches moved still get their
+/// answers out (a reply needs its source address on the host).
+pub const RELEASE_LINGER: Duration = Duration::from_secs(1);
 
 // === impl State ===
 
@@ -154,6 +184,7 @@ impl fmt::Display for Reason {
             }
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Fault => f.write_str("tracked check failed"),
+            Reason::Handover => f.write_str("tracked service is draining: handing the VIP over"),
             Reason::FaultCleared => f.write_str("tracked checks recovered"),
         }
     }
@@ -171,7 +202,15 @@ impl VirtualRouter {
             fault: false,
             master: None,
             preempt_at: None,
+            holding: false,
+            heard: false,
+            answered_at: None,
         }
+    }
+
+    /// Whether the VIPs are kept while not MASTER (see [`Event::Health`]).
+    pub fn holding(&self) -> bool {
+        self.holding
     }
 
     pub fn state(&self) -> State {
@@ -222,6 +261,9 @@ impl VirtualRouter {
         out.push(Action::SendAdvert {
             priority: self.priority,
         });
+        if std::mem::take(&mut self.holding) {
+            out.push(Action::CancelRelease);
+        }
         out.push(Action::AddVips);
         out.push(Action::Announce);
         out.push(Action::ArmAdver(self.params.adver_int));
@@ -243,6 +285,27 @@ impl VirtualRouter {
         out.push(Action::SendAdvert { priority: 0 });
         out.push(Action::DelVips);
         self.go(to, reason, out);
+    }
+
+    /// Leaves MASTER for FAULT on a planned stop: priority 0 as in
+    /// [`Self::resign`], but the VIPs stay until the new master is heard
+    /// (then [`RELEASE_LINGER`]) or, with no peer, Master_Down_Interval.
+    fn hand_over(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::CancelTimers);
+        out.push(Action::SendAdvert { priority: 0 });
+        out.push(Action::ArmRelease(self.master_down()));
+        self.holding = true;
+        self.heard = false;
+        self.go(State::Fault, Reason::Handover, out);
+    }
+
+    /// A new master was heard while we keep the VIPs: they go
+    /// [`RELEASE_LINGER`] after its first advert.
+    fn heard_new_master(&mut self, priority: u8, out: &mut Vec<Action>) {
+        if self.holding && priority != 0 && !self.heard {
+            self.heard = true;
+            out.push(Action::ArmRelease(RELEASE_LINGER));
+        }
     }
 
     /// Startup logic shared by Initialize and a cleared Fault.

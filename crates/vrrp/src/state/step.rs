@@ -14,15 +14,34 @@ impl VirtualRouter {
         let mut out = Vec::new();
         match (self.state, event) {
             // --- tracking, any state -------------------------------------
-            (state, Event::Health { fault, priority }) => {
+            (
+                state,
+                Event::Health {
+                    fault,
+                    handover,
+                    priority,
+                },
+            ) => {
                 let was_fault = self.fault;
                 self.fault = fault;
                 self.priority = priority;
                 match state {
+                    // A planned stop: the same priority-0 advert, so the
+                    // backup takes over after Skew_Time, but the VIPs stay
+                    // until it has (clients keep reaching a service that
+                    // still serves, instead of nobody for Skew_Time).
+                    State::Master if fault && handover => self.hand_over(&mut out),
                     // keepalived FAULT: a weight-0 check failed. A master
                     // resigns with priority 0 so the backup takes over after
                     // Skew_Time (RFC 5798 §6.4.2), not Master_Down_Interval.
                     State::Master if fault => self.resign(State::Fault, Reason::Fault, &mut out),
+                    // The service we hand over for is gone now: keeping
+                    // its address would only get clients refused.
+                    State::Fault if fault && !handover && self.holding => {
+                        self.holding = false;
+                        out.push(Action::CancelRelease);
+                        out.push(Action::DelVips);
+                    }
                     State::Backup if fault => {
                         out.push(Action::CancelTimers);
                         self.go(State::Fault, Reason::Fault, &mut out);
@@ -35,6 +54,25 @@ impl VirtualRouter {
                 }
             }
 
+            // --- the VIPs kept after MASTER, any state but MASTER --------------
+            (State::Master, Event::ReleaseExpired) => {}
+            (_, Event::ReleaseExpired) => {
+                if std::mem::take(&mut self.holding) {
+                    out.push(Action::DelVips);
+                }
+            }
+
+            // --- SIGHUP: same router, new parameters -------------------------
+            // The state stays; a new priority goes out with the next advert
+            // (RFC 5798 §6.4.3) and the others take their own decisions on it.
+            (_, Event::Reconfigure(params)) => {
+                if params.adver_int != self.params.adver_int && self.state == State::Master {
+                    self.master_adver_int = params.adver_int;
+                    out.push(Action::ArmAdver(params.adver_int));
+                }
+                self.params = params;
+            }
+
             // --- RFC 5798 §6.4.1 Initialize ---------------------------------
             (State::Initialize, Event::Startup) => self.start(Reason::Startup, &mut out),
             (State::Initialize, _) => {}
@@ -44,6 +82,9 @@ impl VirtualRouter {
             // Transition to the {Initialize} state."
             (State::Backup, Event::Shutdown) => {
                 out.push(Action::CancelTimers);
+                if std::mem::take(&mut self.holding) {
+                    out.push(Action::DelVips);
+                }
                 self.go(State::Initialize, Reason::Shutdown, &mut out);
             }
             // "If the Master_Down_Timer fires, then: Send an ADVERTISEMENT; ...
@@ -60,6 +101,7 @@ impl VirtualRouter {
                 },
             ) => {
                 self.master = Some(src);
+                self.heard_new_master(priority, &mut out);
                 if priority == 0 {
                     // "If the Priority in the ADVERTISEMENT is zero, then: Set the
                     // Master_Down_Timer to Skew_Time."
@@ -124,8 +166,13 @@ impl VirtualRouter {
                     // Cancel Adver_Timer; Set Master_Adver_Interval to Adver Interval
                     // contained in the ADVERTISEMENT; Recompute the Master_Down_Interval;
                     // Set Master_Down_Timer to Master_Down_Interval; Transition to Backup."
+                    // The VIPs go after RELEASE_LINGER instead of at once:
+                    // the new master's gratuitous ARPs move the clients, and
+                    // what we accepted just before still gets its answers out.
                     out.push(Action::CancelTimers);
-                    out.push(Action::DelVips);
+                    out.push(Action::ArmRelease(super::RELEASE_LINGER));
+                    self.holding = true;
+                    self.heard = true;
                     if self.params.version == Version::V3 {
                         self.master_adver_int = interval;
                     } else {
@@ -138,11 +185,20 @@ impl VirtualRouter {
                         &mut out,
                     );
                     self.master = Some(src);
-                } else {
+                } else if self.answer_due(now) {
                     // "Otherwise: Discard ADVERTISEMENT." The sender still
-                    // believes it is master, so its gratuitous ARPs may have
-                    // redirected clients: our next advert makes it yield
-                    // (§6.4.3 on its side), and we re-announce the VIPs.
+                    // believes it is master (a split brain healing), so its
+                    // gratuitous ARPs may have redirected clients. keepalived
+                    // (vrrp_state_master_rx, lower priority) answers at once
+                    // with an advert, which makes it yield (§6.4.3 on its
+                    // side), and a gratuitous ARP burst; we also re-announce
+                    // past the receivers' ARP locktime. At most once per
+                    // Advertisement_Interval: forged adverts must not turn us
+                    // into a packet amplifier.
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    out.push(Action::Announce);
                     out.push(Action::Reannounce);
                 }
             }
@@ -155,11 +211,24 @@ impl VirtualRouter {
             (State::Fault, Event::Advert { src, priority, .. }) => {
                 if priority != 0 {
                     self.master = Some(src);
+                    self.heard_new_master(priority, &mut out);
                 }
             }
             (State::Fault, _) => {}
         }
         out
+    }
+
+    /// Whether a lower-priority master may be answered now (once per
+    /// Advertisement_Interval).
+    fn answer_due(&mut self, now: Duration) -> bool {
+        let due = self
+            .answered_at
+            .is_none_or(|t| now.saturating_sub(t) >= self.params.adver_int);
+        if due {
+            self.answered_at = Some(now);
+        }
+        due
     }
 
     /// keepalived `preempt_delay`: true while we should still defer to a

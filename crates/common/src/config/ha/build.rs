@@ -161,6 +161,7 @@ impl Instance {
             garp: Garp {
                 repeat: self.garp_master_repeat,
                 delay: (!self.garp_master_delay.is_zero()).then_some(self.garp_master_delay),
+                refresh: (!self.garp_master_refresh.is_zero()).then_some(self.garp_master_refresh),
             },
             tracks,
         })
@@ -211,6 +212,21 @@ impl Instance {
     fn check_timing(&self, ip: &KeyPath, out: &mut Findings) {
         bounded_delay(self.preempt_delay, &ip.key("preempt_delay"), out);
         bounded_delay(self.garp_master_delay, &ip.key("garp_master_delay"), out);
+        bounded_delay(
+            self.garp_master_refresh,
+            &ip.key("garp_master_refresh"),
+            out,
+        );
+        if !self.garp_master_refresh.is_zero() && self.garp_master_refresh < MIN_GARP_REFRESH {
+            out.push(
+                ip.key("garp_master_refresh"),
+                format!(
+                    "{} is below {}: neighbours ignore ARP updates within their 1s locktime; use 0s to turn it off",
+                    format_duration(self.garp_master_refresh),
+                    format_duration(MIN_GARP_REFRESH)
+                ),
+            );
+        }
         if !(1..=MAX_GARP_REPEAT).contains(&self.garp_master_repeat) {
             out.push(
                 ip.key("garp_master_repeat"),

@@ -37,6 +37,8 @@ pub const MAX_RECIPIENTS: usize = 32;
 /// Longest delay, interval or timeout in `[ha]`: far beyond any sane value,
 /// far below what overflows `Instant` arithmetic.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Shortest `garp_master_refresh`: past Linux's 1 s ARP `locktime`.
+pub const MIN_GARP_REFRESH: Duration = Duration::from_millis(1100);
 /// Largest `fall`/`rise`.
 pub const MAX_FALL_RISE: u32 = 1000;
 
@@ -109,6 +111,8 @@ pub struct Garp {
     pub repeat: u32,
     /// When to send the second burst; `None`: no second burst.
     pub delay: Option<Duration>,
+    /// While MASTER, one more gratuitous ARP this often; `None`: never.
+    pub refresh: Option<Duration>,
 }
 
 /// What one tracked condition checks.

@@ -102,9 +102,11 @@ fn drain_disable_enable_one_server() {
         bodies.iter().any(|x| x == "a") && bodies.iter().any(|x| x == "b")
     });
 
-    // Two slow requests at once: round robin sends one to each server, so
-    // one is in flight on "a" when it is drained.
-    let in_flight: Vec<_> = (0..2)
+    // Four slow requests at once. Each worker walks round robin with its
+    // own cursor (as nginx workers do), so whichever worker takes two of
+    // them sends one to each server: one is in flight on "a" when it is
+    // drained.
+    let in_flight: Vec<_> = (0..4)
         .map(|_| std::thread::spawn(move || get(listen, "/slow")))
         .collect();
     poll(Duration::from_secs(2), || {

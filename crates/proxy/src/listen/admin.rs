@@ -116,7 +116,7 @@ fn upstream(u: &UpstreamRt, now: u64) -> Value {
                 "weight": s.weight,
                 "backup": s.backup,
                 "node_id": s.node_id.as_deref(),
-                "up": st.healthy(&u.passive, now),
+                "up": st.healthy(&u.passive, || now),
                 "admin_state": st.admin().label(),
                 "active_health_up": st.active().up,
                 "passive_health_up": u.passive.max_fails == 0 || u.passive.available(st.passive(), now),
@@ -245,7 +245,7 @@ fn servers(enc: &mut DescriptorEncoder<'_>, snap: &Snapshot) -> std::fmt::Result
         .map(|(n, s, u)| {
             (
                 labels(n, s),
-                if s.state.healthy(&u.passive, now) {
+                if s.state.healthy(&u.passive, || now) {
                     1.0
                 } else {
                     0.0

@@ -195,7 +195,11 @@ impl Inherited {
     /// The inherited sockets of `addr` (several after an upgrade from
     /// workers mode: one per worker, all to be served).
     pub(crate) fn take(&mut self, addr: SocketAddr) -> Vec<std::net::TcpListener> {
-        self.0.remove(&addr).unwrap_or_default()
+        let got = self.0.remove(&addr).unwrap_or_default();
+        if !got.is_empty() {
+            tracing::info!(%addr, sockets = got.len(), "using inherited listening socket");
+        }
+        got
     }
 
     /// The sockets of `addr`, inherited or bound now.
@@ -207,7 +211,6 @@ impl Inherited {
         if got.is_empty() {
             return Ok(vec![super::bind(addr).await?]);
         }
-        tracing::info!(%addr, sockets = got.len(), "using inherited listening socket");
         got.into_iter()
             .map(|l| {
                 TcpListener::from_std(l)

@@ -81,9 +81,7 @@ impl Candidates for Tier<'_> {
     fn usable(&self, i: usize) -> bool {
         let bit = i + self.offset;
         let s = &self.servers[i].state;
-        (bit >= 64 || self.tried & (1 << bit) == 0)
-            && s.active().up
-            && (s.passive_clean() || s.usable(self.passive, self.now_ms.get()))
+        (bit >= 64 || self.tried & (1 << bit) == 0) && s.usable(self.passive, || self.now_ms.get())
     }
     fn weight(&self, i: usize) -> u32 {
         self.servers[i].weight
@@ -258,5 +256,31 @@ mod tests {
         let (b, _) = u.pick(&key(), 1 << a, || 0).unwrap();
         assert_ne!(a, b);
         assert!(u.pick(&key(), 0b11, || 0).is_none());
+    }
+
+    #[test]
+    fn drained_and_disabled_servers_get_no_new_request_however_healthy() {
+        use crate::upstream::server::AdminState;
+        for policy in [Balance::RoundRobin, Balance::LeastConn, Balance::IpHash] {
+            let u = upstream(
+                policy,
+                &[("192.0.2.1:80", 1, false), ("192.0.2.2:80", 1, false)],
+            );
+            for set in [AdminState::Drain, AdminState::Disable] {
+                u.primaries[0].state.set_admin(set);
+                for _ in 0..4 {
+                    let (i, _) = u.pick(&key(), 0, || 0).unwrap();
+                    assert_eq!(
+                        i, 1,
+                        "{policy:?}, {set:?}: a clean passive record is not enough"
+                    );
+                }
+            }
+            u.primaries[0].state.set_admin(AdminState::Enable);
+            assert!(
+                (0..4).any(|_| u.pick(&key(), 0, || 0).unwrap().0 == 0)
+                    || policy == Balance::IpHash
+            );
+        }
     }
 }

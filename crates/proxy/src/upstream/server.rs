@@ -166,14 +166,16 @@ impl ServerState {
         }
     }
 
-    /// Whether the operator and both health signals allow new requests at `now_ms`.
-    pub(crate) fn usable(&self, p: &PassivePolicy, now_ms: u64) -> bool {
+    /// Whether the operator and both health signals allow new requests;
+    /// `now_ms` is read only when a recent failure makes time matter.
+    pub(crate) fn usable(&self, p: &PassivePolicy, now_ms: impl FnOnce() -> u64) -> bool {
         self.admin() == AdminState::Enable && self.healthy(p, now_ms)
     }
 
-    /// Whether both health signals allow traffic at `now_ms`, whatever the operator set.
-    pub(crate) fn healthy(&self, p: &PassivePolicy, now_ms: u64) -> bool {
-        self.active().up && (p.max_fails == 0 || p.available(self.passive(), now_ms))
+    /// Whether both health signals allow traffic, whatever the operator set.
+    pub(crate) fn healthy(&self, p: &PassivePolicy, now_ms: impl FnOnce() -> u64) -> bool {
+        self.active().up
+            && (p.max_fails == 0 || self.passive_clean() || p.available(self.passive(), now_ms()))
     }
 
     /// A request is sent to this server: counted, and in flight until the guard drops.
@@ -275,16 +277,16 @@ mod tests {
             max_fails: 0,
             fail_timeout_ms: 0,
         };
-        assert!(s.usable(&p, 0));
+        assert!(s.usable(&p, || 0));
         for (set, was) in [
             (AdminState::Drain, AdminState::Enable),
             (AdminState::Disable, AdminState::Drain),
         ] {
             assert_eq!(s.set_admin(set), was);
-            assert!(!s.usable(&p, 0), "{set:?} takes no new request");
-            assert!(s.healthy(&p, 0), "{set:?} is still healthy");
+            assert!(!s.usable(&p, || 0), "{set:?} takes no new request");
+            assert!(s.healthy(&p, || 0), "{set:?} is still healthy");
         }
         assert_eq!(s.set_admin(AdminState::Enable), AdminState::Disable);
-        assert!(s.usable(&p, 0));
+        assert!(s.usable(&p, || 0));
     }
 }

@@ -14,7 +14,6 @@ use stackd_common::http_client::HttpClient;
 use stackd_common::Config;
 use stackd_vrrp::driver::{Driver, Reload};
 use stackd_vrrp::notify::Notifier;
-use stackd_vrrp::packet::{Advert, Auth, Version};
 use stackd_vrrp::ports::Ports;
 use stackd_vrrp::socket::Received;
 use stackd_vrrp::state::State;
@@ -22,6 +21,8 @@ use stackd_vrrp::status::{InstanceLabels, Metrics, SharedStatus};
 use stackd_vrrp::track::Probe;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 133);
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 88);
@@ -157,34 +158,7 @@ fn datagram(priority: u8) -> Vec<u8> {
 }
 
 fn datagram_from(src: Ipv4Addr, priority: u8) -> Vec<u8> {
-    let dst = Ipv4Addr::new(224, 0, 0, 18);
-    let a = Advert {
-        version: Version::V3,
-        vrid: 51,
-        priority,
-        interval_cs: 10,
-        addrs: vec![IpAddr::V4(VIP)],
-        auth: Auth::None,
-    };
-    let body = a.encode(IpAddr::V4(src), IpAddr::V4(dst));
-    let mut ip = vec![
-        0x45,
-        0xc0,
-        0,
-        (20 + body.len()) as u8,
-        0,
-        1,
-        0,
-        0,
-        255,
-        112,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    ip.extend_from_slice(&body);
-    ip
+    support::v3_datagram(src, VIP, priority, 255)
 }
 
 async fn sleep(ms: u64) {

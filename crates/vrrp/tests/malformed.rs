@@ -8,6 +8,8 @@ use proptest::prelude::*;
 use stackd_vrrp::packet::{pass, Advert, Auth, Version};
 use stackd_vrrp::validate::{receive_v4, Expect};
 
+mod support;
+
 fn expect() -> Expect {
     Expect {
         version: Version::V3,
@@ -22,35 +24,12 @@ fn expect() -> Expect {
 
 /// A valid IPv4+VRRPv3 datagram from 192.0.2.133 with `ttl`.
 fn datagram(ttl: u8) -> Vec<u8> {
-    let src = Ipv4Addr::new(192, 0, 2, 133);
-    let dst = Ipv4Addr::new(224, 0, 0, 18);
-    let a = Advert {
-        version: Version::V3,
-        vrid: 51,
-        priority: 100,
-        interval_cs: 10,
-        addrs: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 88))],
-        auth: Auth::None,
-    };
-    let body = a.encode(IpAddr::V4(src), IpAddr::V4(dst));
-    let mut ip = vec![
-        0x45,
-        0xc0,
-        0,
-        (20 + body.len()) as u8,
-        0,
-        1,
-        0,
-        0,
+    support::v3_datagram(
+        Ipv4Addr::new(192, 0, 2, 133),
+        Ipv4Addr::new(192, 0, 2, 88),
+        100,
         ttl,
-        112,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&src.octets());
-    ip.extend_from_slice(&dst.octets());
-    ip.extend_from_slice(&body);
-    ip
+    )
 }
 
 fn reason(buf: &[u8]) -> Result<u8, &'static str> {

@@ -49,6 +49,21 @@ fn check(files: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Where `stackd check` points for a value: `line:column` (1-based) of the
+/// first `value` after the last `key` in `text`. Computed from the edited
+/// text, so an edit to a shipped host file does not break these tests.
+fn at(text: &str, key: &str, value: &str) -> String {
+    let key_at = text.rfind(key).unwrap_or_else(|| panic!("no {key:?}"));
+    let after = key_at + key.len();
+    let off = after
+        + text[after..]
+            .find(value)
+            .unwrap_or_else(|| panic!("no {value:?} after {key:?}"));
+    let line = text[..off].matches('\n').count() + 1;
+    let column = off - text[..off].rfind('\n').map_or(0, |nl| nl + 1) + 1;
+    format!("{line}:{column}")
+}
+
 #[track_caller]
 fn fires(r: &Run, code: i32, needles: &[&str]) {
     assert_eq!(r.code, code, "{}", r.err);
@@ -74,11 +89,12 @@ fn a_track_weight_that_cannot_move_the_vip() {
         )
     };
     let r = check(&[("px1.toml", &with("1")), ("px2.toml", &px2)]);
+    let weight = at(&with("1"), "weight = ", "1");
     fires(
         &r,
         0,
         &[
-            "warning: px1.toml:47:102: ha.instance[0].track[0].weight:",
+            &format!("warning: px1.toml:{weight}: ha.instance[0].track[0].weight:"),
             "priority 100 − weight 1 = 99 is not below the peer's priority 99",
             "a tie goes to the higher primary address",
             "use a weight above 1",
@@ -104,11 +120,13 @@ fn a_track_that_is_not_this_hosts_proxy() {
         "http://127.0.0.1:9099/healthz",
     );
     let r = check(&[("px1.toml", &other), ("px2.toml", &shipped("px2.toml"))]);
+    let track = at(&other, "track = ", "[");
+    let line = track.split(':').next().unwrap();
     fires(
         &r,
         0,
         &[
-            "warning: px1.toml:47:",
+            &format!("warning: px1.toml:{line}:"),
             "ha.instance[0].track[0].http: http://127.0.0.1:9099/healthz is not this host's proxy admin listener 127.0.0.1:9090",
         ],
     );
@@ -138,11 +156,12 @@ fn a_failover_slower_than_the_proxys_timeouts() {
         "admin = \"127.0.0.1:9090\"\nconnect_timeout = \"2s\"",
     );
     let r = check(&[("px1.toml", &slow), ("px2.toml", &shipped("px2.toml"))]);
+    let advert = at(&slow, "advert_int = ", "\"1s\"");
     fires(
         &r,
         0,
         &[
-            "warning: px1.toml:39:14: ha.instance[0].advert_int:",
+            &format!("warning: px1.toml:{advert}: ha.instance[0].advert_int:"),
             "Master_Down_Interval = 3 × 1s + (256 − 100) / 256 s = 3.609s (version 2), longer than proxy.connect_timeout = 2s",
         ],
     );
@@ -169,11 +188,12 @@ fn two_vrrp_versions_on_one_vrid_and_interface() {
         ("px1.toml", &second(51)),
         ("px2.toml", &shipped("px2.toml")),
     ]);
+    let vrid = at(&second(51), "virtual_router_id = ", "51");
     fires(
         &r,
         64,
         &[
-            "px1.toml:52:21: ha.instance[1].virtual_router_id: VRID 51 on eth0 is also used by instance \"VI_1\" (VRRPv3 here, v2 there)",
+            &format!("px1.toml:{vrid}: ha.instance[1].virtual_router_id: VRID 51 on eth0 is also used by instance \"VI_1\" (VRRPv3 here, v2 there)"),
             "00:00:5e:00:01:33",
             "1 error(s)",
         ],
@@ -197,11 +217,12 @@ fn sessions_that_expire_during_a_failover() {
         )
     };
     let r = check(&[("px1.toml", &shipped("px1.toml")), ("be1.toml", &be1("2s"))]);
+    let ttl = at(&be1("2s"), "\nsession_ttl = ", "\"2s\"");
     fires(
         &r,
         0,
         &[
-            "warning: be1.toml:12:15: demo_backend.session_ttl: sessions idle for 2s expire, but a failover of instance \"VI_1\" takes up to Master_Down_Interval = 3 × 1s + (256 − 100) / 256 s = 3.609s",
+            &format!("warning: be1.toml:{ttl}: demo_backend.session_ttl: sessions idle for 2s expire, but a failover of instance \"VI_1\" takes up to Master_Down_Interval = 3 × 1s + (256 − 100) / 256 s = 3.609s"),
         ],
     );
     quiet(
@@ -336,12 +357,14 @@ fn a_value_that_does_not_parse_hides_nothing() {
         "[\"not-an-ip\"]",
     );
     let r = check(&[("px1.toml", &bad), ("px2.toml", &shipped("px2.toml"))]);
+    let priority = at(&bad, "priority = ", "300");
+    let vip = at(&bad, "virtual_ipaddress = [", "\"not-an-ip\"");
     fires(
         &r,
         64,
         &[
-            "px1.toml:37:12: ha.instance[0].priority: 300 is outside 1..=254",
-            "px1.toml:43:22: ha.instance[0].virtual_ipaddress[0]:",
+            &format!("px1.toml:{priority}: ha.instance[0].priority: 300 is outside 1..=254"),
+            &format!("px1.toml:{vip}: ha.instance[0].virtual_ipaddress[0]:"),
             "2 error(s)",
         ],
     );

@@ -1,4 +1,8 @@
 //! Command line: one binary, one subcommand per role.
+//!
+//! The doc comments here are clap's `--help` text and the man pages, read
+//! by operators: `[proxy]` names a TOML table there, not a Rust item.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -35,7 +35,7 @@ impl Ha {
         Ha { lab, dir }
     }
 
-    /// Starts `stackd ha` on `host` with an [ha] table; returns its PID.
+    /// Starts `stackd ha` on `host` with an `[ha]` table; returns its PID.
     pub fn stackd(&self, host: &str, ha_toml: &str) -> u32 {
         self.stackd_as(host, ha_toml, &[])
     }

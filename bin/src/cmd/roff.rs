@@ -115,7 +115,7 @@ fn cells(row: &str) -> Vec<&str> {
     out
 }
 
-/// Inline Markdown: `code` in bold, [text](url) as text, roff-escaped.
+/// Inline Markdown: `code` in bold, `[text](url)` as text, roff-escaped.
 fn inline(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;

@@ -28,7 +28,7 @@
 //! back: it fails as `Missing` and the changes start a new session.
 //! Rotation renames the hash in the same script (standalone and Sentinel);
 //! in Cluster, where the two keys live in different slots, it takes the old
-//! hash atomically and then writes the new one (see [`redis`]).
+//! hash atomically and then writes the new one (see the `redis` module).
 
 mod cookie;
 pub mod demo;

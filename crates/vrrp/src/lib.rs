@@ -15,43 +15,43 @@
 
 // --- Pure cores: no sockets, no clock. Public: they are the protocol, and
 // the golden, transition, election and fuzz tests drive them directly.
-/// Internet checksum and the v3 pseudo-header.
+// Internet checksum and the v3 pseudo-header.
 pub mod checksum;
-/// Which transitions become notifications, and when.
+// Which transitions become notifications, and when.
 pub mod coalesce;
-/// Gratuitous ARP / unsolicited NA frames (and, crate-private, their sending).
+// Gratuitous ARP / unsolicited NA frames (and, crate-private, their sending).
 pub mod garp;
-/// VRRPv2/v3 encode and decode.
+// VRRPv2/v3 encode and decode.
 pub mod packet;
-/// The RFC 5798 §6 state machine: events in, actions out.
+// The RFC 5798 §6 state machine: events in, actions out.
 pub mod state;
-/// Fall/rise hysteresis, "draining", and effective priority.
+// Fall/rise hysteresis, "draining", and effective priority.
 pub mod track;
-/// RFC receive checks; every reject has a metric label.
+// RFC receive checks; every reject has a metric label.
 pub mod validate;
 
 // --- The loop and its seams. Public so the loop runs against in-memory
 // ports in tests/driver.rs.
-/// One async loop per instance, executing actions via [`ports`].
+// One async loop per instance, executing actions via [`ports`].
 pub mod driver;
-/// The notify script, webhook and mail, fed by the driver.
+// The notify script, webhook and mail, fed by the driver.
 pub mod notify;
-/// What the driver needs from the network.
+// What the driver needs from the network.
 pub mod ports;
-/// Datagrams as the raw sockets deliver them.
+// Datagrams as the raw sockets deliver them.
 pub mod socket;
-/// `/status` JSON and `/metrics`.
+// `/status` JSON and `/metrics`.
 pub mod status;
 
 // --- Pure, used only here.
-/// The IPv4 header in front of a received advert.
+// The IPv4 header in front of a received advert.
 mod ip;
-/// Skew_Time and Master_Down_Interval.
+// Skew_Time and Master_Down_Interval.
 mod timers;
 
 // --- Linux edges, private.
 mod child;
-/// Instances started, reloaded, dumped and watched (systemd watchdog).
+// Instances started, reloaded, dumped and watched (systemd watchdog).
 mod daemon;
 mod iface;
 mod netlink;

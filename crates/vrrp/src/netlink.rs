@@ -4,8 +4,8 @@
 //! `ip addr` shows which instance owns which address, the way keepalived
 //! users are used to seeing `eth0:1` aliases. Adding an address that is
 //! already there and removing one that is gone are both success: after a
-//! crash the previous run's VIPs may still be present, and [`Vips::clean`]
-//! removes them at start with [`Vips::del`] (a restarted node must not answer for a VIP
+//! crash the previous run's VIPs may still be present, and the start
+//! removes them with [`Vips::del`] (a restarted node must not answer for a VIP
 //! another node now holds).
 
 use std::io;

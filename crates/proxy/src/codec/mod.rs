@@ -14,7 +14,7 @@
 //! - [`response`]: upstream response heads; a broken one is a [`BadResponse`].
 //! - [`framing`]: body lengths and the chunked coding ([`framing::Decoder`]).
 //! - [`host`]: `Host` / authority syntax.
-//! - [`write`]: serializing heads and our own short responses.
+//! - [`write`](mod@write): serializing heads and our own short responses.
 
 pub(crate) mod framing;
 pub(crate) mod host;

@@ -1,7 +1,7 @@
 //! [`RedisStore`]: sessions as Redis hashes `<prefix><id>`, with every call
 //! bounded by `redis_timeout` and every connection re-established by itself.
 //!
-//! - `redis://` / `rediss://`: one [`ConnectionManager`], which reconnects in
+//! - `redis://` / `rediss://`: one [`redis::aio::ConnectionManager`], which reconnects in
 //!   the background after Redis restarts.
 //! - Sentinel: the master is asked of the sentinels on first use and again
 //!   after any connection error or `READONLY` reply (the old master was

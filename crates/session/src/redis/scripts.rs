@@ -8,8 +8,8 @@
 //! Reply shape of [`WRITE`]: `{"ok", field, value, ...}` (the hash after the
 //! write, `HGETALL` order), `{"missing"}`, `{"exists"}` or `{"notint", field}`.
 
-/// KEYS[1] = key (KEYS[2] = new key when rotating);
-/// ARGV[1] = ttl seconds, ARGV[2] = "c" create | "u" update | "r" rotate,
+/// KEYS\[1\] = key (KEYS\[2\] = new key when rotating);
+/// ARGV\[1\] = ttl seconds, ARGV\[2\] = "c" create | "u" update | "r" rotate,
 /// then (op, field, value) triples with op "s" HSET | "d" HDEL | "i" HINCRBY.
 ///
 /// Increments are checked before anything is written, because Redis does not
@@ -47,7 +47,7 @@ table.insert(out, 1, 'ok')
 return out
 "#;
 
-/// KEYS[1] = key, ARGV[1] = ttl seconds: the hash (empty when missing) with
+/// KEYS\[1\] = key, ARGV\[1\] = ttl seconds: the hash (empty when missing) with
 /// its TTL reset in the same step.
 pub(crate) const LOAD: &str = r#"
 local h = redis.call('HGETALL', KEYS[1])
@@ -55,7 +55,7 @@ if #h > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return h
 "#;
 
-/// KEYS[1] = key: the hash, deleted in the same step (Cluster rotation: the
+/// KEYS\[1\] = key: the hash, deleted in the same step (Cluster rotation: the
 /// old and new keys live in different slots, so no single script sees both).
 pub(crate) const TAKE: &str = r#"
 local h = redis.call('HGETALL', KEYS[1])

@@ -13,7 +13,8 @@
 //! expected to run without a password, as in the stock redis-sentinel setup.
 //! TLS trusts the system store, or `[demo_backend] redis_ca_file` for a
 //! private CA (data nodes only; sentinels over TLS need a system-trusted CA).
-//! Messages show URLs through [`redact_url`], which hides any password.
+//! Messages show URLs through [`stackd_common::config::redact_url`], which
+//! hides any password.
 
 use stackd_common::config::redact_url as redact;
 

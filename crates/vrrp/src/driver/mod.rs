@@ -155,8 +155,8 @@ impl<P: Ports> Driver<P> {
         self.reload_tx.clone()
     }
 
-    /// The loop's last turn, in ms since an instant of its own; with
-    /// [`Driver::epoch_age`] the watchdog tells a hung loop.
+    /// The loop's epoch and its last turn in ms since that epoch: the
+    /// daemon's watchdog compares them with the clock to tell a hung loop.
     pub fn heartbeat(&self) -> (Instant, Arc<AtomicU64>) {
         (self.epoch, self.heartbeat.clone())
     }

@@ -1,4 +1,4 @@
-//! The HTTP/1 client side of one exchange ([`request::Client`]): the body
+//! The HTTP/1 client side of one exchange ([`crate::request::Client`]): the body
 //! read through our decoder under `client_body_timeout` and the minimum
 //! rate, the response written under `client_send_timeout`, every step
 //! reported to the connection's [`Lifecycle`].

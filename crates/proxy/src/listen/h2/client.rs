@@ -1,4 +1,4 @@
-//! The HTTP/2 client side of one exchange ([`request::Client`]): hyper's
+//! The HTTP/2 client side of one exchange ([`crate::request::Client`]): hyper's
 //! request body read frame by frame under the body deadlines, and the
 //! response handed to hyper as a head and a bounded channel of body
 //! pieces. A client that stops taking a stream's data (flow control)

@@ -474,6 +474,32 @@ async fn oversized_upstream_head_is_502() {
     assert_eq!(r.status, 502, "{r:?}");
 }
 
+/// A response head larger than one upstream read (4 KiB) but within the
+/// limit reaches the client whole, its last field included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_head_over_several_reads_is_relayed_whole() {
+    let b = Scripted::start(|mut c| {
+        let mut buf = Vec::new();
+        if let Ok(Some(_)) = stackd_testkit::backend::read_request(&mut c, &mut buf) {
+            let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+            let value = "v".repeat(250);
+            for i in 0..40 {
+                head.extend_from_slice(format!("x-filler-{i:02}: {value}\r\n").as_bytes());
+            }
+            head.extend_from_slice(b"x-last: here\r\ncontent-length: 2\r\n\r\nok");
+            let _ = c.write_all(&head);
+        }
+    });
+    let p = Proxy::start(&one_server(b.addr, "")).await;
+    let r = tokio::time::timeout(5 * SECOND, th::get_async(p.addr, "/"))
+        .await
+        .expect("a response within 5 s")
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+    assert_eq!(r.header("x-last"), Some("here"), "{r:?}");
+    assert_eq!(r.header("x-filler-39").map(str::len), Some(250), "{r:?}");
+}
+
 /// Untrusted peers' forwarding headers are removed whatever their size; a
 /// trusted peer's long X-Forwarded-For is appended to, not passed unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

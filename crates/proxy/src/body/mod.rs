@@ -41,8 +41,10 @@ pub(crate) trait Sink {
     fn data(&mut self, data: Bytes) -> impl Future<Output = Result<(), ProxyError>> + Send;
 }
 
-/// Room for one read of a response head.
-pub(crate) const HEAD_READ: usize = 16 * 1024;
+/// Room for one read of a response head: a page, as nginx's
+/// `proxy_buffer_size`. Every upstream connection in use (and idle in the
+/// pool) holds this much; a larger head grows the buffer as it comes.
+pub(crate) const HEAD_READ: usize = 4 * 1024;
 /// Room for one read of a response body: large bodies move in few system calls.
 const BODY_READ: usize = 64 * 1024;
 

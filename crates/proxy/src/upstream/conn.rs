@@ -136,8 +136,8 @@ impl Lease {
         if end.reusable() && self.conn.buf.is_empty() {
             self.conn.reused = true;
             // The next exchange reuses the buffer; a big one (a large head
-            // came through) is not worth keeping idle.
-            if self.conn.buf.capacity() > 64 << 10 {
+            // or body came through) is not worth keeping idle.
+            if self.conn.buf.capacity() > 4 * HEAD_READ {
                 self.conn.buf = BytesMut::new();
             }
             self.server.pool().put(self.conn, cap);

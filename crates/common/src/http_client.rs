@@ -29,10 +29,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+use crate::tls_stream::MaybeTls;
 
 /// Largest response body read; the rest is refused as [`HttpError::Body`].
 pub const MAX_BODY: usize = 4 << 20;
@@ -280,69 +281,26 @@ impl tower_service::Service<Uri> for Connector {
         Box::pin(async move {
             let tcp = tcp.await.map_err(io::Error::other)?.into_inner();
             if dst.scheme_str() != Some("https") {
-                return Ok(TokioIo::new(Stream::Plain(tcp)));
+                return Ok(TokioIo::new(MaybeTls::Plain(tcp)));
             }
             let host = dst.host().unwrap_or_default();
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let name = ServerName::try_from(host.to_owned())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let stream = tls.connect(name, tcp).await?;
-            Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
+            Ok(TokioIo::new(MaybeTls::Tls(Box::new(stream))))
         })
     }
 }
 
 /// A connection with or without TLS.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+type Stream = MaybeTls<TlsStream<TcpStream>>;
 
-impl Connection for Stream {
+impl Connection for MaybeTls<TlsStream<TcpStream>> {
     fn connected(&self) -> Connected {
         match self {
-            Stream::Plain(s) => s.connected(),
-            Stream::Tls(s) => s.get_ref().0.connected(),
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Plain(s) => s.connected(),
+            MaybeTls::Tls(s) => s.get_ref().0.connected(),
         }
     }
 }

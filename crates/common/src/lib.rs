@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod shutdown;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls_stream;
 pub mod upgrade;
 
 pub use config::Config;

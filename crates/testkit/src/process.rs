@@ -31,23 +31,19 @@ pub struct Guard {
 impl Guard {
     /// Starts `cmd` as it is configured (stdin from /dev/null).
     pub fn spawn(name: &str, cmd: &mut Command) -> Guard {
-        let child = cmd
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
-        Guard {
-            name: name.to_owned(),
-            child,
-            log: None,
-        }
+        Guard::spawn_with_stdin(name, cmd, Stdio::null())
     }
 
     /// Starts `cmd` with a pipe on its stdin, for programs a person drives by
     /// typing (`stackd lab` takes component names): take it with
     /// `child().stdin.take()`.
     pub fn spawn_interactive(name: &str, cmd: &mut Command) -> Guard {
+        Guard::spawn_with_stdin(name, cmd, Stdio::piped())
+    }
+
+    fn spawn_with_stdin(name: &str, cmd: &mut Command, stdin: Stdio) -> Guard {
         let child = cmd
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
         Guard {

@@ -415,21 +415,27 @@ fn has(log: &[String], what: &str) -> bool {
     log.iter().any(|l| l == what)
 }
 
+/// The tracked proxy comes up, the instance becomes MASTER (its log
+/// taken), then the proxy reports "draining".
+async fn master_then_draining(rig: &Rig) {
+    rig.samples.send((0, Probe::Up)).await.expect("sample");
+    sleep(500).await;
+    assert_eq!(rig.state(), State::Master);
+    rig.take();
+    rig.samples
+        .send((0, Probe::Draining))
+        .await
+        .expect("sample");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_draining_proxy_hands_the_vip_over_make_before_break() {
     let rig = start(instance(
         "track = [ { http = \"http://127.0.0.1:1/\", fall = 3, rise = 1 } ]",
     ));
-    rig.samples.send((0, Probe::Up)).await.expect("sample");
-    sleep(500).await;
-    assert_eq!(rig.state(), State::Master);
-    rig.take();
     // "draining": FAULT at once (no fall x interval), priority 0 on the
     // wire, but the VIPs stay: the proxy still serves.
-    rig.samples
-        .send((0, Probe::Draining))
-        .await
-        .expect("sample");
+    master_then_draining(&rig).await;
     sleep(10).await;
     assert_eq!(rig.state(), State::Fault);
     let log = rig.take();
@@ -454,26 +460,13 @@ async fn with_no_peer_a_handover_releases_after_master_down_or_when_the_proxy_is
     let rig = start(instance(
         "track = [ { http = \"http://127.0.0.1:1/\", fall = 3, rise = 1 } ]",
     ));
-    rig.samples.send((0, Probe::Up)).await.expect("sample");
-    sleep(500).await;
-    rig.take();
-    rig.samples
-        .send((0, Probe::Draining))
-        .await
-        .expect("sample");
+    master_then_draining(&rig).await;
     sleep(300).await;
     assert!(!has(&rig.take(), "del vips"));
     sleep(100).await; // Master_Down_Interval: 360.9 ms
     assert_eq!(rig.take(), vec!["del vips"]);
     // Again, and this time the proxy exits (refused) before anyone took over.
-    rig.samples.send((0, Probe::Up)).await.expect("sample");
-    sleep(500).await;
-    assert_eq!(rig.state(), State::Master);
-    rig.take();
-    rig.samples
-        .send((0, Probe::Draining))
-        .await
-        .expect("sample");
+    master_then_draining(&rig).await;
     sleep(50).await;
     rig.samples.send((0, Probe::Down)).await.expect("sample");
     sleep(10).await;

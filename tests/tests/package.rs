@@ -2,8 +2,9 @@
 //! from the binary the tests already built (`--no-build`), lintian finds no
 //! error in it, it holds the binary, units, man pages, completions, docs and
 //! conffiles, and `deploy/install.sh` installs it on this machine (the
-//! `stackd` user, the host's file, the role's unit enabled); purging leaves
-//! nothing behind.
+//! `stackd` user, the host's file, the role's unit enabled); the installed
+//! units pass `systemd-analyze verify` and score at most 2.5 in
+//! `systemd-analyze security`; purging leaves nothing behind.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // blocking test: no tokio clock
 
@@ -47,6 +48,15 @@ fn dpkg(args: &[&str]) -> Output {
 }
 
 /// The package built from the debug binary, once.
+/// `dpkg --purge stackd` when dropped (a no-op once the test purged it).
+struct PurgeOnDrop;
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = dpkg(&["--purge", "stackd"]);
+    }
+}
+
 fn build_deb() -> PathBuf {
     let bin = stackd_bin();
     let profile = bin.parent().and_then(Path::file_name).unwrap();
@@ -176,6 +186,9 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
     let user_before = run(Command::new("getent").args(["passwd", "stackd"]))
         .status
         .success();
+    // Purged even when an assertion below fails, so the next run installs
+    // again instead of skipping this part.
+    let _purge = PurgeOnDrop;
     // As an operator installs a backend host: deploy/install.sh with the package.
     let out = run(Command::new(root().join("deploy/install.sh"))
         .arg("be1")
@@ -206,6 +219,35 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
         "no stackd user after install"
     );
     assert!(Path::new("/usr/share/man/man5/stackd.toml.5.gz").is_file());
+
+    // The units as installed, with the binary and man pages they name in
+    // place: systemd-analyze verify has nothing to say, and each service's
+    // exposure stays at most where its sandboxing was scored (1.1–2.0).
+    let units = [
+        "/lib/systemd/system/stackd-proxy.service",
+        "/lib/systemd/system/stackd-proxy.socket",
+        "/lib/systemd/system/stackd-ha.service",
+        "/lib/systemd/system/stackd-demo-backend.service",
+    ];
+    let verify = run(Command::new("systemd-analyze").arg("verify").args(units));
+    assert!(
+        verify.status.success() && text(&verify).trim().is_empty(),
+        "systemd-analyze verify:\n{}",
+        text(&verify)
+    );
+    for unit in units.iter().filter(|u| u.ends_with(".service")) {
+        let sec = run(Command::new("systemd-analyze").args([
+            "security",
+            "--offline=yes",
+            "--threshold=25", // tenths: an exposure of 2.5
+            "--no-pager",
+            unit,
+        ]));
+        let out = text(&sec);
+        let score = out.lines().last().unwrap_or("").to_owned();
+        println!("systemd-analyze security {unit}: {score}");
+        assert!(sec.status.success(), "{unit} is exposed over 2.5:\n{out}");
+    }
 
     let out = dpkg(&["--purge", "stackd"]);
     assert!(out.status.success(), "dpkg --purge:\n{}", text(&out));

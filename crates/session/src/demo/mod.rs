@@ -83,12 +83,18 @@ pub async fn run(cfg: DemoBackendConfig, shutdown: CancellationToken) -> Result<
             source,
         })?;
     stackd_common::systemd::ready("serving");
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        stop.cancelled().await;
-        stackd_common::systemd::stopping("draining connections");
-    });
-    serve(listener, store, &cfg, shutdown).await
+    // STOPPING=1 is sent here, in the serving task, before `run` can
+    // return: from a spawned task it was lost when a quick shutdown ended
+    // the runtime first.
+    let mut served = std::pin::pin!(serve(listener, store, &cfg, shutdown.clone()));
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => {
+            stackd_common::systemd::stopping("draining connections");
+        }
+        r = &mut served => return r,
+    }
+    served.await
 }
 
 /// The routes with their session layer, built from `cfg`.

@@ -4,6 +4,7 @@
 //! atomics at scrape time) and the maintenance calls of `stackd ctl`
 //! (`POST /ctl/{drain,disable,enable}`, taken from loopback only).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -318,6 +319,12 @@ impl ProxyCollector {
             "stackd_proxy_client_connections",
             "Client connections open (tunnels included), against max_connections",
             &[(vec![], self.observed.connections() as f64)],
+        )?;
+        gauge(
+            enc,
+            "stackd_proxy_client_connections_parked",
+            "Of those, idle ones held without a task of their own (idle for 250 ms or more)",
+            &[(vec![], self.observed.parked.load(Ordering::Relaxed) as f64)],
         )?;
         let rows: Vec<_> = Timer::ALL
             .iter()

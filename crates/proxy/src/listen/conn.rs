@@ -8,8 +8,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, ReadBuf};
@@ -20,42 +21,73 @@ use tokio::time::Instant;
 use super::h1::{self, Exit};
 use super::io::ClientIo;
 use super::lifecycle::{Event, Lifecycle, State};
+use super::lot::{Lot, HOT};
 use super::quiet::Quiet;
-use super::{h2, timeouts, Ctx};
+use super::{h2, Ctx};
 
 /// The first bytes of every HTTP/2 prior-knowledge connection (RFC 9113 §3.4).
 const H2_START: &[u8] = b"PRI ";
 
-/// Serves one accepted connection; holds its `max_connections` slot to the end.
-///
-/// This future is what a parked connection costs, so it stays flat: the
-/// socket, the lifecycle and [`wait_for_bytes`]. The protocol drivers are
-/// boxed (in statements of their own: a temporary lives to the end of its
-/// statement, so `Box::pin(f).await` would keep room for `f` here too)
-/// and exist only while bytes flow; only they listen for `kill`, since a
-/// parked connection already closes on `drain`, which always comes first.
-pub(crate) async fn connection(
+/// Serves a connection just accepted: [`connection`] from its first state.
+pub(crate) fn accepted(
     stream: TcpStream,
     peer: SocketAddr,
     tls: bool,
     ctx: Arc<Ctx>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let mut life = Lifecycle::new(timeouts(&ctx.shared.load().limits), Instant::now());
-    if tls {
-        let conn = Box::pin(tls_conn(stream, peer, &ctx, life));
-        until_killed(conn, &ctx).await;
-        return;
-    }
-    let mut io = ClientIo::Plain(stream);
-    loop {
-        if !wait_for_bytes(&io, &mut life, &ctx).await {
-            return;
+    permit: OwnedSemaphorePermit,
+    lot: Option<Arc<Lot>>,
+) -> impl Future<Output = ()> + Send {
+    let life = Lifecycle::new(ctx.shared.load().timeouts.clone(), Instant::now());
+    connection(stream, peer, tls, ctx, permit, life, lot)
+}
+
+/// Serves one connection, holding its `max_connections` slot, until it
+/// closes or, idle for [`HOT`], moves to `lot` (plain connections only).
+///
+/// This future is what a parked connection costs, so it stays flat: the
+/// socket, the lifecycle and [`wait_for_bytes`]. It is an `async move`
+/// block over values built beforehand rather than an `async fn`: an
+/// `async fn` moves each argument into a local of its own and its frame
+/// keeps room for both. The protocol drivers are boxed (in statements of
+/// their own: a temporary lives to the end of its statement, so
+/// `Box::pin(f).await` would keep room for `f` here too) and exist only
+/// while bytes flow; only they listen for `kill`, since a parked
+/// connection already closes on `drain`, which always comes first.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold every argument twice"
+)]
+pub(crate) fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+    ctx: Arc<Ctx>,
+    permit: OwnedSemaphorePermit,
+    mut life: Lifecycle,
+    lot: Option<Arc<Lot>>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        if tls {
+            let conn = Box::pin(tls_conn(stream, peer, &ctx, life));
+            until_killed(conn, &ctx).await;
+            return drop(permit);
         }
-        let active = Box::pin(plain(io, life, peer, &ctx));
-        match until_killed(active, &ctx).await {
-            Some(Exit::Parked(i, l)) => (io, life) = (i, l),
-            Some(Exit::Closed) | None => return,
+        loop {
+            match wait_for_bytes(&stream, &mut life, &ctx, lot.is_some()).await {
+                Idle::Bytes => {}
+                Idle::Closed => return drop(permit),
+                Idle::Cold => {
+                    if let Some(lot) = &lot {
+                        lot.park(stream, life, peer, permit);
+                    }
+                    return;
+                }
+            }
+            let active = Box::pin(plain(ClientIo::Plain(stream), life, peer, &ctx));
+            match until_killed(active, &ctx).await {
+                Some(Exit::Parked(ClientIo::Plain(s), l)) => (stream, life) = (s, l),
+                Some(_) | None => return drop(permit),
+            }
         }
     }
 }
@@ -70,52 +102,83 @@ async fn until_killed<F: Future>(f: F, ctx: &Ctx) -> Option<F::Output> {
 
 /// Waits, without buffers, for the next byte within the lifecycle's
 /// deadline (`client_header_timeout` when fresh, `keepalive_timeout` when
-/// idle); false: close quietly.
-///
-/// Every parked connection sits in this future, so it is written as one
-/// flat poll (a timer, the drain token and `poll_peek`, which needs no
-/// waiter of its own) rather than a `select!` over `timeout(peek)`: the
-/// task's frame is half the size, and 10,000 idle connections are 10,000
-/// frames. `peek` rather than read readiness: readiness left over from the
-/// last read would report a parked socket ready at once.
-async fn wait_for_bytes(io: &ClientIo, life: &mut Lifecycle, ctx: &Ctx) -> bool {
-    let ClientIo::Plain(s) = io else {
-        return true;
-    };
+/// idle), or for [`HOT`] if the connection may move to a lot.
+async fn wait_for_bytes(s: &TcpStream, life: &mut Lifecycle, ctx: &Ctx, may_leave: bool) -> Idle {
     let Some((at, timer)) = life.deadline() else {
-        return false;
+        return Idle::Closed;
     };
-    let sleep = tokio::time::sleep_until(at);
-    let drain = ctx.drain.cancelled();
-    tokio::pin!(sleep, drain);
-    let woke = std::future::poll_fn(|cx| {
-        let mut probe = [0u8; 1];
-        match s.poll_peek(cx, &mut ReadBuf::new(&mut probe)) {
-            Poll::Ready(Ok(n)) => return Poll::Ready(Woke::Bytes(n > 0)),
-            Poll::Ready(Err(_)) => return Poll::Ready(Woke::Bytes(false)),
-            Poll::Pending => {}
-        }
-        if drain.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Woke::Drain);
-        }
-        sleep.as_mut().poll(cx).map(|()| Woke::Expired)
+    let hot_until = Instant::now() + HOT;
+    let leave = may_leave && hot_until < at;
+    match (NextByte {
+        socket: s,
+        sleep: tokio::time::sleep_until(if leave { hot_until } else { at }),
+        drain: ctx.drain.cancelled(),
     })
-    .await;
-    match woke {
-        Woke::Bytes(more) => more,
+    .await
+    {
+        Woke::Bytes(true) => Idle::Bytes,
+        Woke::Bytes(false) => Idle::Closed,
+        Woke::Expired if leave => Idle::Cold,
         Woke::Expired => {
             ctx.count_timeout(timer);
             life.step(Event::Expired, Instant::now());
-            false
+            Idle::Closed
         }
         Woke::Drain => {
             life.step(Event::Drain, Instant::now());
-            false
+            Idle::Closed
         }
     }
 }
 
-/// What ended [`wait_for_bytes`].
+/// What [`wait_for_bytes`] came to.
+enum Idle {
+    /// Bytes to read.
+    Bytes,
+    /// Closed by the client, the deadline or the drain.
+    Closed,
+    /// Still idle after [`HOT`], long before the deadline: time for the lot.
+    Cold,
+}
+
+pin_project_lite::pin_project! {
+    /// The next byte on a parked socket, its deadline, or the drain.
+    ///
+    /// Every parked connection sits in this future, so it is one flat
+    /// struct (a timer, the drain token and `poll_peek`, which needs no
+    /// waiter of its own) rather than a `select!` over `timeout(peek)` or
+    /// a `poll_fn` over pinned locals: the task's frame is what 10,000
+    /// idle connections cost 10,000 times. `peek` rather than read
+    /// readiness: readiness left over from the last read would report a
+    /// parked socket ready at once.
+    struct NextByte<'a> {
+        socket: &'a TcpStream,
+        #[pin]
+        sleep: tokio::time::Sleep,
+        #[pin]
+        drain: tokio_util::sync::WaitForCancellationFuture<'a>,
+    }
+}
+
+impl Future for NextByte<'_> {
+    type Output = Woke;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woke> {
+        let this = self.project();
+        let mut probe = [0u8; 1];
+        match this.socket.poll_peek(cx, &mut ReadBuf::new(&mut probe)) {
+            Poll::Ready(Ok(n)) => return Poll::Ready(Woke::Bytes(n > 0)),
+            Poll::Ready(Err(_)) => return Poll::Ready(Woke::Bytes(false)),
+            Poll::Pending => {}
+        }
+        if this.drain.poll(cx).is_ready() {
+            return Poll::Ready(Woke::Drain);
+        }
+        this.sleep.poll(cx).map(|()| Woke::Expired)
+    }
+}
+
+/// What ended [`NextByte`].
 enum Woke {
     /// Bytes to read (true), or the client closed (false).
     Bytes(bool),
@@ -141,7 +204,7 @@ async fn plain(mut io: ClientIo, life: Lifecycle, peer: SocketAddr, ctx: &Arc<Ct
     }
     match io {
         ClientIo::Plain(s) if buf.starts_with(H2_START) => {
-            let life = Lifecycle::h2(*life.timeouts(), since);
+            let life = Lifecycle::h2(life.timeouts().clone(), since);
             h2::serve(s, buf, peer, false, ctx, life).await;
             Exit::Closed
         }
@@ -172,7 +235,7 @@ async fn tls_conn(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Ctx>, life: Lif
         }
     };
     if s.get_ref().1.alpn_protocol() == Some(b"h2") {
-        let life = Lifecycle::h2(*life.timeouts(), since);
+        let life = Lifecycle::h2(life.timeouts().clone(), since);
         return h2::serve(s, BytesMut::new(), peer, true, ctx, life).await;
     }
     let _ = h1::serve(

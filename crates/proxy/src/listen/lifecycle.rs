@@ -26,6 +26,7 @@
 //! `worker_shutdown_timeout`, HAProxy's `hard-stop-after`); no state
 //! outlives the grace period.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -182,19 +183,21 @@ impl Timer {
     }
 }
 
-/// The connection's state, its fate after the current exchange, and its timeouts.
-#[derive(Clone, Copy, Debug)]
+/// The connection's state, its fate after the current exchange, and its
+/// timeouts (those of the config it was accepted under, shared: an idle
+/// connection's whole lifecycle is a few dozen bytes).
+#[derive(Clone, Debug)]
 pub(crate) struct Lifecycle {
     state: State,
     next: Next,
-    t: Timeouts,
+    t: Arc<Timeouts>,
 }
 
 // === impl Lifecycle ===
 
 impl Lifecycle {
     /// A connection accepted at `now`.
-    pub(crate) fn new(t: Timeouts, now: Instant) -> Lifecycle {
+    pub(crate) fn new(t: Arc<Timeouts>, now: Instant) -> Lifecycle {
         Lifecycle {
             state: State::Fresh { since: now },
             next: Next::KeepAlive,
@@ -204,7 +207,7 @@ impl Lifecycle {
 
     /// A connection known to speak HTTP/2 from its first bytes (prior
     /// knowledge, or ALPN `h2`), its head clock running since `since`.
-    pub(crate) fn h2(t: Timeouts, since: Instant) -> Lifecycle {
+    pub(crate) fn h2(t: Arc<Timeouts>, since: Instant) -> Lifecycle {
         Lifecycle {
             state: State::H2Preface { since },
             next: Next::KeepAlive,
@@ -220,7 +223,7 @@ impl Lifecycle {
         self.next
     }
 
-    pub(crate) fn timeouts(&self) -> &Timeouts {
+    pub(crate) fn timeouts(&self) -> &Arc<Timeouts> {
         &self.t
     }
 

@@ -8,8 +8,8 @@ use super::*;
 
 const MS: Duration = Duration::from_millis(1);
 
-fn t() -> Timeouts {
-    Timeouts {
+fn t() -> Arc<Timeouts> {
+    Arc::new(Timeouts {
         header: 100 * MS,
         body: BodyLimits {
             idle: 200 * MS,
@@ -20,7 +20,7 @@ fn t() -> Timeouts {
         tunnel: 500 * MS,
         linger: 600 * MS,
         linger_idle: 50 * MS,
-    }
+    })
 }
 
 /// Events fed in order, each with the action it must produce.

@@ -5,6 +5,8 @@
 //!           │     (Semaphore permit before accept: max_connections; tunnels keep theirs)
 //!           │        └─ conn: first bytes ─► h1::serve (our codec) | h2::serve (hyper)
 //!           │                 each driven by a pure Lifecycle (lifecycle.rs, LIFECYCLE.md)
+//!           │     lot per plain accept loop: connections idle 250 ms leave their
+//!           │        tasks; the next byte brings them back in a new one    [lot.rs]
 //!           ├─ admin server (/healthz /status /metrics)       [admin.rs]
 //!           ├─ prober per upstream with [health]             (restarted on reload)
 //!           └─ select! { reloads => swap snapshot, shutdown => stop }
@@ -28,6 +30,7 @@ mod h2;
 pub(crate) mod handover;
 mod io;
 pub(crate) mod lifecycle;
+mod lot;
 mod quiet;
 mod server;
 pub(crate) mod workers;

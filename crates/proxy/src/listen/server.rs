@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::handover::{Control, Ending, Sockets};
+use super::lot::Lot;
 use super::{bind, conn, Bound, Ctx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::observe::stats::{Reloads, Timeouts};
@@ -40,6 +41,8 @@ pub(crate) enum Phase {
 pub(crate) struct Observed {
     pub(crate) timeouts: Timeouts,
     pub(crate) reloads: Reloads,
+    /// Idle client connections held by the lots, without tasks.
+    pub(crate) parked: AtomicUsize,
     phase: AtomicU8,
     sem: Arc<Semaphore>,
     max_connections: usize,
@@ -93,6 +96,7 @@ impl Server {
         let observed = Arc::new(Observed {
             timeouts: Timeouts::default(),
             reloads: Reloads::default(),
+            parked: AtomicUsize::new(0),
             phase: AtomicU8::new(Phase::Serving as u8),
             sem: sem.clone(),
             max_connections: max,
@@ -387,6 +391,14 @@ pub(crate) async fn accept_loop(
     ctx: Arc<Ctx>,
     stop: CancellationToken,
 ) {
+    // Idle plain connections leave their tasks for the lot (TLS ones stay:
+    // rustls may hold bytes the socket does not show).
+    let lot = match tls {
+        true => None,
+        false => Lot::start(&ctx, stop.clone())
+            .inspect_err(|e| tracing::warn!(error = %e, "no lot for idle connections; they keep their tasks"))
+            .ok(),
+    };
     loop {
         let permit = tokio::select! {
             _ = stop.cancelled() => return accept_queued(&listener, tls, &ctx),
@@ -408,8 +420,8 @@ pub(crate) async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
-        ctx.tracker
-            .spawn(conn::connection(stream, peer, tls, ctx.clone(), permit));
+        let task = conn::accepted(stream, peer, tls, ctx.clone(), permit, lot.clone());
+        ctx.tracker.spawn(task);
     }
 }
 
@@ -431,8 +443,8 @@ fn accept_queued(listener: &TcpListener, tls: bool, ctx: &Arc<Ctx>) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        ctx.tracker
-            .spawn(conn::connection(stream, peer, tls, ctx.clone(), permit));
+        let task = conn::accepted(stream, peer, tls, ctx.clone(), permit, None);
+        ctx.tracker.spawn(task);
         taken += 1;
     }
     if taken > 0 {

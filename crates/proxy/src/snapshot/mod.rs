@@ -18,6 +18,7 @@ use stackd_common::config::ProxyConfig;
 use stackd_common::logfile::LogFile;
 
 use crate::error::{ErrorKind, ProxyError};
+use crate::listen::lifecycle::Timeouts;
 use crate::observe::stats::UpstreamStats;
 use crate::upstream::{ServerState, UpstreamRt};
 use route::Router;
@@ -59,6 +60,9 @@ pub(crate) struct Snapshot {
     pub(crate) trusted: Vec<IpNet>,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) limits: Limits,
+    /// The client-side timeouts from `limits`, shared by every connection
+    /// accepted under this config.
+    pub(crate) timeouts: Arc<Timeouts>,
     pub(crate) access_log: AccessLog,
     /// `access_log = { path }`: lines go there instead of the process log.
     pub(crate) access_file: Option<Arc<LogFile>>,
@@ -120,6 +124,7 @@ impl Snapshot {
             unrouted: prev.map(|p| p.unrouted.clone()).unwrap_or_default(),
             trusted: cfg.trusted_proxies.clone(),
             tls,
+            timeouts: Arc::new(crate::listen::timeouts(&limits)),
             limits,
             access_log: cfg.access_log.format,
             access_file,

@@ -4,7 +4,9 @@
 //! ambiguous is refused here, so a request that leaves this module has
 //! exactly one length.
 
-use bytes::Bytes;
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
@@ -21,29 +23,40 @@ pub(crate) struct RequestHead {
     pub(crate) keep_alive: bool,
     /// `Expect: 100-continue` on a request with a body.
     pub(crate) expect_continue: bool,
-    /// Bytes of the buffer the head took.
-    pub(crate) len: usize,
 }
 
 /// Parses the head at the start of `buf`: `Ok(None)` while incomplete.
+/// A complete head is consumed from `buf` (valid or not), and its target
+/// and header values are slices of its bytes rather than copies (see
+/// [`super::response::parse`]).
 ///
 /// `max` bounds the whole head; over it the answer is 414 when the request
 /// line itself did not fit, else 431.
-pub(crate) fn parse(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Refusal> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) if n <= max => n,
-        Ok(_) if buf.len() <= max => return Ok(None),
-        Ok(_) => return Err(too_large(buf, max)),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Refusal::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "too many header fields",
-            ))
+pub(crate) fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<RequestHead>, Refusal> {
+    let len = {
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        match req_parse(&mut req, buf, &mut fields) {
+            Ok(httparse::Status::Complete(n)) if n <= max => n,
+            Ok(_) if buf.len() <= max => return Ok(None),
+            Ok(_) => return Err(too_large(buf, max)),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "too many header fields",
+                ))
+            }
+            Err(_) if buf.len() > max && !line_complete(buf, max) => {
+                return Err(too_large(buf, max))
+            }
+            Err(_) => return Err(Refusal::bad("malformed request head")),
         }
-        Err(_) if buf.len() > max && !line_complete(buf, max) => return Err(too_large(buf, max)),
-        Err(_) => return Err(Refusal::bad("malformed request head")),
+    };
+    let head = buf.split_to(len).freeze();
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(_)) = req_parse(&mut req, &head, &mut fields) else {
+        return Err(Refusal::bad("malformed request head"));
     };
     let version = match req.version {
         Some(0) => Version::HTTP_10,
@@ -53,14 +66,14 @@ pub(crate) fn parse(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Refus
         .method
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(Refusal::bad("invalid method"))?;
-    let uri = target(&method, req.path.unwrap_or(""))?;
+    let uri = target(&method, req.path.unwrap_or(""), &head)?;
     // Room for the forwarding fields the rewrite adds: no regrowth.
     let mut map = HeaderMap::with_capacity(req.headers.len() + 6);
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Refusal::bad("invalid header name"))?;
-        let value =
-            HeaderValue::from_bytes(h.value).map_err(|_| Refusal::bad("invalid header value"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
+            .map_err(|_| Refusal::bad("invalid header value"))?;
         map.append(name, value);
     }
     check_host(&map, version)?;
@@ -77,8 +90,16 @@ pub(crate) fn parse(buf: &[u8], max: usize) -> Result<Option<RequestHead>, Refus
         framing,
         keep_alive,
         expect_continue,
-        len,
     }))
+}
+
+/// httparse's request parser over header slots it need not initialise.
+fn req_parse<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    buf: &'b [u8],
+    fields: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> httparse::Result<usize> {
+    httparse::ParserConfig::default().parse_request_with_uninit_headers(req, buf, fields)
 }
 
 /// Whether the request line ended within the first `max` bytes.
@@ -103,7 +124,7 @@ fn too_large(buf: &[u8], max: usize) -> Refusal {
 /// RFC 9112 §3.2: origin-form, absolute-form (http/https with a host and no
 /// userinfo), or `*` for OPTIONS. CONNECT's authority-form is for forward
 /// proxies: 405.
-fn target(method: &Method, t: &str) -> Result<Uri, Refusal> {
+fn target(method: &Method, t: &str, head: &Bytes) -> Result<Uri, Refusal> {
     if method == Method::CONNECT {
         return Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -112,7 +133,7 @@ fn target(method: &Method, t: &str) -> Result<Uri, Refusal> {
     }
     let bad = || Refusal::bad("invalid request target");
     if t.starts_with('/') {
-        return Uri::from_maybe_shared(Bytes::copy_from_slice(t.as_bytes())).map_err(|_| bad());
+        return Uri::from_maybe_shared(head.slice_ref(t.as_bytes())).map_err(|_| bad());
     }
     if t == "*" && method == Method::OPTIONS {
         return Ok(Uri::from_static("*"));

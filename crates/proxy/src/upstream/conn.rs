@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::Method;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
@@ -81,16 +81,12 @@ pub(crate) async fn read_head<R: AsyncRead + Unpin>(
     let mut interim = 0;
     loop {
         match response::parse(buf, max, method).map_err(bad)? {
-            Parsed::Head(h) => {
-                buf.advance(h.len);
-                return Ok(h);
-            }
-            Parsed::Interim(n) if interim < MAX_INTERIM => {
-                buf.advance(n);
+            Parsed::Head(h) => return Ok(h),
+            Parsed::Interim if interim < MAX_INTERIM => {
                 interim += 1;
                 continue;
             }
-            Parsed::Interim(_) => return Err(bad(BadResponse::BadHead)),
+            Parsed::Interim => return Err(bad(BadResponse::BadHead)),
             Parsed::Partial => {}
         }
         if read_room(rd, buf, HEAD_READ).await? == 0 {

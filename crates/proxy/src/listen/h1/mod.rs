@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::Guard;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
@@ -175,10 +175,7 @@ async fn read_head(
                 life.step(Event::HeadStarted, Instant::now());
             }
             match request::parse(buf, max) {
-                Ok(Some(h)) => {
-                    buf.advance(h.len);
-                    return HeadRead::Head(h);
-                }
+                Ok(Some(h)) => return HeadRead::Head(h),
                 Ok(None) => {}
                 Err(r) => return HeadRead::Refused(r),
             }

@@ -43,6 +43,8 @@ pub(crate) struct Observed {
     pub(crate) reloads: Reloads,
     /// Idle client connections held by the lots, without tasks.
     pub(crate) parked: AtomicUsize,
+    /// Slots the accept loops hold for connections not yet accepted.
+    awaiting_accept: AtomicUsize,
     phase: AtomicU8,
     sem: Arc<Semaphore>,
     max_connections: usize,
@@ -61,10 +63,12 @@ impl Observed {
         self.phase.store(p as u8, Ordering::Relaxed);
     }
 
-    /// Client connections open now (tunnels included).
+    /// Client connections open now (tunnels included): the slots taken,
+    /// less those the accept loops hold for their next connection.
     pub(crate) fn connections(&self) -> usize {
         self.max_connections
             .saturating_sub(self.sem.available_permits())
+            .saturating_sub(self.awaiting_accept.load(Ordering::Relaxed))
     }
 }
 
@@ -97,6 +101,7 @@ impl Server {
             timeouts: Timeouts::default(),
             reloads: Reloads::default(),
             parked: AtomicUsize::new(0),
+            awaiting_accept: AtomicUsize::new(0),
             phase: AtomicU8::new(Phase::Serving as u8),
             sem: sem.clone(),
             max_connections: max,
@@ -407,6 +412,7 @@ pub(crate) async fn accept_loop(
                 Err(_) => return,
             },
         };
+        let awaiting = AwaitingAccept::new(&ctx.observed);
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return accept_queued(&listener, tls, &ctx),
             r = listener.accept() => match r {
@@ -419,9 +425,27 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
+        drop(awaiting);
         let _ = stream.set_nodelay(true);
         let task = conn::accepted(stream, peer, tls, ctx.clone(), permit, lot.clone());
         ctx.tracker.spawn(task);
+    }
+}
+
+/// An accept loop holding a slot while it waits for a connection: not a
+/// connection, so `/metrics` does not count it as one.
+struct AwaitingAccept<'a>(&'a Observed);
+
+impl<'a> AwaitingAccept<'a> {
+    fn new(o: &'a Observed) -> AwaitingAccept<'a> {
+        o.awaiting_accept.fetch_add(1, Ordering::Relaxed);
+        AwaitingAccept(o)
+    }
+}
+
+impl Drop for AwaitingAccept<'_> {
+    fn drop(&mut self) {
+        self.0.awaiting_accept.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

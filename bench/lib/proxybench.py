@@ -21,7 +21,10 @@ client connections.
 Options exist for development: `--proxies stackd,stackd-alt` with
 `--stackd-alt PATH` runs two stackd builds against each other in the same
 alternating run; `--stackd-conf 'workers = 1'` appends lines to stackd's
-config (`--alt-conf` to stackd-alt's only, to compare two settings). Results also go to a JSON file beside the report (bench/plot.py
+config (`--alt-conf` to stackd-alt's only, to compare two settings);
+`--peers-forward` has nginx and HAProxy set the forwarding fields stackd
+sets by default (X-Real-IP, X-Forwarded-For/-Proto/-Host), to compare like
+with like. Results also go to a JSON file beside the report (bench/plot.py
 draws them).
 """
 import argparse
@@ -197,7 +200,7 @@ http {{
   proxy_temp_path {wd}/proxy_temp; client_body_temp_path {wd}/body_temp;
   upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 1024; }}
   server {{ listen 127.0.0.1:{port} backlog=4096;
-    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";{NGINX_FORWARD if args.peers_forward else ""} }}
   }}
 }}""")
         p = Proc("nginx", ["nginx", "-c", conf, "-p", wd], wd)
@@ -222,13 +225,25 @@ backend b
   balance roundrobin
   server s1 127.0.0.1:{b1}
   server s2 127.0.0.1:{b2}
-""")
+{HAPROXY_FORWARD if args.peers_forward else ""}""")
         p = Proc("haproxy", ["haproxy", "-f", conf, "-db"], wd)
     if not wait_port(port):
         p.stop()
         return None
     return p
 
+
+# --peers-forward: the forwarding fields stackd sets by default, as their
+# users configure them (nginx's proxy module docs; HAProxy's forwardfor).
+NGINX_FORWARD = """
+      proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host;"""
+HAPROXY_FORWARD = """  option forwardfor
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+"""
 
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -451,6 +466,8 @@ def main():
     ap.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", 10)))
     ap.add_argument("--idle", type=int, default=int(os.environ.get("IDLE_CONNS", 10000)))
     ap.add_argument("--haproxy-maxconn", type=int, default=9990)
+    ap.add_argument("--peers-forward", action="store_true",
+                    help="nginx and HAProxy also set X-Real-IP and X-Forwarded-For/-Proto/-Host, as stackd does by default")
     args = ap.parse_args()
     proxies = args.proxies.split(",")
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -475,7 +492,8 @@ def main():
                 subprocess.run(['haproxy', '-v'], capture_output=True, text=True).stdout.splitlines()[0],
                 subprocess.run([args.stackd, '--version'], capture_output=True, text=True).stdout.strip()]
         say(f"Versions: {'; '.join(vers)}")
-        say("Configs: nginx `worker_processes 2`, `keepalive 1024`; HAProxy `nbthread 2`, `http-reuse always`; "
+        fwd = " with X-Real-IP and X-Forwarded-For/-Proto/-Host set" if args.peers_forward else ""
+        say(f"Configs: nginx `worker_processes 2`, `keepalive 1024`{fwd}; HAProxy `nbthread 2`, `http-reuse always`{fwd}; "
             "stackd default config (listen, upstream, route, `access_log = \"off\"`)"
             + (f" plus `{'; '.join(args.stackd_conf)}`" if args.stackd_conf else "") + ".")
         for conns, path in scenarios:

@@ -48,6 +48,16 @@ fn framing_and_persistence() {
     );
 }
 
+/// Values and the target are slices of the head; an empty value (a slice
+/// of nothing) is still a value.
+#[test]
+fn values_and_target_come_from_the_head() {
+    let h = ok("GET /a?b=c HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-A: one two\r\n\r\n");
+    assert_eq!(h.parts.uri, "/a?b=c");
+    assert_eq!(h.parts.headers["x-empty"], "");
+    assert_eq!(h.parts.headers["x-a"], "one two");
+}
+
 #[test]
 fn ambiguous_framing_is_refused() {
     for wire in [

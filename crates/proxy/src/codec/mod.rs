@@ -12,10 +12,12 @@
 //! # Layout
 //! - [`request`]: client request heads, with the framing and Host rules.
 //! - [`response`]: upstream response heads; a broken one is a [`BadResponse`].
+//! - [`fields`]: header fields as slices of their head, from one parse.
 //! - [`framing`]: body lengths and the chunked coding ([`framing::Decoder`]).
 //! - [`host`]: `Host` / authority syntax.
 //! - [`write`](mod@write): serializing heads and our own short responses.
 
+mod fields;
 pub(crate) mod framing;
 pub(crate) mod host;
 pub(crate) mod request;

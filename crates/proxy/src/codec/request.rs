@@ -7,9 +7,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, StatusCode, Uri, Version};
 
+use super::fields::{FieldError, Fields, Span};
 use super::framing::Framing;
 use super::{host, tokens, Refusal, MAX_HEADERS};
 
@@ -27,16 +28,16 @@ pub(crate) struct RequestHead {
 
 /// Parses the head at the start of `buf`: `Ok(None)` while incomplete.
 /// A complete head is consumed from `buf` (valid or not), and its target
-/// and header values are slices of its bytes rather than copies (see
-/// [`super::response::parse`]).
+/// and header values are slices of its bytes rather than copies
+/// ([`Fields`]).
 ///
 /// `max` bounds the whole head; over it the answer is 414 when the request
 /// line itself did not fit, else 431.
 pub(crate) fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<RequestHead>, Refusal> {
-    let len = {
-        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let (len, method, path, version, fields) = {
+        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
-        match req_parse(&mut req, buf, &mut fields) {
+        let len = match req_parse(&mut req, buf, &mut slots) {
             Ok(httparse::Status::Complete(n)) if n <= max => n,
             Ok(_) if buf.len() <= max => return Ok(None),
             Ok(_) => return Err(too_large(buf, max)),
@@ -50,32 +51,25 @@ pub(crate) fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<RequestHead
                 return Err(too_large(buf, max))
             }
             Err(_) => return Err(Refusal::bad("malformed request head")),
-        }
+        };
+        let method = req
+            .method
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+            .ok_or(Refusal::bad("invalid method"))?;
+        let path = Span::of(buf, req.path.unwrap_or("").as_bytes());
+        let version = match req.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        (len, method, path, version, Fields::record(buf, req.headers))
     };
     let head = buf.split_to(len).freeze();
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let Ok(httparse::Status::Complete(_)) = req_parse(&mut req, &head, &mut fields) else {
-        return Err(Refusal::bad("malformed request head"));
-    };
-    let version = match req.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
-    let method = req
-        .method
-        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        .ok_or(Refusal::bad("invalid method"))?;
-    let uri = target(&method, req.path.unwrap_or(""), &head)?;
+    let uri = target(&method, path.slice(&head).unwrap_or_default())?;
     // Room for the forwarding fields the rewrite adds: no regrowth.
-    let mut map = HeaderMap::with_capacity(req.headers.len() + 6);
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| Refusal::bad("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
-            .map_err(|_| Refusal::bad("invalid header value"))?;
-        map.append(name, value);
-    }
+    let map = fields.map(&head, 6).map_err(|e| match e {
+        FieldError::Name => Refusal::bad("invalid header name"),
+        FieldError::Value => Refusal::bad("invalid header value"),
+    })?;
     check_host(&map, version)?;
     let framing = framing(&map, version)?;
     let expect_continue = expect(&map)? && framing != Framing::Empty;
@@ -124,7 +118,7 @@ fn too_large(buf: &[u8], max: usize) -> Refusal {
 /// RFC 9112 §3.2: origin-form, absolute-form (http/https with a host and no
 /// userinfo), or `*` for OPTIONS. CONNECT's authority-form is for forward
 /// proxies: 405.
-fn target(method: &Method, t: &str, head: &Bytes) -> Result<Uri, Refusal> {
+fn target(method: &Method, path: Bytes) -> Result<Uri, Refusal> {
     if method == Method::CONNECT {
         return Err(Refusal::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -132,9 +126,10 @@ fn target(method: &Method, t: &str, head: &Bytes) -> Result<Uri, Refusal> {
         ));
     }
     let bad = || Refusal::bad("invalid request target");
-    if t.starts_with('/') {
-        return Uri::from_maybe_shared(head.slice_ref(t.as_bytes())).map_err(|_| bad());
+    if path.starts_with(b"/") {
+        return Uri::from_maybe_shared(path).map_err(|_| bad());
     }
+    let t = std::str::from_utf8(&path).map_err(|_| bad())?;
     if t == "*" && method == Method::OPTIONS {
         return Ok(Uri::from_static("*"));
     }

@@ -6,9 +6,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 
+use super::fields::Fields;
 use super::framing::Framing;
 use super::request::{content_length, keep_alive, transfer_coding, Coding};
 use super::MAX_HEADERS;
@@ -35,23 +36,23 @@ pub(crate) enum Parsed {
 }
 
 /// Parses the response head at the start of `buf`, for a request with
-/// `method`, and consumes it.
-///
-/// The head leaves the buffer as one shared `Bytes` and every header
-/// value is a slice of it: a reference count per value instead of an
-/// allocation and a copy. httparse runs twice on a complete head (once to
-/// find its end in `buf`, once over the bytes that now belong to the
-/// head), which costs less than the copies did.
+/// `method`, and consumes it. The head leaves the buffer as one shared
+/// `Bytes`, and every header value is a slice of it ([`Fields`]).
 pub(crate) fn parse(
     buf: &mut BytesMut,
     max: usize,
     method: &Method,
 ) -> Result<Parsed, BadResponse> {
-    let (len, code, minor) = {
-        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let (len, code, minor, fields) = {
+        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
-        match resp_parse(&mut resp, buf, &mut fields) {
-            Ok(httparse::Status::Complete(n)) if n <= max => (n, resp.code, resp.version),
+        match resp_parse(&mut resp, buf, &mut slots) {
+            Ok(httparse::Status::Complete(n)) if n <= max => (
+                n,
+                resp.code,
+                resp.version,
+                Fields::record(buf, resp.headers),
+            ),
             Ok(_) if buf.len() <= max => return Ok(Parsed::Partial),
             Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(BadResponse::HeadTooLarge),
             Err(_) => return Err(BadResponse::BadHead),
@@ -70,18 +71,7 @@ pub(crate) fn parse(
         _ => Version::HTTP_11,
     };
     let head = buf.split_to(len).freeze();
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let Ok(httparse::Status::Complete(_)) = resp_parse(&mut resp, &head, &mut fields) else {
-        return Err(BadResponse::BadHead);
-    };
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| BadResponse::BadHead)?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
-            .map_err(|_| BadResponse::BadHead)?;
-        map.append(name, value);
-    }
+    let map = fields.map(&head, 0).map_err(|_| BadResponse::BadHead)?;
     let framing = framing(&map, status, version, method)?;
     Ok(Parsed::Head(ResponseHead {
         status,

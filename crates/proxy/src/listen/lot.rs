@@ -21,22 +21,23 @@
 //! at most a few requests a second on that connection, and pays a few
 //! microseconds on each.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll as Epoll, Registry, Token};
 use stackd_common::CancellationToken;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
+use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::conn;
 use super::lifecycle::{Event, Lifecycle, Timer};
@@ -53,14 +54,14 @@ pub(crate) struct Lot {
     registry: Registry,
     observed: Arc<Observed>,
     inner: Mutex<Inner>,
-    /// Told when a connection parks with a deadline earlier than every other.
-    earlier: Notify,
 }
 
 struct Inner {
+    /// By the id that is also their epoll token.
     parked: HashMap<u64, Parked>,
-    /// Deadlines by connection id; ids that have left are skipped.
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Their deadlines, by id (it wakes the lot's task when a new one is
+    /// the earliest).
+    deadlines: DelayQueue<u64>,
     next_id: u64,
     /// The lot has stopped: whatever parks now is closed.
     closed: bool,
@@ -73,6 +74,7 @@ struct Parked {
     /// The timer whose deadline this is (`keepalive_timeout`, or
     /// `client_header_timeout` for a connection that has sent nothing).
     timer: Timer,
+    deadline: delay_queue::Key,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
 }
@@ -83,23 +85,24 @@ impl Lot {
     /// A lot for the accept loop that `stop` ends, its task spawned in
     /// `ctx`'s tracker on the current runtime.
     pub(crate) fn start(ctx: &Arc<Ctx>, stop: CancellationToken) -> io::Result<Arc<Lot>> {
-        let poll = Poll::new()?;
+        let epoll = Epoll::new()?;
         let lot = Arc::new(Lot {
-            registry: poll.registry().try_clone()?,
+            registry: epoll.registry().try_clone()?,
             observed: ctx.observed.clone(),
             inner: Mutex::new(Inner {
                 parked: HashMap::new(),
-                deadlines: BinaryHeap::new(),
+                deadlines: DelayQueue::new(),
                 next_id: 0,
                 closed: false,
             }),
-            earlier: Notify::new(),
         });
         // SAFETY: the `Poll` owns its epoll descriptor and `AsyncFd` owns the
         // `Poll` until the task ends; nothing else closes or replaces it.
-        let poll = unsafe { AsyncFd::register_with_interest(poll, tokio::io::Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        ctx.tracker.spawn(run(lot.clone(), poll, ctx.clone(), stop));
+        let epoll =
+            unsafe { AsyncFd::register_with_interest(epoll, tokio::io::Interest::READABLE) }
+                .map_err(io::Error::from)?;
+        ctx.tracker
+            .spawn(run(lot.clone(), epoll, ctx.clone(), stop));
         Ok(lot)
     }
 
@@ -132,22 +135,17 @@ impl Lot {
             return;
         }
         inner.next_id += 1;
-        let first = inner.deadlines.peek().is_none_or(|Reverse((t, _))| at < *t);
-        inner.deadlines.push(Reverse((at, id)));
+        let deadline = inner.deadlines.insert_at(id, at);
         let parked = Parked {
             socket,
             life,
             timer,
+            deadline,
             peer,
             permit,
         };
         inner.parked.insert(id, parked);
         self.observed.parked.fetch_add(1, Ordering::Relaxed);
-        inner.sweep();
-        drop(inner);
-        if first {
-            self.earlier.notify_one();
-        }
     }
 
     /// `p` leaves the lot: its socket leaves the lot's epoll.
@@ -166,8 +164,13 @@ impl Lot {
     /// Hands the connection `id` (readable: bytes, or the client's close)
     /// back to a connection task.
     fn resume(&self, id: u64, ctx: &Arc<Ctx>, lot: &Arc<Lot>) {
-        let Some(p) = self.lock().parked.remove(&id) else {
-            return;
+        let p = {
+            let mut inner = self.lock();
+            let Some(p) = inner.parked.remove(&id) else {
+                return;
+            };
+            inner.deadlines.try_remove(&p.deadline);
+            p
         };
         self.unpark(&p);
         match TcpStream::from_std(p.socket) {
@@ -189,21 +192,24 @@ impl Lot {
         }
     }
 
-    /// Closes the connections whose deadline has passed; the next deadline.
-    fn expire(&self, now: Instant, ctx: &Ctx) -> Option<Instant> {
+    /// Closes the connections whose deadline has passed, counted under
+    /// their timers; pending until there is one.
+    fn expire(&self, cx: &mut std::task::Context<'_>, ctx: &Ctx) -> Poll<()> {
         let mut inner = self.lock();
-        while let Some(&Reverse((at, id))) = inner.deadlines.peek() {
-            if at > now {
-                return Some(at);
-            }
-            inner.deadlines.pop();
-            if let Some(mut p) = inner.parked.remove(&id) {
+        let mut closed = 0;
+        while let Poll::Ready(Some(e)) = inner.deadlines.poll_expired(cx) {
+            if let Some(mut p) = inner.parked.remove(e.get_ref()) {
                 self.unpark(&p);
                 ctx.count_timeout(p.timer);
-                p.life.step(Event::Expired, now);
+                p.life.step(Event::Expired, Instant::now());
+                closed += 1;
             }
         }
-        None
+        if closed > 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Stops the lot: every parked connection closes, later ones too.
@@ -219,34 +225,18 @@ impl Lot {
     }
 }
 
-impl Inner {
-    /// Drops the deadlines of connections that have left once they
-    /// outnumber the parked ones, so a busy lot's heap stays bounded by
-    /// twice what it holds rather than by the parks of a whole timeout.
-    fn sweep(&mut self) {
-        if self.deadlines.len() > 2 * self.parked.len() + 64 {
-            let parked = &self.parked;
-            self.deadlines
-                .retain(|Reverse((_, id))| parked.contains_key(id));
-        }
-    }
-}
-
 /// The lot's task: readiness, deadlines, and the end. Deadlines come
 /// before readiness (`biased`), so a stream of wake-ups cannot hold
 /// expired connections past their deadline.
-async fn run(lot: Arc<Lot>, mut poll: AsyncFd<Poll>, ctx: Arc<Ctx>, stop: CancellationToken) {
+async fn run(lot: Arc<Lot>, mut epoll: AsyncFd<Epoll>, ctx: Arc<Ctx>, stop: CancellationToken) {
     let mut events = Events::with_capacity(EVENTS);
-    let mut next = None;
     loop {
-        let sleep = tokio::time::sleep_until(next.unwrap_or_else(far));
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             _ = ctx.drain.cancelled() => break,
-            _ = sleep => next = lot.expire(Instant::now(), &ctx),
-            _ = lot.earlier.notified() => next = lot.expire(Instant::now(), &ctx),
-            ready = poll.readable_mut() => {
+            () = std::future::poll_fn(|cx| lot.expire(cx, &ctx)) => {}
+            ready = epoll.readable_mut() => {
                 let Ok(mut guard) = ready else { break };
                 match guard.get_inner_mut().poll(&mut events, Some(Duration::ZERO)) {
                     Ok(()) if events.is_empty() => guard.clear_ready(),
@@ -265,37 +255,4 @@ async fn run(lot: Arc<Lot>, mut poll: AsyncFd<Poll>, ctx: Arc<Ctx>, stop: Cancel
         }
     }
     lot.close();
-}
-
-/// A deadline that never comes (a year away).
-fn far() -> Instant {
-    Instant::now() + Duration::from_secs(365 * 24 * 3600)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Deadlines of connections that left are dropped once they outnumber
-    /// the parked ones: a million park-and-resume cycles leave a heap the
-    /// size of what is parked, not of what passed through.
-    #[test]
-    fn the_deadline_heap_stays_bounded_by_what_is_parked() {
-        let mut inner = Inner {
-            parked: HashMap::new(),
-            deadlines: BinaryHeap::new(),
-            next_id: 0,
-            closed: false,
-        };
-        let at = Instant::now();
-        for id in 0..1_000_000u64 {
-            inner.deadlines.push(Reverse((at, id)));
-            inner.sweep();
-            assert!(
-                inner.deadlines.len() <= 65,
-                "{} deadlines",
-                inner.deadlines.len()
-            );
-        }
-    }
 }

@@ -16,7 +16,6 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::Instant;
 
 use super::h1::{self, Exit};
 use super::io::ClientIo;
@@ -37,7 +36,7 @@ pub(crate) fn accepted(
     permit: OwnedSemaphorePermit,
     lot: Option<Arc<Lot>>,
 ) -> impl Future<Output = ()> + Send {
-    let life = Lifecycle::new(ctx.shared.load().timeouts.clone(), Instant::now());
+    let life = Lifecycle::new(ctx.shared.load().timeouts.clone(), crate::clock::now());
     connection(stream, peer, tls, ctx, permit, life, lot)
 }
 
@@ -53,10 +52,7 @@ pub(crate) fn accepted(
 /// `Box::pin(f).await` would keep room for `f` here too) and exist only
 /// while bytes flow; only they listen for `kill`, since a parked
 /// connection already closes on `drain`, which always comes first.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn would hold every argument twice"
-)]
+/// Each poll reads the clock once ([`crate::clock::Clocked`]).
 pub(crate) fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -66,7 +62,7 @@ pub(crate) fn connection(
     mut life: Lifecycle,
     lot: Option<Arc<Lot>>,
 ) -> impl Future<Output = ()> + Send {
-    async move {
+    crate::clock::Clocked::new(async move {
         if tls {
             let conn = Box::pin(tls_conn(stream, peer, &ctx, life));
             until_killed(conn, &ctx).await;
@@ -89,7 +85,7 @@ pub(crate) fn connection(
                 Some(_) | None => return drop(permit),
             }
         }
-    }
+    })
 }
 
 /// `f`'s output, or `None` once the server gives up on draining (`kill`).
@@ -107,7 +103,7 @@ async fn wait_for_bytes(s: &TcpStream, life: &mut Lifecycle, ctx: &Ctx, may_leav
     let Some((at, timer)) = life.deadline() else {
         return Idle::Closed;
     };
-    let hot_until = Instant::now() + HOT;
+    let hot_until = crate::clock::now() + HOT;
     let leave = may_leave && hot_until < at;
     match (NextByte {
         socket: s,
@@ -121,11 +117,11 @@ async fn wait_for_bytes(s: &TcpStream, life: &mut Lifecycle, ctx: &Ctx, may_leav
         Woke::Expired if leave => Idle::Cold,
         Woke::Expired => {
             ctx.count_timeout(timer);
-            life.step(Event::Expired, Instant::now());
+            life.step(Event::Expired, crate::clock::now());
             Idle::Closed
         }
         Woke::Drain => {
-            life.step(Event::Drain, Instant::now());
+            life.step(Event::Drain, crate::clock::now());
             Idle::Closed
         }
     }

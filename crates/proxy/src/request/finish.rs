@@ -76,7 +76,7 @@ impl<'s> Finish<'s> {
 
     /// Counts the request and logs it; `complete`: the response went out whole.
     pub(crate) fn done(self, trace: &Trace, complete: bool) {
-        let elapsed = self.start.elapsed();
+        let elapsed = crate::clock::now().saturating_duration_since(self.start);
         let status = trace.status.map_or(0, |s| s.as_u16());
         self.stats.observe(status, elapsed);
         if let Some(mut l) = self.log {

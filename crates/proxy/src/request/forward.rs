@@ -63,8 +63,8 @@ pub(crate) async fn forward<C: Client>(
     trace: &mut Trace,
 ) -> Result<Outcome, ProxyError> {
     let up = req.upstream;
-    let deadline =
-        (!up.next_upstream_timeout.is_zero()).then(|| Instant::now() + up.next_upstream_timeout);
+    let deadline = (!up.next_upstream_timeout.is_zero())
+        .then(|| crate::clock::now() + up.next_upstream_timeout);
     let key = PickKey {
         client_ip: req.client,
         sticky_node: req.sticky.as_deref(),
@@ -73,7 +73,7 @@ pub(crate) async fn forward<C: Client>(
     let mut tried = 0u64;
     let mut last = ProxyError::upstream(ErrorKind::NoServer);
     for _ in 0..up.tries {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if deadline.is_some_and(|d| crate::clock::now() >= d) {
             break;
         }
         let Some((bit, server)) = up.pick(&key, tried, crate::clock::now_ms) else {
@@ -83,7 +83,7 @@ pub(crate) async fn forward<C: Client>(
         let state = &server.state;
         trace.server = Some(state.addr());
         let in_flight = state.begin();
-        let t0 = trace.timed.then(Instant::now);
+        let t0 = trace.timed.then(crate::clock::now);
         match attempt(snap, req, state, prefix.as_ref(), client).await {
             Ok(headed) => {
                 trace.upstream_time = t0.map(|t| t.elapsed());
@@ -201,7 +201,7 @@ async fn exchange<C: Client>(
         limits.max_upstream_header,
     );
     tokio::pin!(head);
-    let mut waiting_since = sent.then(Instant::now);
+    let mut waiting_since = sent.then(crate::clock::now);
     loop {
         let read_deadline = waiting_since.map(|t| t + limits.read_timeout);
         tokio::select! {
@@ -210,12 +210,12 @@ async fn exchange<C: Client>(
             r = &mut upload, if waiting_since.is_none() => match r {
                 Ok(()) => {
                     sent = true;
-                    waiting_since = Some(Instant::now());
+                    waiting_since = Some(crate::clock::now());
                 }
                 Err(e) if e.side == Side::Client => return Err(e),
                 // The upstream stopped taking the body; it may still answer
                 // (a 413 of its own, say) within read_timeout.
-                Err(_) => waiting_since = Some(Instant::now()),
+                Err(_) => waiting_since = Some(crate::clock::now()),
             },
             _ = sleep_until_opt(read_deadline) => {
                 return Err(ProxyError::upstream(ErrorKind::ReadTimeout))

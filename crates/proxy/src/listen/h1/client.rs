@@ -82,9 +82,9 @@ impl<'a> H1Client<'a> {
             return Err(ProxyError::client(ErrorKind::BodyTooLarge));
         }
         self.life
-            .step(Event::BodyBytes(b.len() as u64), Instant::now());
+            .step(Event::BodyBytes(b.len() as u64), crate::clock::now());
         if self.decoder.is_done() {
-            self.life.step(Event::BodyDone, Instant::now());
+            self.life.step(Event::BodyDone, crate::clock::now());
         }
         Ok(())
     }
@@ -100,7 +100,7 @@ impl<'a> H1Client<'a> {
         if let Some(t) = timer {
             self.ctx.count_timeout(t);
         }
-        self.life.step(Event::Expired, Instant::now());
+        self.life.step(Event::Expired, crate::clock::now());
     }
 
     /// Reads more of the request within the lifecycle's deadline.
@@ -119,7 +119,7 @@ impl<'a> H1Client<'a> {
                 Err(ProxyError::client(ErrorKind::ClientTimeout))
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
-                self.life.step(Event::PeerGone, Instant::now());
+                self.life.step(Event::PeerGone, crate::clock::now());
                 Err(ProxyError::client(ErrorKind::ClientGone))
             }
             Ok(Ok(_)) => Ok(()),
@@ -140,7 +140,7 @@ impl<'a> H1Client<'a> {
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(gone()),
                 Ok(Ok(n)) => n,
             };
-            self.life.step(Event::Wrote, Instant::now());
+            self.life.step(Event::Wrote, crate::clock::now());
             IoSlice::advance_slices(&mut parts, n);
         }
         match tokio::time::timeout_at(
@@ -181,7 +181,7 @@ impl<'a> H1Client<'a> {
 }
 
 fn far() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+    crate::clock::now() + std::time::Duration::from_secs(86_400 * 365)
 }
 
 impl Source for H1Client<'_> {
@@ -193,7 +193,7 @@ impl Source for H1Client<'_> {
                     return Ok(Some(b));
                 }
                 Ok(Decoded::End) => {
-                    self.life.step(Event::BodyDone, Instant::now());
+                    self.life.step(Event::BodyDone, crate::clock::now());
                     return Ok(None);
                 }
                 Ok(Decoded::NeedMore) => self.fill().await?,
@@ -242,7 +242,7 @@ impl Client for H1Client<'_> {
     }
 
     async fn head(&mut self, a: Answer) -> Result<(), ProxyError> {
-        let now = Instant::now();
+        let now = crate::clock::now();
         if self.ctx.draining() {
             self.life.step(Event::Drain, now);
         }
@@ -284,7 +284,7 @@ impl Client for H1Client<'_> {
         if self.out != Out::NotStarted || matches!(e.kind, ErrorKind::ClientGone) {
             return false;
         }
-        let now = Instant::now();
+        let now = crate::clock::now();
         if self.ctx.draining() {
             self.life.step(Event::Drain, now);
         }

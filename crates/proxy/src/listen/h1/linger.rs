@@ -8,7 +8,6 @@
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
 
 use super::super::io::ClientIo;
 use super::super::lifecycle::{Event, Lifecycle, Timer};
@@ -30,10 +29,10 @@ pub(super) async fn linger(
         scratch.clear();
         match tokio::time::timeout_at(at, io.read_buf(scratch)).await {
             Ok(Ok(n)) if n > 0 => {
-                life.step(Event::Traffic, Instant::now());
+                life.step(Event::Traffic, crate::clock::now());
             }
             Err(_) => {
-                life.step(Event::Expired, Instant::now());
+                life.step(Event::Expired, crate::clock::now());
                 return Some(timer);
             }
             _ => return None,

@@ -23,7 +23,6 @@ use std::time::Duration;
 use arc_swap::Guard;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
-use tokio::time::Instant;
 
 use super::io::ClientIo;
 use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
@@ -119,7 +118,7 @@ async fn exchange(
     peer: Peer<'_>,
 ) -> Outcome {
     let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
-    let start = Instant::now();
+    let start = crate::clock::now();
     life.step(
         Event::HeadDone {
             body,
@@ -143,14 +142,16 @@ async fn after(
     ctx: &Ctx,
 ) -> bool {
     let expired = match outcome {
-        Outcome::Done | Outcome::Refused => match life.step(Event::ResponseDone, Instant::now()) {
-            Action::Continue => return true,
-            Action::Linger => linger::linger(io, life, buf).await,
-            _ => None,
-        },
+        Outcome::Done | Outcome::Refused => {
+            match life.step(Event::ResponseDone, crate::clock::now()) {
+                Action::Continue => return true,
+                Action::Linger => linger::linger(io, life, buf).await,
+                _ => None,
+            }
+        }
         Outcome::Aborted => None,
         Outcome::Upgrade(lease) => {
-            life.step(Event::Upgraded, Instant::now());
+            life.step(Event::Upgraded, crate::clock::now());
             tunnel::tunnel(io, buf, lease, life).await
         }
     };
@@ -172,7 +173,7 @@ async fn read_head(
     loop {
         if !buf.is_empty() {
             if matches!(life.state(), State::Fresh { .. } | State::Idle { .. }) {
-                life.step(Event::HeadStarted, Instant::now());
+                life.step(Event::HeadStarted, crate::clock::now());
             }
             match request::parse(buf, max) {
                 Ok(Some(h)) => return HeadRead::Head(h),
@@ -208,7 +209,7 @@ async fn read_more(
     }
     let idle = matches!(life.state(), State::Idle { .. });
     let quick = if idle {
-        deadline.min(Instant::now() + PARK_AFTER)
+        deadline.min(crate::clock::now() + PARK_AFTER)
     } else {
         deadline
     };
@@ -217,14 +218,14 @@ async fn read_more(
         Err(_) if quick == deadline => return Some(expired(io, life, ctx, timer).await),
         Err(_) if park => return Some(HeadRead::Park),
         Err(_) if ctx.draining() => {
-            life.step(Event::Drain, Instant::now());
+            life.step(Event::Drain, crate::clock::now());
             return Some(HeadRead::Close);
         }
         Err(_) => tokio::select! {
             r = io.read_buf(buf) => r,
             _ = tokio::time::sleep_until(deadline) => return Some(expired(io, life, ctx, timer).await),
             _ = Quiet::new(ctx.drain.cancelled()) => {
-                life.step(Event::Drain, Instant::now());
+                life.step(Event::Drain, crate::clock::now());
                 return Some(HeadRead::Close);
             }
         },
@@ -232,7 +233,7 @@ async fn read_more(
     match read {
         Ok(n) if n > 0 => None,
         _ => {
-            life.step(Event::PeerGone, Instant::now());
+            life.step(Event::PeerGone, crate::clock::now());
             Some(HeadRead::Close)
         }
     }
@@ -241,7 +242,7 @@ async fn read_more(
 /// The head's deadline passed: a quiet close, or 408 and a lingering close.
 async fn expired(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, timer: Timer) -> HeadRead {
     ctx.count_timeout(timer);
-    if life.step(Event::Expired, Instant::now()) == Action::Answer408 {
+    if life.step(Event::Expired, crate::clock::now()) == Action::Answer408 {
         answer_and_close(io, life, ctx, ProxyError::client(ErrorKind::ClientTimeout)).await;
     }
     HeadRead::Close
@@ -249,14 +250,14 @@ async fn expired(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, timer: Time
 
 /// Writes one of our short answers with `Connection: close`, then lingers.
 async fn answer_and_close(io: &mut ClientIo, life: &mut Lifecycle, ctx: &Ctx, e: ProxyError) {
-    life.step(Event::Respond { close: true }, Instant::now());
+    life.step(Event::Respond { close: true }, crate::clock::now());
     let bytes = write::short_response(e.status(), e.reason(), true, &crate::clock::http_date());
-    let at = life.deadline().map_or_else(Instant::now, |(at, _)| at);
+    let at = life.deadline().map_or_else(crate::clock::now, |(at, _)| at);
     let wrote = tokio::time::timeout_at(at, tokio::io::AsyncWriteExt::write_all(io, &bytes)).await;
     if !matches!(wrote, Ok(Ok(()))) {
         return;
     }
-    if life.step(Event::ResponseDone, Instant::now()) == Action::Linger {
+    if life.step(Event::ResponseDone, crate::clock::now()) == Action::Linger {
         let mut scratch = BytesMut::new();
         if let Some(t) = linger::linger(io, life, &mut scratch).await {
             ctx.count_timeout(t);

@@ -7,7 +7,6 @@
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
 
 use super::super::io::ClientIo;
 use super::super::lifecycle::{Event, Lifecycle, Timer};
@@ -43,7 +42,7 @@ pub(super) async fn tunnel(
                 upstream_open = pass(r, &mut cw, &mut down, life).await;
             }
             _ = tokio::time::sleep_until(at) => {
-                life.step(Event::Expired, Instant::now());
+                life.step(Event::Expired, crate::clock::now());
                 return Some(timer);
             }
         }
@@ -80,7 +79,7 @@ async fn forward<W: AsyncWrite + Unpin>(
     let Some((at, _)) = life.deadline() else {
         return false;
     };
-    life.step(Event::Traffic, Instant::now());
+    life.step(Event::Traffic, crate::clock::now());
     let ok = matches!(
         tokio::time::timeout_at(at, to.write_all(data)).await,
         Ok(Ok(()))

@@ -14,7 +14,6 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use super::io::StreamGuard;
 use crate::body::{BodyLimits, Pace, Sink, Source};
@@ -58,7 +57,7 @@ impl H2Client {
         H2Client {
             done: body.is_end_stream(),
             body,
-            pace: Pace::start(Instant::now()),
+            pace: Pace::start(crate::clock::now()),
             limits,
             max_body,
             seen: 0,
@@ -96,7 +95,7 @@ impl Source for H2Client {
             if self.max_body > 0 && self.seen > self.max_body {
                 return Err(ProxyError::client(ErrorKind::BodyTooLarge));
             }
-            self.pace = self.pace.add(data.len() as u64, Instant::now());
+            self.pace = self.pace.add(data.len() as u64, crate::clock::now());
             return Ok(Some(data));
         }
         Ok(None)

@@ -63,7 +63,7 @@ pub(crate) async fn serve<I>(
         let action = tokio::select! {
             _ = conn.as_mut() => return,
             _ = watch.notify.notified() => {
-                let now = Instant::now();
+                let now = crate::clock::now();
                 if watch.ready() && matches!(life.state(), State::H2Preface { .. }) {
                     life.step(Event::H2Ready, now);
                 }
@@ -73,11 +73,11 @@ pub(crate) async fn serve<I>(
                 if let Some((_, timer)) = deadline {
                     ctx.count_timeout(timer);
                 }
-                life.step(Event::Expired, Instant::now())
+                life.step(Event::Expired, crate::clock::now())
             }
             _ = &mut drain, if !draining => {
                 draining = true;
-                life.step(Event::Drain, Instant::now())
+                life.step(Event::Drain, crate::clock::now())
             }
         };
         match action {
@@ -126,7 +126,7 @@ async fn stream(
         snap.limits.client_send_timeout,
         tx,
     );
-    ctx.tracker.spawn(async move {
+    ctx.tracker.spawn(crate::clock::Clocked::new(async move {
         let text = crate::request::rewrite::ip_text(peer.ip());
         let peer = Peer {
             ip: peer.ip(),
@@ -134,9 +134,9 @@ async fn stream(
             tls,
             trusted: &snap.trusted,
         };
-        let start = tokio::time::Instant::now();
+        let start = crate::clock::now();
         crate::request::serve(&snap, parts, framing, peer, start, &mut client).await;
-    });
+    }));
     let head = rx
         .await
         .unwrap_or_else(|_| error_head(&ProxyError::upstream(ErrorKind::NoServer)));

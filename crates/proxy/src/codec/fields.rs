@@ -1,17 +1,16 @@
-//! Header fields as slices of their head, from one parse.
+//! Header fields as positions in their head, from one parse.
 //!
 //! httparse hands out slices of the read buffer, which the buffer's next
 //! read would overwrite. Copying each value out costs an allocation per
 //! field; parsing again over the head once it has left the buffer as
 //! `Bytes` costs a second parse. Instead the first parse records where
-//! each name and value lie ([`Fields::record`]), the head leaves the
-//! buffer, and the map is built from those positions ([`Fields::map`]):
-//! every value a reference-counted slice of the one head.
+//! each name and value lie ([`Spans::record`]), the head leaves the
+//! buffer, and [`Fields`] keeps the head with those positions. A response
+//! goes on to the client from them as it came; a request becomes a map
+//! ([`Fields::map`]) for the rewrite, every value a slice of the head.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-
-use super::MAX_HEADERS;
 
 /// Where a part of a head lies in it (`start..end`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,6 +38,12 @@ impl Span {
         let (s, e) = (self.start as usize, self.end as usize);
         (e <= head.len()).then(|| head.slice(s..e))
     }
+
+    /// The bytes at this span of `head`; empty if the span is not in it.
+    fn bytes(self, head: &[u8]) -> &[u8] {
+        head.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// Which part of a field was invalid.
@@ -48,40 +53,106 @@ pub(crate) enum FieldError {
     Value,
 }
 
-/// The header fields of one head, as positions in it.
+/// Where httparse found each name and value, before the head leaves the buffer.
+pub(crate) struct Spans(Vec<(Span, Span)>);
+
+impl Spans {
+    /// Records the fields httparse found in `base`.
+    pub(crate) fn record(base: &[u8], headers: &[httparse::Header<'_>]) -> Spans {
+        Spans(
+            headers
+                .iter()
+                .map(|h| (Span::of(base, h.name.as_bytes()), Span::of(base, h.value)))
+                .collect(),
+        )
+    }
+}
+
+/// The header fields of one head as it was sent: its bytes, and where
+/// each name and value lie in them. Looking a field up scans them (a head
+/// has a dozen or so); nothing is copied, hashed or reference-counted per
+/// field, which is what a response passed on costs when it is kept as it
+/// came rather than rebuilt as a map.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {
-    spans: [(Span, Span); MAX_HEADERS],
-    len: usize,
+    head: Bytes,
+    spans: Vec<(Span, Span)>,
 }
 
 impl Fields {
-    /// Records the fields httparse found in `base` (at most [`MAX_HEADERS`],
-    /// which is all httparse is given room for).
-    pub(crate) fn record(base: &[u8], headers: &[httparse::Header<'_>]) -> Fields {
-        let mut f = Fields {
-            spans: [(Span::default(), Span::default()); MAX_HEADERS],
-            len: 0,
-        };
-        for (slot, h) in f.spans.iter_mut().zip(headers) {
-            *slot = (Span::of(base, h.name.as_bytes()), Span::of(base, h.value));
-            f.len += 1;
+    /// The fields `spans` recorded, over `head` (the bytes they were recorded in).
+    pub(crate) fn new(head: Bytes, spans: Spans) -> Fields {
+        Fields {
+            head,
+            spans: spans.0,
         }
-        f
     }
 
-    /// The fields as a map over `head` (the bytes `record` saw), with room
-    /// for `extra` more.
-    pub(crate) fn map(&self, head: &Bytes, extra: usize) -> Result<HeaderMap, FieldError> {
-        let mut map = HeaderMap::with_capacity(self.len + extra);
-        for &(name, value) in &self.spans[..self.len] {
-            let name = name.slice(head).ok_or(FieldError::Name)?;
-            let name = HeaderName::from_bytes(&name).map_err(|_| FieldError::Name)?;
-            let value = value.slice(head).ok_or(FieldError::Value)?;
+    /// How many fields.
+    pub(crate) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Every field, in order: name as sent, value.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans
+            .iter()
+            .map(|&(n, v)| (n.bytes(&self.head), v.bytes(&self.head)))
+    }
+
+    /// The fields as a map, with room for `extra` more; values are
+    /// slices of the head.
+    pub(crate) fn map(&self, extra: usize) -> Result<HeaderMap, FieldError> {
+        let mut map = HeaderMap::with_capacity(self.spans.len() + extra);
+        for &(name, value) in &self.spans {
+            let name =
+                HeaderName::from_bytes(name.bytes(&self.head)).map_err(|_| FieldError::Name)?;
+            let value = value.slice(&self.head).ok_or(FieldError::Value)?;
             let value = HeaderValue::from_maybe_shared(value).map_err(|_| FieldError::Value)?;
             map.append(name, value);
         }
         Ok(map)
     }
+}
+
+/// Header fields looked up by name: a map (HTTP/2 requests), or a head's
+/// own [`Fields`].
+pub(crate) trait Lookup {
+    /// The values of every field named `name`, in order.
+    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a;
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        self.values(name).next().is_some()
+    }
+}
+
+impl Lookup for HeaderMap {
+    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name).into_iter().map(HeaderValue::as_bytes)
+    }
+}
+
+impl Lookup for Fields {
+    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| is(n, name))
+            .map(|(_, v)| v)
+    }
+}
+
+/// Whether a name as sent is `name` (names are case-insensitive, RFC 9110 §5.1).
+pub(crate) fn is(sent: &[u8], name: &HeaderName) -> bool {
+    sent.eq_ignore_ascii_case(name.as_str().as_bytes())
+}
+
+/// A value as text, where `HeaderValue::to_str` would give it: visible
+/// ASCII, spaces and tabs only.
+pub(crate) fn text(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 #[cfg(test)]

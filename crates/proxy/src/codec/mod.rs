@@ -12,22 +12,23 @@
 //! # Layout
 //! - [`request`]: client request heads, with the framing and Host rules.
 //! - [`response`]: upstream response heads; a broken one is a [`BadResponse`].
-//! - [`fields`]: header fields as slices of their head, from one parse.
+//! - [`fields`]: header fields as positions in their head, from one parse.
 //! - [`framing`]: body lengths and the chunked coding ([`framing::Decoder`]).
 //! - [`host`]: `Host` / authority syntax.
 //! - [`write`](mod@write): serializing heads and our own short responses.
 
-mod fields;
+pub(crate) mod fields;
 pub(crate) mod framing;
 pub(crate) mod host;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod write;
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 use http::StatusCode;
 
 pub(crate) use crate::error::BadResponse;
+pub(crate) use fields::{Fields, Lookup};
 
 /// Most header fields in one head; more is 431 (request) or 502 (response).
 pub(crate) const MAX_HEADERS: usize = 128;
@@ -50,14 +51,14 @@ impl Refusal {
     }
 }
 
-/// The comma-separated tokens of every `name` field, trimmed, empty ones skipped.
+/// The comma-separated tokens of every `name` field, trimmed, empty ones
+/// skipped; a value that is not text is one token no name matches.
 pub(crate) fn tokens<'a>(
-    h: &'a HeaderMap,
-    name: &HeaderName,
+    h: &'a impl Lookup,
+    name: &'a HeaderName,
 ) -> impl Iterator<Item = &'a str> + 'a {
-    h.get_all(name)
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+    h.values(name)
+        .flat_map(|v| fields::text(v).unwrap_or("\u{0}").split(','))
         .map(str::trim)
         .filter(|t| !t.is_empty())
 }

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-use super::fields::{FieldError, Fields, Span};
+use super::fields::{FieldError, Fields, Lookup, Span, Spans};
 use super::framing::Framing;
 use super::{host, tokens, Refusal, MAX_HEADERS};
 
@@ -34,7 +34,7 @@ pub(crate) struct RequestHead {
 /// `max` bounds the whole head; over it the answer is 414 when the request
 /// line itself did not fit, else 431.
 pub(crate) fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<RequestHead>, Refusal> {
-    let (len, method, path, version, fields) = {
+    let (len, method, path, version, spans) = {
         let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let len = match req_parse(&mut req, buf, &mut slots) {
@@ -61,12 +61,12 @@ pub(crate) fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<RequestHead
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        (len, method, path, version, Fields::record(buf, req.headers))
+        (len, method, path, version, Spans::record(buf, req.headers))
     };
     let head = buf.split_to(len).freeze();
     let uri = target(&method, path.slice(&head).unwrap_or_default())?;
     // Room for the forwarding fields the rewrite adds: no regrowth.
-    let map = fields.map(&head, 6).map_err(|e| match e {
+    let map = Fields::new(head, spans).map(6).map_err(|e| match e {
         FieldError::Name => Refusal::bad("invalid header name"),
         FieldError::Value => Refusal::bad("invalid header value"),
     })?;
@@ -186,10 +186,9 @@ fn framing(h: &HeaderMap, version: Version) -> Result<Framing, Refusal> {
 
 /// The one `Content-Length` value; identical repeats are one value (RFC 9110
 /// §8.6), a list or a differing repeat is an error.
-pub(crate) fn content_length(h: &HeaderMap) -> Result<Option<u64>, ()> {
+pub(crate) fn content_length(h: &impl Lookup) -> Result<Option<u64>, ()> {
     let mut out = None;
-    for v in h.get_all(header::CONTENT_LENGTH) {
-        let b = v.as_bytes();
+    for b in h.values(&header::CONTENT_LENGTH) {
         if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
             return Err(());
         }
@@ -213,7 +212,7 @@ pub(crate) enum Coding {
     Other,
 }
 
-pub(crate) fn transfer_coding(h: &HeaderMap) -> Coding {
+pub(crate) fn transfer_coding(h: &impl Lookup) -> Coding {
     let mut n = 0;
     let mut chunked = 0;
     let mut last_chunked = false;
@@ -244,7 +243,7 @@ fn expect(h: &HeaderMap) -> Result<bool, Refusal> {
 }
 
 /// RFC 9112 §9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
-pub(crate) fn keep_alive(h: &HeaderMap, version: Version) -> bool {
+pub(crate) fn keep_alive(h: &impl Lookup, version: Version) -> bool {
     let mut close = false;
     let mut keep = false;
     for t in tokens(h, &header::CONNECTION) {

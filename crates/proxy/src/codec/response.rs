@@ -6,10 +6,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderMap};
+use http::header;
 use http::{Method, StatusCode, Version};
 
-use super::fields::Fields;
+use super::fields::{Fields, Lookup, Spans};
 use super::framing::Framing;
 use super::request::{content_length, keep_alive, transfer_coding, Coding};
 use super::MAX_HEADERS;
@@ -19,7 +19,8 @@ pub(crate) use crate::error::BadResponse;
 #[derive(Debug)]
 pub(crate) struct ResponseHead {
     pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
+    /// The fields as the server sent them.
+    pub(crate) fields: Fields,
     pub(crate) framing: Framing,
     /// The server allows another request on this connection.
     pub(crate) keep_alive: bool,
@@ -43,16 +44,13 @@ pub(crate) fn parse(
     max: usize,
     method: &Method,
 ) -> Result<Parsed, BadResponse> {
-    let (len, code, minor, fields) = {
+    let (len, code, minor, spans) = {
         let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
         match resp_parse(&mut resp, buf, &mut slots) {
-            Ok(httparse::Status::Complete(n)) if n <= max => (
-                n,
-                resp.code,
-                resp.version,
-                Fields::record(buf, resp.headers),
-            ),
+            Ok(httparse::Status::Complete(n)) if n <= max => {
+                (n, resp.code, resp.version, Spans::record(buf, resp.headers))
+            }
             Ok(_) if buf.len() <= max => return Ok(Parsed::Partial),
             Ok(_) | Err(httparse::Error::TooManyHeaders) => return Err(BadResponse::HeadTooLarge),
             Err(_) => return Err(BadResponse::BadHead),
@@ -70,13 +68,12 @@ pub(crate) fn parse(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let head = buf.split_to(len).freeze();
-    let map = fields.map(&head, 0).map_err(|_| BadResponse::BadHead)?;
-    let framing = framing(&map, status, version, method)?;
+    let fields = Fields::new(buf.split_to(len).freeze(), spans);
+    let framing = framing(&fields, status, version, method)?;
     Ok(Parsed::Head(ResponseHead {
         status,
-        keep_alive: keep_alive(&map, version) && framing != Framing::Close,
-        headers: map,
+        keep_alive: keep_alive(&fields, version) && framing != Framing::Close,
+        fields,
         framing,
     }))
 }
@@ -93,12 +90,12 @@ fn resp_parse<'h, 'b>(
 /// RFC 9112 §6.3, strictly: ambiguity is an error even where the body is
 /// known to be empty, because it says the server's framing cannot be trusted.
 fn framing(
-    h: &HeaderMap,
+    h: &Fields,
     status: StatusCode,
     version: Version,
     method: &Method,
 ) -> Result<Framing, BadResponse> {
-    let te = h.contains_key(header::TRANSFER_ENCODING);
+    let te = h.contains(&header::TRANSFER_ENCODING);
     let cl = content_length(h).map_err(|()| BadResponse::ConflictingLength)?;
     if te && cl.is_some() {
         return Err(BadResponse::AmbiguousLength);
@@ -233,8 +230,8 @@ mod tests {
         };
         assert_eq!(&buf[..], b"hello");
         assert_eq!(
-            h.headers.get("x-a").map(|v| v.as_bytes()),
-            Some(&b"one"[..])
+            h.fields.iter().collect::<Vec<_>>(),
+            [(&b"X-A"[..], &b"one"[..]), (b"Content-Length", b"5")]
         );
         assert_eq!(h.framing, Framing::Length(5));
     }

@@ -1,7 +1,7 @@
-//! Serializing heads. The header maps given here have already been through
-//! the rewrite (`request::rewrite`): no hop-by-hop fields, no framing
-//! fields. The one framing field is written from [`BodyHeader`], so a head
-//! we send can never carry two lengths.
+//! Serializing heads. The fields given here have already been through
+//! the rewrite (`request::rewrite`, `request::Answer`): no hop-by-hop
+//! fields, no framing fields. The one framing field is written from
+//! [`BodyHeader`], so a head we send can never carry two lengths.
 
 use http::header::HeaderMap;
 use http::{Method, StatusCode};
@@ -42,25 +42,29 @@ pub(crate) fn request_head(
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    fields(out, headers, body, connection);
+    let each = headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    fields(out, each, body, connection);
 }
 
 /// Appends the head of a response to a client; `date` is added when the
-/// upstream sent none (RFC 9110 §6.6.1: a recipient with a clock must).
-pub(crate) fn response_head(
+/// upstream sent none (`date` is `None`: RFC 9110 §6.6.1, a recipient with
+/// a clock must).
+pub(crate) fn response_head<'f>(
     out: &mut Vec<u8>,
     status: StatusCode,
-    headers: &HeaderMap,
+    headers: impl IntoIterator<Item = (&'f [u8], &'f [u8])>,
     body: BodyHeader,
     connection: ConnectionHeader,
-    date: &[u8],
+    date: Option<&[u8]>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    if !headers.contains_key(http::header::DATE) {
+    if let Some(date) = date {
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(date);
         out.extend_from_slice(b"\r\n");
@@ -68,11 +72,16 @@ pub(crate) fn response_head(
     fields(out, headers, body, connection);
 }
 
-fn fields(out: &mut Vec<u8>, headers: &HeaderMap, body: BodyHeader, connection: ConnectionHeader) {
+fn fields<'f>(
+    out: &mut Vec<u8>,
+    headers: impl IntoIterator<Item = (&'f [u8], &'f [u8])>,
+    body: BodyHeader,
+    connection: ConnectionHeader,
+) {
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     match body {
@@ -95,11 +104,7 @@ fn fields(out: &mut Vec<u8>, headers: &HeaderMap, body: BodyHeader, connection: 
 
 /// One of our own short plain-text answers (errors), as complete bytes.
 pub(crate) fn short_response(status: StatusCode, text: &str, close: bool, date: &[u8]) -> Vec<u8> {
-    let mut h = HeaderMap::new();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    let h = [(&b"content-type"[..], &b"text/plain; charset=utf-8"[..])];
     let mut out = Vec::with_capacity(160 + text.len());
     let connection = if close {
         ConnectionHeader::Close
@@ -109,10 +114,10 @@ pub(crate) fn short_response(status: StatusCode, text: &str, close: bool, date: 
     response_head(
         &mut out,
         status,
-        &h,
+        h,
         BodyHeader::Length(text.len() as u64),
         connection,
-        date,
+        Some(date),
     );
     out.extend_from_slice(text.as_bytes());
     out

@@ -26,7 +26,7 @@ use super::{Answer, Client, Outcome};
 use crate::body::{self, download, send_piece, write_upstream};
 use crate::codec::framing::{chunk_head, Decoder, Framing, LAST_CHUNK};
 use crate::codec::response::ResponseHead;
-use crate::codec::BadResponse;
+use crate::codec::{BadResponse, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::snapshot::{Limits, Snapshot};
 use crate::upstream::balance::PickKey;
@@ -303,7 +303,7 @@ async fn respond<C: Client>(
     } = headed;
     let ResponseHead {
         status,
-        headers,
+        fields,
         framing,
         keep_alive,
         ..
@@ -313,7 +313,7 @@ async fn respond<C: Client>(
         let e = ProxyError::upstream(ErrorKind::BadResponse(BadResponse::UnexpectedUpgrade));
         return Err(failed(req, &lease.server, e));
     }
-    let answer = answer(req, &lease.server, status, headers, framing);
+    let answer = answer(req, &lease.server, status, fields, framing);
     trace.status = Some(answer.status);
     client.head(answer).await?;
     if upgrade {
@@ -354,41 +354,35 @@ async fn respond<C: Client>(
 
 /// The client-facing head: hop-by-hop out, `Location` rewritten, the
 /// route's `add_headers` in.
-fn answer(
-    req: &Prepared<'_>,
+fn answer<'r>(
+    req: &Prepared<'r>,
     server: &ServerState,
     status: StatusCode,
-    mut headers: http::HeaderMap,
+    fields: Fields,
     framing: Framing,
-) -> Answer {
-    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+) -> Answer<'r> {
     // A bodyless answer's Content-Length is passed through (HEAD, 304).
     let declared = (framing == Framing::Empty)
-        .then(|| crate::codec::request::content_length(&headers).ok())
+        .then(|| crate::codec::request::content_length(&fields).ok())
         .flatten()
         .flatten();
-    rewrite::response_headers(&mut headers, upgrade);
-    rewrite::rewrite_location(
-        &mut headers,
-        server.authority(),
-        req.scheme,
-        req.host.to_str().ok(),
-    );
-    for (k, v) in &req.route.add_headers {
-        headers.insert(k.clone(), v.clone());
-    }
+    let location = fields
+        .values(&http::header::LOCATION)
+        .next()
+        .and_then(|l| rewrite::relocate(l, server.authority(), req.scheme, req.host.to_str().ok()));
     let (length, body) = match framing {
         Framing::Length(n) => (Some(n), n > 0),
         Framing::Empty => (declared, false),
         Framing::Chunked | Framing::Close => (None, true),
     };
-    Answer {
+    Answer::new(
         status,
-        headers,
+        fields,
+        location,
+        &req.route.add_headers,
         length,
         body,
-        upgrade,
-    }
+    )
 }
 
 /// A sink that counts the body bytes it passes on, for the log.

@@ -11,8 +11,10 @@
 //! - [`prepare`]: the pure part, from a parsed head to a [`prepare::Prepared`] request.
 //! - [`rewrite`]: hop-by-hop, `Host`, forwarding fields, `Location`.
 //! - [`forward`]: the exchange with an upstream, retries included.
+//! - [`answer`]: the response head as it goes to the client.
 //! - [`finish`]: the end of a request: counters and the log line.
 
+mod answer;
 pub(crate) mod finish;
 pub(crate) mod forward;
 pub(crate) mod prepare;
@@ -21,7 +23,6 @@ pub(crate) mod rewrite;
 use std::future::Future;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
 use crate::body::{Sink, Source};
@@ -29,23 +30,9 @@ use crate::codec::framing::Framing;
 use crate::error::ProxyError;
 use crate::snapshot::Snapshot;
 use crate::upstream::conn::Lease;
+pub(crate) use answer::Answer;
 use finish::{Finish, Trace};
 use rewrite::Peer;
-
-/// A response head on its way to the client.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
-    /// Already rewritten: no hop-by-hop or framing fields.
-    pub(crate) headers: HeaderMap,
-    /// The body's length when the upstream declared one (or the
-    /// `Content-Length` of a bodyless HEAD/304 answer, passed through).
-    pub(crate) length: Option<u64>,
-    /// Whether body bytes follow.
-    pub(crate) body: bool,
-    /// A 101 to a WebSocket upgrade.
-    pub(crate) upgrade: bool,
-}
 
 /// The client side of one exchange.
 pub(crate) trait Client: Source + Sink + Send {
@@ -55,7 +42,7 @@ pub(crate) trait Client: Source + Sink + Send {
     /// Whether the request body has been read to its end.
     fn body_done(&self) -> bool;
     /// Sends the response head; the client side picks its own framing.
-    fn head(&mut self, answer: Answer) -> impl Future<Output = Result<(), ProxyError>> + Send;
+    fn head(&mut self, answer: Answer<'_>) -> impl Future<Output = Result<(), ProxyError>> + Send;
     /// The response body has ended.
     fn end(&mut self) -> impl Future<Output = Result<(), ProxyError>> + Send;
     /// The request failed: an error response if no head went out yet (true),

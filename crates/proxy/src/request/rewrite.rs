@@ -1,5 +1,7 @@
 //! Pure head rewriting for forwarding: hop-by-hop fields, `Host`, the
-//! X-Forwarded-* family and RFC 7239 `Forwarded`, `Location`.
+//! X-Forwarded-* family and RFC 7239 `Forwarded`, `Location`. (A response
+//! is not rewritten as a map: [`super::Answer`] passes its fields on as
+//! they came, through the same hop-by-hop rules.)
 //!
 //! What goes upstream carries exactly one `Host` (the request's authority,
 //! port included: the seed's static-file port-mapping bug came from a proxy
@@ -14,7 +16,8 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-use crate::codec::tokens;
+use crate::codec::fields::text;
+use crate::codec::{tokens, Lookup};
 
 /// RFC 9110 §7.6.1 and §11.7.4: fields that describe one connection (or
 /// authenticate to this proxy) and are never forwarded, plus
@@ -110,6 +113,23 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
         && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
+/// The fields a head's `Connection` names (RFC 9110 §7.6.1), beyond the
+/// fixed hop-by-hop set and `close`: those stop at this hop too.
+pub(crate) fn connection_named(headers: &impl Lookup) -> Vec<&str> {
+    tokens(headers, &header::CONNECTION)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !fixed_hop_by_hop(t.as_bytes(), false))
+        .collect()
+}
+
+/// A name from the fixed hop-by-hop set; `Upgrade` is not one when
+/// `keep_upgrade` (a WebSocket upgrade).
+pub(crate) fn fixed_hop_by_hop(name: &[u8], keep_upgrade: bool) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        && !(keep_upgrade && name.eq_ignore_ascii_case(b"upgrade"))
+}
+
 /// RFC 9110 §7.6.1: drops `Connection`, every field it names, and the fixed
 /// hop-by-hop set; `Upgrade` stays when `keep_upgrade` (a WebSocket
 /// upgrade; the writer then sends `Connection: upgrade`).
@@ -124,15 +144,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
     }
     if present[0] {
-        // RFC 9110 §7.6.1: the fields `Connection` names; `close` and the
-        // fixed set need no lookup of their own.
-        let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
-            .filter(|t| {
-                !t.eq_ignore_ascii_case("close")
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|h| t.eq_ignore_ascii_case(h.as_str()))
-            })
+        let named: Vec<HeaderName> = connection_named(headers)
+            .into_iter()
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for n in named {
@@ -166,13 +179,6 @@ pub(crate) fn request_headers(
     }
     headers.insert(header::HOST, host.clone());
     forwarding(headers, peer, client, host);
-}
-
-/// The response head as it goes to the client: hop-by-hop and framing
-/// fields out (the client side writes its own framing).
-pub(crate) fn response_headers(headers: &mut HeaderMap, upgrade: bool) {
-    strip_hop_by_hop(headers, upgrade);
-    headers.remove(header::CONTENT_LENGTH);
 }
 
 /// Sets X-Real-IP, X-Forwarded-For/Proto/Host and Forwarded. From an
@@ -312,29 +318,23 @@ fn set(headers: &mut HeaderMap, name: &HeaderName, value: String) {
 }
 
 /// nginx's `proxy_redirect default`: a `Location` pointing at the upstream
-/// server itself (`http://10.0.0.7:8080/x`) is rewritten to the address the
-/// client used (`https://www.example.com/x`).
-pub(crate) fn rewrite_location(
-    headers: &mut HeaderMap,
+/// server itself (`http://10.0.0.7:8080/x`) becomes the address the client
+/// used (`https://www.example.com/x`); `None`: it stays as it is.
+pub(crate) fn relocate(
+    location: &[u8],
     server_authority: &str,
     scheme: &str,
     host: Option<&str>,
-) {
-    let Some(host) = host else { return };
-    let Some(loc) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
-        return;
-    };
+) -> Option<HeaderValue> {
+    let host = host?;
+    let loc = text(location)?;
     let rest = loc
         .strip_prefix("http://")
         .or_else(|| loc.strip_prefix("https://"))
         .and_then(|r| r.strip_prefix(server_authority))
-        .filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']));
-    if let Some(rest) = rest {
-        let rest = if rest.is_empty() { "/" } else { rest };
-        if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{rest}")) {
-            headers.insert(header::LOCATION, v);
-        }
-    }
+        .filter(|r| r.is_empty() || r.starts_with(['/', '?', '#']))?;
+    let rest = if rest.is_empty() { "/" } else { rest };
+    HeaderValue::from_str(&format!("{scheme}://{host}{rest}")).ok()
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ impl<'a> H1Client<'a> {
     }
 
     /// The response's framing towards this client, and its `Connection` field.
-    fn framing_for(&self, a: &Answer) -> (BodyHeader, Out) {
+    fn framing_for(&self, a: &Answer<'_>) -> (BodyHeader, Out) {
         if a.upgrade || !a.body {
             return (
                 a.length.map_or(BodyHeader::None, BodyHeader::Length),
@@ -241,7 +241,7 @@ impl Client for H1Client<'_> {
         self.decoder.is_done()
     }
 
-    async fn head(&mut self, a: Answer) -> Result<(), ProxyError> {
+    async fn head(&mut self, a: Answer<'_>) -> Result<(), ProxyError> {
         let now = crate::clock::now();
         if self.ctx.draining() {
             self.life.step(Event::Drain, now);
@@ -257,7 +257,8 @@ impl Client for H1Client<'_> {
         let date = crate::clock::http_date();
         let conn = self.connection_header(a.upgrade);
         self.pending.reserve(256);
-        write::response_head(&mut self.pending, a.status, &a.headers, body, conn, &date);
+        let date = (!a.has_date()).then_some(&date[..]);
+        write::response_head(&mut self.pending, a.status, a.fields(), body, conn, date);
         self.out = out;
         if !a.body {
             let head = std::mem::take(&mut self.pending);

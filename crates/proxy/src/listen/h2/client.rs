@@ -117,10 +117,10 @@ impl Client for H2Client {
         self.done
     }
 
-    async fn head(&mut self, mut a: Answer) -> Result<(), ProxyError> {
+    async fn head(&mut self, a: Answer<'_>) -> Result<(), ProxyError> {
+        let mut headers = a.map();
         if let Some(n) = a.length {
-            a.headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
         let kind = if a.body {
             let (tx, rx) = mpsc::channel(2);
@@ -136,7 +136,7 @@ impl Client for H2Client {
             .head
             .take()
             .ok_or(ProxyError::client(ErrorKind::ClientGone))?;
-        tx.send((a.status, a.headers, kind))
+        tx.send((a.status, headers, kind))
             .map_err(|_| ProxyError::client(ErrorKind::ClientGone))
     }
 

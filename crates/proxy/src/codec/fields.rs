@@ -10,7 +10,7 @@
 //! ([`Fields::map`]) for the rewrite, every value a slice of the head.
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Where a part of a head lies in it (`start..end`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,30 +53,110 @@ pub(crate) enum FieldError {
     Value,
 }
 
+/// Names the proxy looks up or filters in every head, recognised once as
+/// the head is recorded: looking one of them up, or asking whether a field
+/// is one of them, compares a byte ([`tag`]) instead of names.
+pub(crate) static KNOWN: [HeaderName; 11] = [
+    header::CONNECTION,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::DATE,
+    header::LOCATION,
+    header::UPGRADE,
+    header::TE,
+    header::TRAILER,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// A field's name as an index into [`KNOWN`], and sets of them as bits.
+pub(crate) mod tag {
+    pub(crate) const CONNECTION: u8 = 0;
+    pub(crate) const CONTENT_LENGTH: u8 = 1;
+    pub(crate) const TRANSFER_ENCODING: u8 = 2;
+    pub(crate) const DATE: u8 = 3;
+    pub(crate) const LOCATION: u8 = 4;
+    pub(crate) const UPGRADE: u8 = 5;
+    pub(crate) const TE: u8 = 6;
+    pub(crate) const TRAILER: u8 = 7;
+    pub(crate) const PROXY_AUTHORIZATION: u8 = 8;
+    pub(crate) const KEEP_ALIVE: u8 = 9;
+    pub(crate) const PROXY_CONNECTION: u8 = 10;
+    /// Any other name.
+    pub(crate) const OTHER: u8 = u8::MAX;
+
+    /// A set of tags with only `t` in it.
+    pub(crate) const fn bit(t: u8) -> u32 {
+        if t < 32 {
+            1 << t
+        } else {
+            0
+        }
+    }
+
+    /// The tag of a name as sent (names are case-insensitive, RFC 9110 §5.1).
+    pub(crate) fn of(name: &[u8]) -> u8 {
+        super::KNOWN
+            .iter()
+            .position(|k| name.eq_ignore_ascii_case(k.as_str().as_bytes()))
+            .map_or(OTHER, |i| i as u8)
+    }
+}
+
+/// One field of a recorded head: where its name and value lie, and its tag.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    name: Span,
+    value: Span,
+    tag: u8,
+}
+
 /// Where httparse found each name and value, before the head leaves the buffer.
-pub(crate) struct Spans(Vec<(Span, Span)>);
+pub(crate) struct Spans {
+    slots: Vec<Slot>,
+    /// The tags present, as bits.
+    present: u32,
+}
 
 impl Spans {
     /// Records the fields httparse found in `base`.
     pub(crate) fn record(base: &[u8], headers: &[httparse::Header<'_>]) -> Spans {
-        Spans(
-            headers
-                .iter()
-                .map(|h| (Span::of(base, h.name.as_bytes()), Span::of(base, h.value)))
-                .collect(),
-        )
+        let mut present = 0;
+        let slots = headers
+            .iter()
+            .map(|h| {
+                let tag = tag::of(h.name.as_bytes());
+                present |= tag::bit(tag);
+                Slot {
+                    name: Span::of(base, h.name.as_bytes()),
+                    value: Span::of(base, h.value),
+                    tag,
+                }
+            })
+            .collect();
+        Spans { slots, present }
     }
 }
 
+/// One field: its name as sent, its value, its [`tag`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Field<'a> {
+    pub(crate) name: &'a [u8],
+    pub(crate) value: &'a [u8],
+    pub(crate) tag: u8,
+}
+
 /// The header fields of one head as it was sent: its bytes, and where
-/// each name and value lie in them. Looking a field up scans them (a head
-/// has a dozen or so); nothing is copied, hashed or reference-counted per
-/// field, which is what a response passed on costs when it is kept as it
-/// came rather than rebuilt as a map.
+/// each name and value lie in them. A lookup reads the fields with the
+/// name's tag (a head has a dozen or so); nothing is copied, hashed or
+/// reference-counted per field, which is what a response passed on costs
+/// when it is kept as it came rather than rebuilt as a map.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {
     head: Bytes,
-    spans: Vec<(Span, Span)>,
+    slots: Vec<Slot>,
+    present: u32,
 }
 
 impl Fields {
@@ -84,30 +164,38 @@ impl Fields {
     pub(crate) fn new(head: Bytes, spans: Spans) -> Fields {
         Fields {
             head,
-            spans: spans.0,
+            slots: spans.slots,
+            present: spans.present,
         }
     }
 
     /// How many fields.
     pub(crate) fn len(&self) -> usize {
-        self.spans.len()
+        self.slots.len()
     }
 
-    /// Every field, in order: name as sent, value.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.spans
-            .iter()
-            .map(|&(n, v)| (n.bytes(&self.head), v.bytes(&self.head)))
+    /// Every field, in order.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.slots.iter().map(|s| Field {
+            name: s.name.bytes(&self.head),
+            value: s.value.bytes(&self.head),
+            tag: s.tag,
+        })
+    }
+
+    /// Whether a field with tag `t` is there.
+    pub(crate) fn has(&self, t: u8) -> bool {
+        self.present & tag::bit(t) != 0
     }
 
     /// The fields as a map, with room for `extra` more; values are
     /// slices of the head.
     pub(crate) fn map(&self, extra: usize) -> Result<HeaderMap, FieldError> {
-        let mut map = HeaderMap::with_capacity(self.spans.len() + extra);
-        for &(name, value) in &self.spans {
+        let mut map = HeaderMap::with_capacity(self.slots.len() + extra);
+        for s in &self.slots {
             let name =
-                HeaderName::from_bytes(name.bytes(&self.head)).map_err(|_| FieldError::Name)?;
-            let value = value.slice(&self.head).ok_or(FieldError::Value)?;
+                HeaderName::from_bytes(s.name.bytes(&self.head)).map_err(|_| FieldError::Name)?;
+            let value = s.value.slice(&self.head).ok_or(FieldError::Value)?;
             let value = HeaderValue::from_maybe_shared(value).map_err(|_| FieldError::Value)?;
             map.append(name, value);
         }
@@ -134,9 +222,16 @@ impl Lookup for HeaderMap {
 
 impl Lookup for Fields {
     fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| is(n, name))
-            .map(|(_, v)| v)
+        let t = KNOWN.iter().position(|k| k == name).map(|i| i as u8);
+        let absent = t.is_some_and(|t| self.present & tag::bit(t) == 0);
+        let slots = if absent { &[][..] } else { &self.slots[..] };
+        slots
+            .iter()
+            .filter(move |s| match t {
+                Some(t) => s.tag == t,
+                None => is(s.name.bytes(&self.head), name),
+            })
+            .map(|s| s.value.bytes(&self.head))
     }
 }
 
@@ -158,6 +253,46 @@ pub(crate) fn text(value: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recorded(lines: &[u8]) -> Fields {
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let httparse::Status::Complete((_, headers)) =
+            httparse::parse_headers(lines, &mut slots).unwrap()
+        else {
+            panic!("partial");
+        };
+        let spans = Spans::record(lines, headers);
+        Fields::new(Bytes::copy_from_slice(lines), spans)
+    }
+
+    #[test]
+    fn tags_follow_known_in_order() {
+        for (i, k) in KNOWN.iter().enumerate() {
+            assert_eq!(tag::of(k.as_str().as_bytes()), i as u8);
+            assert_eq!(tag::of(k.as_str().to_ascii_uppercase().as_bytes()), i as u8);
+        }
+        assert_eq!(tag::of(b"x-connection"), tag::OTHER);
+        assert_eq!(tag::bit(tag::OTHER), 0);
+    }
+
+    /// A lookup finds every field of the name, in any case, known or not,
+    /// and nothing when it is absent.
+    #[test]
+    fn lookups_by_tag_and_by_name() {
+        let f = recorded(b"Connection: a\r\nX-One: 1\r\nCONNECTION: b\r\nx-one: 2\r\n\r\n");
+        let conn: Vec<_> = f.values(&header::CONNECTION).collect();
+        assert_eq!(conn, [&b"a"[..], b"b"]);
+        let x_one = HeaderName::from_static("x-one");
+        let one: Vec<_> = f.values(&x_one).collect();
+        assert_eq!(one, [&b"1"[..], b"2"]);
+        assert!(!f.contains(&header::CONTENT_LENGTH));
+        assert!(!f.contains(&HeaderName::from_static("x-two")));
+        let tags: Vec<_> = f.fields().map(|x| x.tag).collect();
+        assert_eq!(
+            tags,
+            [tag::CONNECTION, tag::OTHER, tag::CONNECTION, tag::OTHER]
+        );
+    }
 
     #[test]
     fn spans_find_parts_and_refuse_strangers() {

@@ -230,7 +230,10 @@ mod tests {
         };
         assert_eq!(&buf[..], b"hello");
         assert_eq!(
-            h.fields.iter().collect::<Vec<_>>(),
+            h.fields
+                .fields()
+                .map(|f| (f.name, f.value))
+                .collect::<Vec<_>>(),
             [(&b"X-A"[..], &b"one"[..]), (b"Content-Length", b"5")]
         );
         assert_eq!(h.framing, Framing::Length(5));

@@ -6,12 +6,12 @@
 //! (HTTP/2, [`Answer::map`]). Names keep the case the server gave them,
 //! as nginx and HAProxy pass them on.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
 use super::rewrite;
-use crate::codec::fields;
-use crate::codec::{Fields, Lookup};
+use crate::codec::fields::{self, tag};
+use crate::codec::Fields;
 
 /// A response head on its way to the client: the upstream's fields as it
 /// sent them, and what the proxy changes in them. [`Answer::fields`] is
@@ -65,14 +65,19 @@ impl<'r> Answer<'r> {
     /// hop-by-hop and framing fields (the client side writes its own
     /// framing), `Location` rewritten, then the route's own.
     pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        let upstream =
-            self.upstream
-                .iter()
-                .filter(|(n, _)| self.passes(n))
-                .map(|(n, v)| match &self.location {
-                    Some(l) if fields::is(n, &header::LOCATION) => (n, l.as_bytes()),
-                    _ => (n, v),
-                });
+        let stop = if self.upgrade {
+            rewrite::HOP_BY_HOP_TAGS & !tag::bit(tag::UPGRADE)
+        } else {
+            rewrite::HOP_BY_HOP_TAGS
+        } | tag::bit(tag::CONTENT_LENGTH);
+        let upstream = self
+            .upstream
+            .fields()
+            .filter(move |f| tag::bit(f.tag) & stop == 0 && self.passes(f.name))
+            .map(|f| match &self.location {
+                Some(l) if f.tag == tag::LOCATION => (f.name, l.as_bytes()),
+                _ => (f.name, f.value),
+            });
         let added = self
             .added
             .iter()
@@ -82,7 +87,7 @@ impl<'r> Answer<'r> {
 
     /// Whether the upstream sent a `Date` (else the client side adds one).
     pub(crate) fn has_date(&self) -> bool {
-        self.upstream.contains(&header::DATE)
+        self.upstream.has(tag::DATE)
     }
 
     /// The fields as a map (HTTP/2 answers); names lowercased.
@@ -96,14 +101,9 @@ impl<'r> Answer<'r> {
         map
     }
 
+    /// Not replaced by the route's fields, not named by `Connection`.
     fn passes(&self, name: &[u8]) -> bool {
-        !rewrite::fixed_hop_by_hop(name, self.upgrade)
-            && !fields::is(name, &header::CONTENT_LENGTH)
-            && !self.added.iter().any(|(a, _)| fields::is(name, a))
+        !self.added.iter().any(|(a, _)| fields::is(name, a))
             && !self.named.iter().any(|c| name.eq_ignore_ascii_case(c))
     }
 }
-
-#[cfg(test)]
-#[path = "answer_tests.rs"]
-mod tests;

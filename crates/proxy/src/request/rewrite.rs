@@ -34,6 +34,19 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// [`HOP_BY_HOP`] as tags of recorded heads ([`crate::codec::fields::tag`]).
+pub(crate) const HOP_BY_HOP_TAGS: u32 = {
+    use crate::codec::fields::tag::*;
+    bit(CONNECTION)
+        | bit(PROXY_CONNECTION)
+        | bit(KEEP_ALIVE)
+        | bit(PROXY_AUTHORIZATION)
+        | bit(TE)
+        | bit(TRAILER)
+        | bit(TRANSFER_ENCODING)
+        | bit(UPGRADE)
+};
+
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");

@@ -122,6 +122,16 @@ fn hop_by_hop_headers_are_stripped() {
 }
 
 #[test]
+fn hop_by_hop_tags_are_the_hop_by_hop_names() {
+    use crate::codec::fields::tag;
+    let tags = HOP_BY_HOP
+        .iter()
+        .fold(0, |set, n| set | tag::bit(tag::of(n.as_str().as_bytes())));
+    assert_eq!(tags, HOP_BY_HOP_TAGS);
+    assert_eq!(tags.count_ones() as usize, HOP_BY_HOP.len());
+}
+
+#[test]
 fn upgrade_survives_only_for_websocket() {
     let mut h = map(&[
         ("connection", "Upgrade"),

@@ -5,9 +5,9 @@
 //! field; parsing again over the head once it has left the buffer as
 //! `Bytes` costs a second parse. Instead the first parse records where
 //! each name and value lie ([`Spans::record`]), the head leaves the
-//! buffer, and [`Fields`] keeps the head with those positions. A response
-//! goes on to the client from them as it came; a request becomes a map
-//! ([`Fields::map`]) for the rewrite, every value a slice of the head.
+//! buffer, and [`Fields`] keeps the head with those positions. Requests
+//! and responses go on from them as they came, minus what the rewrite
+//! leaves out: no map is built per head.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -33,6 +33,14 @@ impl Span {
         }
     }
 
+    /// The span of a range (an empty one is the empty span, as in [`Span::of`]).
+    fn at(r: std::ops::Range<usize>) -> Span {
+        match (u32::try_from(r.start), u32::try_from(r.end)) {
+            (Ok(start), Ok(end)) if start < end => Span { start, end },
+            _ => Span::default(),
+        }
+    }
+
     /// The bytes at this span of `head`; `None` if the span is not in it.
     pub(crate) fn slice(self, head: &Bytes) -> Option<Bytes> {
         let (s, e) = (self.start as usize, self.end as usize);
@@ -46,17 +54,10 @@ impl Span {
     }
 }
 
-/// Which part of a field was invalid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FieldError {
-    Name,
-    Value,
-}
-
 /// Names the proxy looks up or filters in every head, recognised once as
 /// the head is recorded: looking one of them up, or asking whether a field
 /// is one of them, compares a byte ([`tag`]) instead of names.
-pub(crate) static KNOWN: [HeaderName; 11] = [
+pub(crate) static KNOWN: [HeaderName; 16] = [
     header::CONNECTION,
     header::CONTENT_LENGTH,
     header::TRANSFER_ENCODING,
@@ -68,6 +69,11 @@ pub(crate) static KNOWN: [HeaderName; 11] = [
     header::PROXY_AUTHORIZATION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
+    header::HOST,
+    header::EXPECT,
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-for"),
 ];
 
 /// A field's name as an index into [`KNOWN`], and sets of them as bits.
@@ -83,6 +89,11 @@ pub(crate) mod tag {
     pub(crate) const PROXY_AUTHORIZATION: u8 = 8;
     pub(crate) const KEEP_ALIVE: u8 = 9;
     pub(crate) const PROXY_CONNECTION: u8 = 10;
+    pub(crate) const HOST: u8 = 11;
+    pub(crate) const EXPECT: u8 = 12;
+    pub(crate) const FORWARDED: u8 = 13;
+    pub(crate) const X_REAL_IP: u8 = 14;
+    pub(crate) const X_FORWARDED_FOR: u8 = 15;
     /// Any other name.
     pub(crate) const OTHER: u8 = u8::MAX;
 
@@ -183,23 +194,53 @@ impl Fields {
         })
     }
 
+    /// The fields of `map` (an HTTP/2 request's), as one head of
+    /// `name: value` lines.
+    pub(crate) fn from_map(map: &HeaderMap) -> Fields {
+        let size: usize = map
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        let mut head = Vec::with_capacity(size);
+        let mut at = Vec::with_capacity(map.len());
+        for (n, v) in map {
+            let name = head.len()..head.len() + n.as_str().len();
+            head.extend_from_slice(n.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            let value = head.len()..head.len() + v.len();
+            head.extend_from_slice(v.as_bytes());
+            head.extend_from_slice(b"\r\n");
+            at.push((name, value));
+        }
+        let mut present = 0;
+        let slots = at
+            .into_iter()
+            .map(|(n, v)| {
+                let tag = tag::of(&head[n.clone()]);
+                present |= tag::bit(tag);
+                Slot {
+                    name: Span::at(n),
+                    value: Span::at(v),
+                    tag,
+                }
+            })
+            .collect();
+        Fields {
+            head: Bytes::from(head),
+            slots,
+            present,
+        }
+    }
+
+    /// The first value of a field with tag `t`, as a slice of the head.
+    pub(crate) fn first_shared(&self, t: u8) -> Option<Bytes> {
+        let s = self.slots.iter().find(|s| s.tag == t)?;
+        s.value.slice(&self.head)
+    }
+
     /// Whether a field with tag `t` is there.
     pub(crate) fn has(&self, t: u8) -> bool {
         self.present & tag::bit(t) != 0
-    }
-
-    /// The fields as a map, with room for `extra` more; values are
-    /// slices of the head.
-    pub(crate) fn map(&self, extra: usize) -> Result<HeaderMap, FieldError> {
-        let mut map = HeaderMap::with_capacity(self.slots.len() + extra);
-        for s in &self.slots {
-            let name =
-                HeaderName::from_bytes(s.name.bytes(&self.head)).map_err(|_| FieldError::Name)?;
-            let value = s.value.slice(&self.head).ok_or(FieldError::Value)?;
-            let value = HeaderValue::from_maybe_shared(value).map_err(|_| FieldError::Value)?;
-            map.append(name, value);
-        }
-        Ok(map)
     }
 }
 
@@ -251,18 +292,49 @@ pub(crate) fn text(value: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
+impl Fields {
+    /// The fields of `lines`: `name: value\r\n` lines and an empty one.
+    pub(crate) fn parse_lines(lines: &[u8]) -> Fields {
+        let head = Bytes::copy_from_slice(lines);
+        let mut slots = [httparse::EMPTY_HEADER; super::MAX_HEADERS];
+        let spans = match httparse::parse_headers(&head, &mut slots) {
+            Ok(httparse::Status::Complete((_, headers))) => Spans::record(&head, headers),
+            other => panic!("{other:?} from {lines:?}"),
+        };
+        Fields::new(head, spans)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn recorded(lines: &[u8]) -> Fields {
-        let mut slots = [httparse::EMPTY_HEADER; 16];
-        let httparse::Status::Complete((_, headers)) =
-            httparse::parse_headers(lines, &mut slots).unwrap()
-        else {
-            panic!("partial");
-        };
-        let spans = Spans::record(lines, headers);
-        Fields::new(Bytes::copy_from_slice(lines), spans)
+        Fields::parse_lines(lines)
+    }
+
+    /// HTTP/2's map becomes the same fields, empty values included.
+    #[test]
+    fn a_map_becomes_fields() {
+        let mut map = HeaderMap::new();
+        map.append(header::HOST, HeaderValue::from_static("a"));
+        map.append("x-empty", HeaderValue::from_static(""));
+        map.append(header::COOKIE, HeaderValue::from_static("1"));
+        map.append(header::COOKIE, HeaderValue::from_static("2"));
+        let f = Fields::from_map(&map);
+        let all: Vec<_> = f.fields().map(|x| (x.name, x.value, x.tag)).collect();
+        assert_eq!(
+            all,
+            [
+                (&b"host"[..], &b"a"[..], tag::HOST),
+                (b"x-empty", b"", tag::OTHER),
+                (b"cookie", b"1", tag::OTHER),
+                (b"cookie", b"2", tag::OTHER)
+            ]
+        );
+        assert_eq!(f.first_shared(tag::HOST).as_deref(), Some(&b"a"[..]));
+        assert!(f.has(tag::HOST) && !f.has(tag::CONNECTION));
+        assert_eq!(f.values(&header::COOKIE).count(), 2);
     }
 
     #[test]

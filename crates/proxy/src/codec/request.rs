@@ -7,18 +7,29 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap};
-use http::{Method, Request, StatusCode, Uri, Version};
+use http::header;
+use http::{Method, StatusCode, Uri, Version};
 
-use super::fields::{FieldError, Fields, Lookup, Span, Spans};
+use super::fields::{tag, Fields, Lookup, Span, Spans};
 use super::framing::Framing;
 use super::{host, tokens, Refusal, MAX_HEADERS};
+
+/// A request as far as the proxy reads it, from either client protocol.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub(crate) method: Method,
+    /// Origin-form, absolute-form or `*` (HTTP/1); HTTP/2's scheme,
+    /// authority and path.
+    pub(crate) uri: Uri,
+    pub(crate) version: Version,
+    /// The header fields as the client sent them.
+    pub(crate) fields: Fields,
+}
 
 /// A complete, valid request head.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
-    /// Method, target (origin-form, absolute-form or `*`), version, headers as sent.
-    pub(crate) parts: http::request::Parts,
+    pub(crate) parts: Parts,
     pub(crate) framing: Framing,
     /// The client allows another request on this connection afterwards.
     pub(crate) keep_alive: bool,
@@ -27,9 +38,8 @@ pub(crate) struct RequestHead {
 }
 
 /// Parses the head at the start of `buf`: `Ok(None)` while incomplete.
-/// A complete head is consumed from `buf` (valid or not), and its target
-/// and header values are slices of its bytes rather than copies
-/// ([`Fields`]).
+/// A complete head is consumed from `buf` (valid or not); its target is a
+/// slice of its bytes and its fields are positions in them ([`Fields`]).
 ///
 /// `max` bounds the whole head; over it the answer is 414 when the request
 /// line itself did not fit, else 431.
@@ -65,22 +75,18 @@ pub(crate) fn parse(buf: &mut BytesMut, max: usize) -> Result<Option<RequestHead
     };
     let head = buf.split_to(len).freeze();
     let uri = target(&method, path.slice(&head).unwrap_or_default())?;
-    // Room for the forwarding fields the rewrite adds: no regrowth.
-    let map = Fields::new(head, spans).map(6).map_err(|e| match e {
-        FieldError::Name => Refusal::bad("invalid header name"),
-        FieldError::Value => Refusal::bad("invalid header value"),
-    })?;
-    check_host(&map, version)?;
-    let framing = framing(&map, version)?;
-    let expect_continue = expect(&map)? && framing != Framing::Empty;
-    let keep_alive = keep_alive(&map, version);
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.version = version;
-    parts.headers = map;
+    let fields = Fields::new(head, spans);
+    check_host(&fields, version)?;
+    let framing = framing(&fields, version)?;
+    let expect_continue = expect(&fields)? && framing != Framing::Empty;
+    let keep_alive = keep_alive(&fields, version);
     Ok(Some(RequestHead {
-        parts,
+        parts: Parts {
+            method,
+            uri,
+            version,
+            fields,
+        },
         framing,
         keep_alive,
         expect_continue,
@@ -148,13 +154,13 @@ fn target(method: &Method, path: Bytes) -> Result<Uri, Refusal> {
 }
 
 /// RFC 9112 §3.2: exactly one valid Host in HTTP/1.1; at most one in HTTP/1.0.
-fn check_host(h: &HeaderMap, version: Version) -> Result<(), Refusal> {
-    let mut all = h.get_all(header::HOST).iter();
+fn check_host(h: &Fields, version: Version) -> Result<(), Refusal> {
+    let mut all = h.values(&header::HOST);
     match (all.next(), all.next()) {
         (None, _) if version == Version::HTTP_11 => Err(Refusal::bad("missing Host")),
         (None, _) => Ok(()),
         (Some(_), Some(_)) => Err(Refusal::bad("more than one Host")),
-        (Some(v), None) if host::valid_authority(v.as_bytes()) => Ok(()),
+        (Some(v), None) if host::valid_authority(v) => Ok(()),
         (Some(_), None) => Err(Refusal::bad("invalid Host")),
     }
 }
@@ -162,8 +168,8 @@ fn check_host(h: &HeaderMap, version: Version) -> Result<(), Refusal> {
 /// RFC 9112 §6.1-§6.3 for requests, as nginx and HAProxy apply them:
 /// `Content-Length` with `Transfer-Encoding` is refused (not "TE wins"), so
 /// are differing lengths, lists, and codings we cannot decode.
-fn framing(h: &HeaderMap, version: Version) -> Result<Framing, Refusal> {
-    let te = h.contains_key(header::TRANSFER_ENCODING);
+fn framing(h: &Fields, version: Version) -> Result<Framing, Refusal> {
+    let te = h.has(tag::TRANSFER_ENCODING);
     let cl =
         content_length(h).map_err(|_| Refusal::bad("invalid or conflicting Content-Length"))?;
     match (te, cl) {
@@ -231,10 +237,10 @@ pub(crate) fn transfer_coding(h: &impl Lookup) -> Coding {
 }
 
 /// Whether `Expect: 100-continue` was sent; any other expectation is 417.
-fn expect(h: &HeaderMap) -> Result<bool, Refusal> {
-    match h.get(header::EXPECT) {
+fn expect(h: &Fields) -> Result<bool, Refusal> {
+    match h.values(&header::EXPECT).next() {
         None => Ok(false),
-        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case(b"100-continue") => Ok(true),
         Some(_) => Err(Refusal::new(
             StatusCode::EXPECTATION_FAILED,
             "unsupported expectation",

@@ -9,6 +9,8 @@ use http::StatusCode;
 use stackd_common::config::proxy::AccessLog;
 use tokio::time::Instant;
 
+use crate::codec::request::Parts;
+use crate::codec::Lookup;
 use crate::observe::access::{emit, LogLine, Outcome};
 use crate::observe::stats::UpstreamStats;
 use crate::snapshot::Snapshot;
@@ -38,11 +40,7 @@ pub(crate) struct Finish<'s> {
 }
 
 /// The log line's request part, captured only when logging is on.
-pub(crate) fn log_line(
-    snap: &Snapshot,
-    parts: &http::request::Parts,
-    client: IpAddr,
-) -> Option<LogLine> {
+pub(crate) fn log_line(snap: &Snapshot, parts: &Parts, client: IpAddr) -> Option<LogLine> {
     let wanted =
         snap.access_file.is_some() || tracing::enabled!(target: "access", tracing::Level::INFO);
     (snap.access_log != AccessLog::Off && wanted).then(|| LogLine {
@@ -52,11 +50,17 @@ pub(crate) fn log_line(
         method: parts.method.clone(),
         uri: parts.uri.clone(),
         version: parts.version,
-        referer: parts.headers.get(header::REFERER).cloned(),
-        user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        referer: first(parts, &header::REFERER),
+        user_agent: first(parts, &header::USER_AGENT),
         upstream: None,
         upstream_time: None,
     })
+}
+
+/// The first `name` field, for the log.
+fn first(parts: &Parts, name: &http::HeaderName) -> Option<http::HeaderValue> {
+    let v = parts.fields.values(name).next()?;
+    http::HeaderValue::from_bytes(v).ok()
 }
 
 // === impl Finish ===

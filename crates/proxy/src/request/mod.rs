@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::body::{Sink, Source};
 use crate::codec::framing::Framing;
+use crate::codec::request::Parts;
 use crate::error::ProxyError;
 use crate::snapshot::Snapshot;
 use crate::upstream::conn::Lease;
@@ -66,13 +67,13 @@ pub(crate) enum Outcome {
 /// Serves one request whose head was parsed at `start`.
 pub(crate) async fn serve<C: Client>(
     snap: &Snapshot,
-    parts: http::request::Parts,
+    parts: Parts,
     framing: Framing,
     peer: Peer<'_>,
     start: Instant,
     client: &mut C,
 ) -> Outcome {
-    let client_ip = rewrite::client_ip(&parts.headers, &peer);
+    let client_ip = rewrite::client_ip(&parts.fields, &peer);
     let log = finish::log_line(snap, &parts, client_ip);
     let prepared = match prepare::prepare(snap, parts, framing, &peer, client_ip) {
         Ok(p) => p,

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use super::rewrite::{self, Peer};
+use super::rewrite::{self, Forwarding, Peer};
+use crate::codec::fields::{tag, text};
 use crate::codec::framing::Framing;
-use crate::codec::host;
+use crate::codec::request::Parts;
 use crate::codec::write::{self, BodyHeader, ConnectionHeader};
+use crate::codec::{host, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::route::RouteRt;
 use crate::snapshot::Snapshot;
@@ -44,7 +46,7 @@ pub(crate) struct Prepared<'s> {
 /// Prepares `parts` (with a body framed as `framing`) from `peer`.
 pub(crate) fn prepare<'s>(
     snap: &'s Snapshot,
-    mut parts: http::request::Parts,
+    parts: Parts,
     framing: Framing,
     peer: &Peer<'_>,
     client: IpAddr,
@@ -56,10 +58,15 @@ pub(crate) fn prepare<'s>(
     }
     let (route, up, host) = route(snap, &parts)?;
     let sticky = (up.policy() == Balance::Sticky)
-        .then(|| sticky_node(&parts.headers, &up.sticky_cookie))
+        .then(|| sticky_node(&parts.fields, &up.sticky_cookie))
         .flatten();
-    let upgrade = parts.version == Version::HTTP_11 && rewrite::is_upgrade(&parts.headers);
-    rewrite::request_headers(&mut parts.headers, peer, client, &host, upgrade);
+    let upgrade = parts.version == Version::HTTP_11 && rewrite::is_upgrade(&parts.fields);
+    let head = upstream_head(
+        &parts,
+        framing,
+        upgrade,
+        &Forwarding::new(&parts.fields, peer, client, &host, upgrade),
+    );
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -68,7 +75,7 @@ pub(crate) fn prepare<'s>(
         upstream: up,
         route,
         replayable: idempotent && framing == Framing::Empty && !upgrade,
-        head: upstream_head(&parts, framing, upgrade),
+        head,
         method: parts.method,
         body: framing,
         upgrade,
@@ -82,7 +89,7 @@ pub(crate) fn prepare<'s>(
 /// The route, its upstream, and the `Host` that goes upstream.
 fn route<'s>(
     snap: &'s Snapshot,
-    parts: &http::request::Parts,
+    parts: &Parts,
 ) -> Result<(&'s RouteRt, &'s Arc<UpstreamRt>, HeaderValue), ProxyError> {
     let authority = authority(parts)?;
     let host_str = authority.as_ref().and_then(|h| h.to_str().ok());
@@ -103,7 +110,7 @@ fn route<'s>(
 
 /// The serialized upstream head: origin-form target, rewritten fields, and
 /// the one framing field for the body we will send.
-fn upstream_head(parts: &http::request::Parts, framing: Framing, upgrade: bool) -> Vec<u8> {
+fn upstream_head(parts: &Parts, framing: Framing, upgrade: bool, fwd: &Forwarding<'_>) -> Vec<u8> {
     let target = match parts.uri.path_and_query() {
         _ if parts.uri == "*" => "*",
         Some(p) => p.as_str(),
@@ -119,12 +126,12 @@ fn upstream_head(parts: &http::request::Parts, framing: Framing, upgrade: bool) 
     } else {
         ConnectionHeader::Default
     };
-    let mut head = Vec::with_capacity(256 + parts.headers.len() * 48);
+    let mut head = Vec::with_capacity(384 + parts.fields.len() * 48);
     write::request_head(
         &mut head,
         &parts.method,
         target,
-        &parts.headers,
+        fwd.fields(&parts.fields),
         body,
         connection,
     );
@@ -134,7 +141,7 @@ fn upstream_head(parts: &http::request::Parts, framing: Framing, upgrade: bool) 
 /// The request's authority: the target's (absolute-form, or HTTP/2's
 /// `:authority`), else `Host`; checked here for HTTP/2 (the HTTP/1 codec
 /// checked `Host` already).
-fn authority(parts: &http::request::Parts) -> Result<Option<HeaderValue>, ProxyError> {
+fn authority(parts: &Parts) -> Result<Option<HeaderValue>, ProxyError> {
     let bad = |reason| {
         ProxyError::client(ErrorKind::Refused {
             status: StatusCode::BAD_REQUEST,
@@ -149,20 +156,24 @@ fn authority(parts: &http::request::Parts) -> Result<Option<HeaderValue>, ProxyE
             .map(Some)
             .map_err(|_| bad("invalid :authority"));
     }
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let mut hosts = parts.fields.values(&header::HOST);
     match (hosts.next(), hosts.next()) {
         (None, _) if parts.version >= Version::HTTP_2 => Err(bad("missing :authority")),
         (None, _) => Ok(None),
         (Some(_), Some(_)) => Err(bad("more than one Host")),
-        (Some(h), None) if host::valid_authority(h.as_bytes()) => Ok(Some(h.clone())),
+        (Some(h), None) if host::valid_authority(h) => parts
+            .fields
+            .first_shared(tag::HOST)
+            .and_then(|h| HeaderValue::from_maybe_shared(h).ok())
+            .map(Some)
+            .ok_or_else(|| bad("invalid Host")),
         (Some(_), None) => Err(bad("invalid Host")),
     }
 }
 
-fn sticky_node(headers: &http::HeaderMap, cookie: &str) -> Option<Box<str>> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+fn sticky_node(fields: &Fields, cookie: &str) -> Option<Box<str>> {
+    fields
+        .values(&header::COOKIE)
+        .filter_map(text)
         .find_map(|c| sticky::node_in_cookie(c, cookie).map(Into::into))
 }

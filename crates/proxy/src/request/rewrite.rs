@@ -1,7 +1,9 @@
 //! Pure head rewriting for forwarding: hop-by-hop fields, `Host`, the
-//! X-Forwarded-* family and RFC 7239 `Forwarded`, `Location`. (A response
-//! is not rewritten as a map: [`super::Answer`] passes its fields on as
-//! they came, through the same hop-by-hop rules.)
+//! X-Forwarded-* family and RFC 7239 `Forwarded`, `Location`. No head is
+//! rebuilt as a map: a request's fields go upstream through
+//! [`Forwarding::fields`], a response's to the client through
+//! [`super::Answer`], each filtering the fields as they came while they
+//! are written.
 //!
 //! What goes upstream carries exactly one `Host` (the request's authority,
 //! port included: the seed's static-file port-mapping bug came from a proxy
@@ -10,14 +12,14 @@
 //! from what we saw on the socket, plus the incoming chain when the peer is
 //! a trusted proxy. Property tests in `rewrite_tests.rs` hold it to that.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-use crate::codec::fields::text;
-use crate::codec::{tokens, Lookup};
+use crate::codec::fields::{self, tag, text, Field};
+use crate::codec::{tokens, Fields, Lookup};
 
 /// RFC 9110 §7.6.1 and §11.7.4: fields that describe one connection (or
 /// authenticate to this proxy) and are never forwarded, plus
@@ -50,7 +52,6 @@ pub(crate) const HOP_BY_HOP_TAGS: u32 = {
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// What the proxy knows about the client connection.
 #[derive(Clone, Copy, Debug)]
@@ -98,16 +99,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// The real client: the peer, or — when the peer is a trusted proxy — the
 /// rightmost X-Forwarded-For entry that is not itself trusted (nginx
 /// `real_ip_recursive on`).
-pub(crate) fn client_ip(headers: &HeaderMap, peer: &Peer<'_>) -> IpAddr {
+pub(crate) fn client_ip(headers: &impl Lookup, peer: &Peer<'_>) -> IpAddr {
     if !peer.is_trusted() {
         return canonical(peer.ip);
     }
     let mut last = canonical(peer.ip);
-    let values: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let values: Vec<&str> = headers.values(&X_FORWARDED_FOR).filter_map(text).collect();
     for entry in values.iter().rev().flat_map(|v| v.rsplit(',')) {
         let Ok(ip) = entry.trim().parse::<IpAddr>() else {
             return last;
@@ -121,7 +118,7 @@ pub(crate) fn client_ip(headers: &HeaderMap, peer: &Peer<'_>) -> IpAddr {
 }
 
 /// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1, RFC 9110 §7.8).
-pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade(headers: &impl Lookup) -> bool {
     tokens(headers, &header::UPGRADE).any(|t| t.eq_ignore_ascii_case("websocket"))
         && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
@@ -143,135 +140,139 @@ pub(crate) fn fixed_hop_by_hop(name: &[u8], keep_upgrade: bool) -> bool {
         && !(keep_upgrade && name.eq_ignore_ascii_case(b"upgrade"))
 }
 
-/// RFC 9110 §7.6.1: drops `Connection`, every field it names, and the fixed
-/// hop-by-hop set; `Upgrade` stays when `keep_upgrade` (a WebSocket
-/// upgrade; the writer then sends `Connection: upgrade`).
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // One pass over the names finds which of the set are there: a head
-    // without any costs no hash lookup, one with `Connection: keep-alive`
-    // (most upstream responses) one removal.
-    let mut present = [false; HOP_BY_HOP.len()];
-    for k in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
-            present[i] = true;
-        }
-    }
-    if present[0] {
-        let named: Vec<HeaderName> = connection_named(headers)
-            .into_iter()
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-            .collect();
-        for n in named {
-            headers.remove(n);
-        }
-    }
-    for (n, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
-        if !(keep_upgrade && n == header::UPGRADE) {
-            headers.remove(n);
-        }
-    }
-}
-
-/// The request head as it goes upstream: hop-by-hop and framing fields
-/// out, `Expect` out (we answer `100 Continue` ourselves), one `Host`, and
-/// the forwarding fields.
-pub(crate) fn request_headers(
-    headers: &mut HeaderMap,
-    peer: &Peer<'_>,
-    client: IpAddr,
-    host: &HeaderValue,
+/// The fields the proxy sets on a request going upstream: one `Host`
+/// (the authority it routed on) and nginx's usual forwarding set,
+/// `X-Real-IP`, `X-Forwarded-For` (`$proxy_add_x_forwarded_for`),
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`, plus RFC 7239 `Forwarded`.
+/// They are built only from what was seen on the socket; from a trusted
+/// peer the incoming `X-Forwarded-For` and `Forwarded` chains are kept and
+/// appended to, and its `X-Forwarded-Proto` and `-Host` pass.
+pub(crate) struct Forwarding<'a> {
+    host: &'a [u8],
+    trusted: bool,
     upgrade: bool,
-) {
-    strip_hop_by_hop(headers, upgrade);
-    if headers
-        .keys()
-        .any(|k| k == header::CONTENT_LENGTH || k == header::EXPECT)
-    {
-        headers.remove(header::CONTENT_LENGTH);
-        headers.remove(header::EXPECT);
-    }
-    headers.insert(header::HOST, host.clone());
-    forwarding(headers, peer, client, host);
+    /// Fields the client's `Connection` named.
+    named: Vec<&'a str>,
+    x_forwarded_for: Cow<'a, [u8]>,
+    x_real_ip: Cow<'a, [u8]>,
+    /// `None`: the trusted peer's own passes.
+    x_forwarded_proto: Option<&'static str>,
+    x_forwarded_host: bool,
+    forwarded: Vec<u8>,
 }
 
-/// Sets X-Real-IP, X-Forwarded-For/Proto/Host and Forwarded. From an
-/// untrusted peer every incoming `Forwarded`, `X-Real-IP` and
-/// `X-Forwarded-*` field is removed first, whatever its size; from a
-/// trusted one the chain is kept and appended to.
-pub(crate) fn forwarding(
-    headers: &mut HeaderMap,
-    peer: &Peer<'_>,
-    client: IpAddr,
-    host: &HeaderValue,
-) {
-    let trusted = peer.is_trusted();
-    let peer_ip = canonical(peer.ip);
-    let incoming = headers.keys().any(is_forwarding);
-    let prev_xff = (trusted && incoming)
-        .then(|| joined(headers, &X_FORWARDED_FOR))
-        .flatten();
-    let prev_fwd = (trusted && incoming)
-        .then(|| joined(headers, &header::FORWARDED))
-        .flatten();
-    if !trusted && incoming {
-        let foreign: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("x-forwarded-"))
-            .cloned()
-            .collect();
-        for k in foreign {
-            headers.remove(k);
+impl<'a> Forwarding<'a> {
+    /// The fields for a request with `fields` from `peer`, on behalf of
+    /// `client`, for `host`; `upgrade`: a WebSocket upgrade.
+    pub(crate) fn new(
+        fields: &'a Fields,
+        peer: &Peer<'a>,
+        client: IpAddr,
+        host: &'a HeaderValue,
+        upgrade: bool,
+    ) -> Forwarding<'a> {
+        let trusted = peer.is_trusted();
+        let named = connection_named(fields);
+        // A trusted peer's field passes unless its Connection names it.
+        let passes = |n: &HeaderName| {
+            trusted
+                && fields.contains(n)
+                && !named.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
+        };
+        let chain = |n: &HeaderName| trusted.then(|| joined(fields, n)).flatten();
+        let x_forwarded_for = match chain(&X_FORWARDED_FOR) {
+            Some(c) => Cow::Owned(append(c, peer.text.as_bytes())),
+            None => Cow::Borrowed(peer.text.as_bytes()),
+        };
+        let x_real_ip = if client == canonical(peer.ip) {
+            Cow::Borrowed(peer.text.as_bytes())
+        } else {
+            Cow::Owned(client.to_string().into_bytes())
+        };
+        let node = node(peer, host);
+        let forwarded = match chain(&header::FORWARDED) {
+            Some(c) => append(c, &node),
+            None => node,
+        };
+        Forwarding {
+            host: host.as_bytes(),
+            trusted,
+            upgrade,
+            x_forwarded_proto: (!passes(&X_FORWARDED_PROTO)).then(|| peer.scheme()),
+            x_forwarded_host: !passes(&X_FORWARDED_HOST),
+            named,
+            x_forwarded_for,
+            x_real_ip,
+            forwarded,
         }
-        headers.remove(header::FORWARDED);
-    }
-    if incoming {
-        headers.remove(&X_REAL_IP);
     }
 
-    // X-Forwarded-For: <incoming>, <peer>  (nginx $proxy_add_x_forwarded_for)
-    match prev_xff {
-        None => {
-            headers.insert(&X_FORWARDED_FOR, peer.text.clone());
+    /// The fields that go upstream, in order: `Host`, the client's that
+    /// pass (RFC 9110 §7.6.1: no hop-by-hop field and none `Connection`
+    /// names; no framing field, the writer adds the one for the body it
+    /// sends; no `Expect`, answered here; none the proxy sets), then the
+    /// forwarding fields.
+    pub(crate) fn fields<'f>(
+        &'f self,
+        client: &'f Fields,
+    ) -> impl Iterator<Item = (&'f [u8], &'f [u8])> + 'f {
+        let host = std::iter::once((&b"host"[..], self.host));
+        let ours = [
+            Some((&b"x-real-ip"[..], &self.x_real_ip[..])),
+            Some((b"x-forwarded-for", &self.x_forwarded_for[..])),
+            self.x_forwarded_proto
+                .map(|p| (&b"x-forwarded-proto"[..], p.as_bytes())),
+            self.x_forwarded_host
+                .then_some((&b"x-forwarded-host"[..], self.host)),
+            Some((b"forwarded", &self.forwarded[..])),
+        ];
+        let passed = client
+            .fields()
+            .filter(|f| self.passes(f))
+            .map(|f| (f.name, f.value));
+        host.chain(passed).chain(ours.into_iter().flatten())
+    }
+
+    fn passes(&self, f: &Field<'_>) -> bool {
+        let hop = if self.upgrade {
+            HOP_BY_HOP_TAGS & !tag::bit(tag::UPGRADE)
+        } else {
+            HOP_BY_HOP_TAGS
+        };
+        let stop = hop
+            | tag::bit(tag::CONTENT_LENGTH)
+            | tag::bit(tag::EXPECT)
+            | tag::bit(tag::HOST)
+            | tag::bit(tag::X_REAL_IP)
+            | tag::bit(tag::X_FORWARDED_FOR)
+            | tag::bit(tag::FORWARDED);
+        if tag::bit(f.tag) & stop != 0 {
+            return false;
         }
-        Some(chain) => set(
-            headers,
-            &X_FORWARDED_FOR,
-            append(Some(chain), format_args!("{peer_ip}")),
-        ),
-    }
-    if client == peer_ip {
-        headers.insert(&X_REAL_IP, peer.text.clone());
-    } else {
-        set(headers, &X_REAL_IP, client.to_string());
-    }
-    if !(incoming && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.scheme()));
-    }
-    if !(incoming && headers.contains_key(&X_FORWARDED_HOST)) {
-        headers.insert(&X_FORWARDED_HOST, host.clone());
-    }
-    let node = node(peer, host);
-    match prev_fwd {
-        None => {
-            headers.insert(header::FORWARDED, node);
+        if !self.trusted && starts_with_ignore_case(f.name, b"x-forwarded-") {
+            return false;
         }
-        Some(chain) => set(
-            headers,
-            &header::FORWARDED,
-            append(Some(chain), format_args!("{}", node.to_str().unwrap_or(""))),
-        ),
+        let set_here = |n: &HeaderName| fields::is(f.name, n);
+        if (self.x_forwarded_proto.is_some() && set_here(&X_FORWARDED_PROTO))
+            || (self.x_forwarded_host && set_here(&X_FORWARDED_HOST))
+        {
+            return false;
+        }
+        !self
+            .named
+            .iter()
+            .any(|t| f.name.eq_ignore_ascii_case(t.as_bytes()))
     }
 }
 
-/// A field the forwarding rewrite replaces or appends to.
-fn is_forwarding(k: &HeaderName) -> bool {
-    k == header::FORWARDED || k == X_REAL_IP || k.as_str().starts_with("x-forwarded-")
+fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// One RFC 7239 §4 element, `for=<node>;host="<host>";proto=<scheme>`,
 /// assembled from bytes (no formatter); IPv6 nodes and host:port are not
 /// tokens and are quoted (§6). A host with a quote or backslash is left out.
-fn node(peer: &Peer<'_>, host: &HeaderValue) -> HeaderValue {
+fn node(peer: &Peer<'_>, host: &HeaderValue) -> Vec<u8> {
     let ip = peer.text.as_bytes();
     let mut out = Vec::with_capacity(32 + ip.len() + host.len());
     if canonical(peer.ip).is_ipv6() {
@@ -290,44 +291,28 @@ fn node(peer: &Peer<'_>, host: &HeaderValue) -> HeaderValue {
     }
     out.extend_from_slice(b";proto=");
     out.extend_from_slice(peer.scheme().as_bytes());
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
-        .unwrap_or(HeaderValue::from_static("for=unknown"))
-}
-
-/// `<chain>, <next>`, or `<next>` alone.
-fn append(chain: Option<String>, next: std::fmt::Arguments<'_>) -> String {
-    let mut out = chain.unwrap_or_default();
-    if !out.is_empty() {
-        out.push_str(", ");
-    }
-    let _ = out.write_fmt(next);
     out
 }
 
-/// Every value of `name`, joined by ", " as one list (RFC 9110 §5.3).
-fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let mut out = String::new();
-    let values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
-    for v in values.filter(|v| !v.trim().is_empty()) {
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        out.push_str(v.trim());
-    }
-    (!out.is_empty()).then_some(out)
+/// `<chain>, <next>`.
+fn append(mut chain: Vec<u8>, next: &[u8]) -> Vec<u8> {
+    chain.extend_from_slice(b", ");
+    chain.extend_from_slice(next);
+    chain
 }
 
-/// Replaces `name` with `value`; a value that cannot be a header (it came
-/// from a valid one plus addresses, so it always can) removes the field.
-fn set(headers: &mut HeaderMap, name: &HeaderName, value: String) {
-    match HeaderValue::try_from(value) {
-        Ok(v) => {
-            headers.insert(name, v);
+/// Every value of `name` that is text, trimmed, joined by ", " as one
+/// list (RFC 9110 §5.3); `None` if there is none.
+fn joined(headers: &impl Lookup, name: &HeaderName) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let values = headers.values(name).filter_map(text).map(str::trim);
+    for v in values.filter(|v| !v.is_empty()) {
+        if !out.is_empty() {
+            out.extend_from_slice(b", ");
         }
-        Err(_) => {
-            headers.remove(name);
-        }
+        out.extend_from_slice(v.as_bytes());
     }
+    (!out.is_empty()).then_some(out)
 }
 
 /// nginx's `proxy_redirect default`: a `Location` pointing at the upstream

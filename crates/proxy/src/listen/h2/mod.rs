@@ -135,6 +135,12 @@ async fn stream(
             trusted: &snap.trusted,
         };
         let start = crate::clock::now();
+        let parts = crate::codec::request::Parts {
+            fields: crate::codec::Fields::from_map(&parts.headers),
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+        };
         crate::request::serve(&snap, parts, framing, peer, start, &mut client).await;
     }));
     let head = rx

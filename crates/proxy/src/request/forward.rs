@@ -24,7 +24,7 @@ use super::prepare::Prepared;
 use super::rewrite;
 use super::{Answer, Client, Outcome};
 use crate::body::{self, download, send_piece, write_upstream};
-use crate::codec::framing::{chunk_head, Decoder, Framing, LAST_CHUNK};
+use crate::codec::framing::{chunk_head, ChunkHead, Decoder, Framing, LAST_CHUNK};
 use crate::codec::response::ResponseHead;
 use crate::codec::{BadResponse, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError, Side};
@@ -241,14 +241,10 @@ async fn send_head(
 ) -> Result<(), ProxyError> {
     let data = prefix.map_or(&[][..], |b| &b[..]);
     let chunked = req.body == Framing::Chunked;
-    let ch = chunk_head(data.len());
+    let ch = (chunked && !data.is_empty()).then(|| chunk_head(data.len()));
     let mut parts = [
         IoSlice::new(&req.head),
-        IoSlice::new(if chunked && !data.is_empty() {
-            ch.as_bytes()
-        } else {
-            b""
-        }),
+        IoSlice::new(ch.as_ref().map_or(b"", ChunkHead::as_bytes)),
         IoSlice::new(data),
         IoSlice::new(if chunked && !data.is_empty() {
             b"\r\n"

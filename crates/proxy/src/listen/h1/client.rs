@@ -14,7 +14,7 @@ use super::super::io::ClientIo;
 use super::super::lifecycle::{Event, Lifecycle, Next, Timer};
 use super::super::Ctx;
 use crate::body::{Sink, Source};
-use crate::codec::framing::{chunk_head, Decoded, Decoder, Framing, LAST_CHUNK};
+use crate::codec::framing::{chunk_head, ChunkHead, Decoded, Decoder, Framing, LAST_CHUNK};
 use crate::codec::write::{self, BodyHeader, ConnectionHeader, CONTINUE};
 use crate::error::{ErrorKind, ProxyError};
 use crate::request::{Answer, Client};
@@ -207,10 +207,10 @@ impl Sink for H1Client<'_> {
     async fn data(&mut self, data: Bytes) -> Result<(), ProxyError> {
         let head = std::mem::take(&mut self.pending);
         let chunked = self.out == Out::Chunked;
-        let ch = chunk_head(data.len());
+        let ch = chunked.then(|| chunk_head(data.len()));
         let mut parts = [
             IoSlice::new(&head),
-            IoSlice::new(if chunked { ch.as_bytes() } else { b"" }),
+            IoSlice::new(ch.as_ref().map_or(b"", ChunkHead::as_bytes)),
             IoSlice::new(&data),
             IoSlice::new(if chunked { b"\r\n" } else { b"" }),
         ];

@@ -73,10 +73,15 @@ pub(crate) async fn serve(
     let text = crate::request::rewrite::ip_text(peer.ip());
     loop {
         // The running config for this request: a pointer comparison, and
-        // a reference count touched only when a reload replaced it.
+        // a reference count touched only when a reload replaced it. The
+        // guard goes before the request does: held across its awaits, a
+        // connection would keep one of arc-swap's few per-thread slots and
+        // send every other load down the slow path.
         let now = ctx.shared.load();
         if !Arc::ptr_eq(&now, &snap) {
             snap = Guard::into_inner(now);
+        } else {
+            drop(now);
         }
         let max = snap.limits.max_header;
         let head = match read_head(&mut io, &mut buf, &mut life, ctx, max, !tls).await {

@@ -65,40 +65,51 @@ pub(crate) enum Outcome {
 }
 
 /// Serves one request whose head was parsed at `start`.
-pub(crate) async fn serve<C: Client>(
-    snap: &Snapshot,
+///
+/// An `async move` block over its arguments rather than an `async fn`,
+/// which would hold each argument twice in a future created (and so
+/// copied whole) for every request.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold every argument twice"
+)]
+pub(crate) fn serve<'a, C: Client + 'a>(
+    snap: &'a Snapshot,
     parts: Parts,
     framing: Framing,
-    peer: Peer<'_>,
+    peer: Peer<'a>,
     start: Instant,
-    client: &mut C,
-) -> Outcome {
-    let client_ip = rewrite::client_ip(&parts.fields, &peer);
-    let log = finish::log_line(snap, &parts, client_ip);
-    let prepared = match prepare::prepare(snap, parts, framing, &peer, client_ip) {
-        Ok(p) => p,
-        Err(e) => {
-            let fin = Finish::new(start, &snap.unrouted, log);
-            return fail(client, e, fin, &Trace::default()).await;
-        }
-    };
-    let mut trace = Trace {
-        timed: log.is_some(),
-        ..Trace::default()
-    };
-    let fin = Finish::new(start, &prepared.upstream.stats, log);
-    match forward::forward(snap, &prepared, client, &mut trace).await {
-        Ok(outcome) => {
-            fin.done(&trace, true);
-            outcome
-        }
-        Err(e) => {
-            let fin = if trace.server.is_none() && e.side == crate::error::Side::Client {
-                Finish::new(start, &snap.unrouted, fin.into_log())
-            } else {
-                fin
-            };
-            fail(client, e, fin, &trace).await
+    mut client: C,
+) -> impl Future<Output = Outcome> + Send + 'a {
+    async move {
+        let client = &mut client;
+        let client_ip = rewrite::client_ip(&parts.fields, &peer);
+        let log = finish::log_line(snap, &parts, client_ip);
+        let prepared = match prepare::prepare(snap, parts, framing, &peer, client_ip) {
+            Ok(p) => p,
+            Err(e) => {
+                let fin = Finish::new(start, &snap.unrouted, log);
+                return fail(client, e, fin, &Trace::default()).await;
+            }
+        };
+        let mut trace = Trace {
+            timed: log.is_some(),
+            ..Trace::default()
+        };
+        let fin = Finish::new(start, &prepared.upstream.stats, log);
+        match forward::forward(snap, &prepared, client, &mut trace).await {
+            Ok(outcome) => {
+                fin.done(&trace, true);
+                outcome
+            }
+            Err(e) => {
+                let fin = if trace.server.is_none() && e.side == crate::error::Side::Client {
+                    Finish::new(start, &snap.unrouted, fin.into_log())
+                } else {
+                    fin
+                };
+                fail(client, e, fin, &trace).await
+            }
         }
     }
 }

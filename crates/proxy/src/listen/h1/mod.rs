@@ -16,6 +16,7 @@ mod client;
 mod linger;
 mod tunnel;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,15 +114,20 @@ pub(crate) async fn serve(
 }
 
 /// One request, from its parsed head to the end of its response.
-async fn exchange(
-    io: &mut ClientIo,
-    buf: &mut BytesMut,
-    life: &mut Lifecycle,
-    ctx: &Ctx,
-    snap: &Snapshot,
+///
+/// Not an `async fn`: it returns `request::serve`'s future itself, so the
+/// connection's future holds that one directly rather than inside a
+/// wrapper that keeps its arguments twice (a future is copied whole where
+/// it is created; this one is created for every request).
+fn exchange<'a>(
+    io: &'a mut ClientIo,
+    buf: &'a mut BytesMut,
+    life: &'a mut Lifecycle,
+    ctx: &'a Ctx,
+    snap: &'a Snapshot,
     head: RequestHead,
-    peer: Peer<'_>,
-) -> Outcome {
+    peer: Peer<'a>,
+) -> impl Future<Output = Outcome> + Send + 'a {
     let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
     let start = crate::clock::now();
     life.step(
@@ -135,7 +141,7 @@ async fn exchange(
     c.max_body = snap.limits.max_body;
     c.expect_continue = head.expect_continue;
     c.version = head.parts.version;
-    crate::request::serve(snap, head.parts, head.framing, peer, start, &mut c).await
+    crate::request::serve(snap, head.parts, head.framing, peer, start, c)
 }
 
 /// What the lifecycle says after a request; true: read the next one.

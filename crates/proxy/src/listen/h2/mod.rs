@@ -119,7 +119,7 @@ async fn stream(
         min_rate: snap.limits.body_min_rate,
     };
     let (tx, rx) = oneshot::channel();
-    let mut client = H2Client::new(
+    let client = H2Client::new(
         body,
         limits,
         snap.limits.max_body,
@@ -141,7 +141,7 @@ async fn stream(
             uri: parts.uri,
             version: parts.version,
         };
-        crate::request::serve(&snap, parts, framing, peer, start, &mut client).await;
+        crate::request::serve(&snap, parts, framing, peer, start, client).await;
     }));
     let head = rx
         .await

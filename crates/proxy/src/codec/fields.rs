@@ -182,7 +182,7 @@ pub(crate) struct Field<'a> {
 /// The header fields of one head as it was sent: its bytes, and where
 /// each name and value lie in them. A lookup reads the fields with the
 /// name's tag (a head has a dozen or so); nothing is copied, hashed or
-/// reference-counted per field, which is what a response passed on costs
+/// reference-counted per field, which is what a head passed on costs
 /// when it is kept as it came rather than rebuilt as a map.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Fields {

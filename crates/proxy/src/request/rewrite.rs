@@ -173,13 +173,12 @@ impl<'a> Forwarding<'a> {
     ) -> Forwarding<'a> {
         let trusted = peer.is_trusted();
         let named = connection_named(fields);
-        // A trusted peer's field passes unless its Connection names it.
-        let passes = |n: &HeaderName| {
-            trusted
-                && fields.contains(n)
-                && !named.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()))
-        };
-        let chain = |n: &HeaderName| trusted.then(|| joined(fields, n)).flatten();
+        // A trusted peer's fields pass, and its chains are appended to,
+        // unless its Connection names them: those stop at this hop.
+        let kept =
+            |n: &HeaderName| trusted && !named.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()));
+        let passes = |n: &HeaderName| kept(n) && fields.contains(n);
+        let chain = |n: &HeaderName| kept(n).then(|| joined(fields, n)).flatten();
         let x_forwarded_for = match chain(&X_FORWARDED_FOR) {
             Some(c) => Cow::Owned(append(c, peer.text.as_bytes())),
             None => Cow::Borrowed(peer.text.as_bytes()),

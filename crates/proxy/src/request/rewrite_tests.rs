@@ -123,8 +123,9 @@ fn trusted_peer_appends_whatever_the_length() {
     );
 }
 
-/// A trusted peer's X-Forwarded-Proto passes, unless its Connection names
-/// it: then it stops at this hop and ours takes its place.
+/// A trusted peer's X-Forwarded-Proto passes and its X-Forwarded-For is
+/// appended to, unless its Connection names them: then they stop at this
+/// hop and ours take their place.
 #[test]
 fn a_trusted_scheme_named_by_connection_is_replaced() {
     let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
@@ -141,6 +142,15 @@ fn a_trusted_scheme_named_by_connection_is_replaced() {
     let h = upstream(&f, &p, p.ip, &host("a"), false);
     let all: Vec<_> = h.get_all("x-forwarded-proto").iter().collect();
     assert_eq!(all, ["http"]);
+    let f = fields(&[
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("Connection", "X-Forwarded-For"),
+    ]);
+    let h = upstream(&f, &p, p.ip, &host("a"), false);
+    assert_eq!(
+        h["x-forwarded-for"], "10.0.0.5",
+        "the named chain stops here"
+    );
 }
 
 #[test]

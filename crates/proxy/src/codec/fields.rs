@@ -154,17 +154,20 @@ pub(crate) struct Spans {
 impl Spans {
     /// Records the fields httparse found in `base`.
     pub(crate) fn record(base: &[u8], headers: &[httparse::Header<'_>]) -> Spans {
-        let mut present = 0;
-        let slots = headers
+        let at = headers
             .iter()
-            .map(|h| {
-                let tag = tag::of(h.name.as_bytes());
+            .map(|h| (Span::of(base, h.name.as_bytes()), Span::of(base, h.value)));
+        Spans::tagged(base, at)
+    }
+
+    /// The fields at `at` (name, value) in `base`, each with its tag.
+    fn tagged(base: &[u8], at: impl Iterator<Item = (Span, Span)>) -> Spans {
+        let mut present = 0;
+        let slots = at
+            .map(|(name, value)| {
+                let tag = tag::of(name.bytes(base));
                 present |= tag::bit(tag);
-                Slot {
-                    name: Span::of(base, h.name.as_bytes()),
-                    value: Span::of(base, h.value),
-                    tag,
-                }
+                Slot { name, value, tag }
             })
             .collect();
         Spans { slots, present }
@@ -226,46 +229,34 @@ impl Fields {
             .sum();
         let mut head = Vec::with_capacity(size);
         let mut at = Vec::with_capacity(map.len());
-        for name in map.keys() {
-            let values = map.get_all(name).iter().map(HeaderValue::as_bytes);
-            let lines: Vec<Vec<&[u8]>> = if name == header::COOKIE {
-                vec![values.collect()]
-            } else {
-                values.map(|v| vec![v]).collect()
-            };
-            for parts in lines {
-                let n = head.len()..head.len() + name.as_str().len();
-                head.extend_from_slice(name.as_str().as_bytes());
-                head.extend_from_slice(b": ");
-                let start = head.len();
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        head.extend_from_slice(b"; ");
-                    }
-                    head.extend_from_slice(part);
+        let mut line = |head: &mut Vec<u8>,
+                        name: &HeaderName,
+                        parts: &mut dyn Iterator<Item = &HeaderValue>| {
+            let n = head.len()..head.len() + name.as_str().len();
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            let start = head.len();
+            for (i, part) in parts.enumerate() {
+                if i > 0 {
+                    head.extend_from_slice(b"; ");
                 }
-                at.push((n, start..head.len()));
-                head.extend_from_slice(b"\r\n");
+                head.extend_from_slice(part.as_bytes());
+            }
+            at.push((Span::at(n), Span::at(start..head.len())));
+            head.extend_from_slice(b"\r\n");
+        };
+        for name in map.keys() {
+            let mut values = map.get_all(name).iter();
+            if name == header::COOKIE {
+                line(&mut head, name, &mut values);
+            } else {
+                for v in values {
+                    line(&mut head, name, &mut std::iter::once(v));
+                }
             }
         }
-        let mut present = 0;
-        let slots = at
-            .into_iter()
-            .map(|(n, v)| {
-                let tag = tag::of(&head[n.clone()]);
-                present |= tag::bit(tag);
-                Slot {
-                    name: Span::at(n),
-                    value: Span::at(v),
-                    tag,
-                }
-            })
-            .collect();
-        Fields {
-            head: Bytes::from(head),
-            slots,
-            present,
-        }
+        let spans = Spans::tagged(&head, at.into_iter());
+        Fields::new(Bytes::from(head), spans)
     }
 
     /// The first value of a field with tag `t`, as a slice of the head.

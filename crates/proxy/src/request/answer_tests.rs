@@ -3,6 +3,7 @@ use http::Method;
 use proptest::prelude::*;
 
 use super::*;
+use crate::request::test_heads::{mixed_case, HOP};
 use crate::codec::response::{parse, Parsed};
 
 /// The fields of an upstream head given as its field lines.
@@ -117,18 +118,7 @@ fn name() -> impl Strategy<Value = String> {
         Just("set-cookie".to_owned()),
         "x-[a-z]{1,3}",
     ];
-    (base, any::<u32>()).prop_map(|(n, mask)| {
-        n.chars()
-            .enumerate()
-            .map(|(i, c)| {
-                if mask >> (i % 32) & 1 == 1 {
-                    c.to_ascii_uppercase()
-                } else {
-                    c
-                }
-            })
-            .collect()
-    })
+    (base, any::<u32>()).prop_map(|(n, mask)| mixed_case(&n, mask))
 }
 
 /// Values, including `Connection` lists that name other fields.
@@ -142,17 +132,6 @@ fn value() -> impl Strategy<Value = String> {
 /// RFC 9110 §7.6.1 stated plainly, names lowercased: the hop-by-hop
 /// fields, those `Connection` names, and `Content-Length` stop here.
 fn model(pairs: &[(String, String)]) -> Vec<(String, String)> {
-    const HOP: [&str; 9] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    ];
     let named: Vec<String> = pairs
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))

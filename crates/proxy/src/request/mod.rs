@@ -19,6 +19,8 @@ pub(crate) mod finish;
 pub(crate) mod forward;
 pub(crate) mod prepare;
 pub(crate) mod rewrite;
+#[cfg(test)]
+mod test_heads;
 
 use std::future::Future;
 

@@ -23,20 +23,9 @@ use crate::codec::{tokens, Fields, Lookup};
 
 /// RFC 9110 §7.6.1 and §11.7.4: fields that describe one connection (or
 /// authenticate to this proxy) and are never forwarded, plus
-/// `Proxy-Connection` (non-standard, still sent by old clients).
-/// `Upgrade` survives only in a WebSocket upgrade.
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("proxy-connection"),
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// [`HOP_BY_HOP`] as tags of recorded heads ([`crate::codec::fields::tag`]).
+/// `Proxy-Connection` (non-standard, still sent by old clients), as tags
+/// of recorded heads ([`crate::codec::fields::tag`]). `Upgrade` survives
+/// only in a WebSocket upgrade.
 pub(crate) const HOP_BY_HOP_TAGS: u32 = {
     use crate::codec::fields::tag::*;
     bit(CONNECTION)
@@ -127,17 +116,11 @@ pub(crate) fn is_upgrade(headers: &impl Lookup) -> bool {
 /// fixed hop-by-hop set and `close`: those stop at this hop too.
 pub(crate) fn connection_named(headers: &impl Lookup) -> Vec<&str> {
     tokens(headers, &header::CONNECTION)
-        .filter(|t| !t.eq_ignore_ascii_case("close") && !fixed_hop_by_hop(t.as_bytes(), false))
+        .filter(|t| {
+            !t.eq_ignore_ascii_case("close")
+                && tag::bit(tag::of(t.as_bytes())) & HOP_BY_HOP_TAGS == 0
+        })
         .collect()
-}
-
-/// A name from the fixed hop-by-hop set; `Upgrade` is not one when
-/// `keep_upgrade` (a WebSocket upgrade).
-pub(crate) fn fixed_hop_by_hop(name: &[u8], keep_upgrade: bool) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
-        && !(keep_upgrade && name.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// The fields the proxy sets on a request going upstream: one `Host`
@@ -150,7 +133,9 @@ pub(crate) fn fixed_hop_by_hop(name: &[u8], keep_upgrade: bool) -> bool {
 pub(crate) struct Forwarding<'a> {
     host: &'a [u8],
     trusted: bool,
-    upgrade: bool,
+    /// Tags of the client's fields that never pass: hop-by-hop (but
+    /// `Upgrade` in an upgrade), framing, `Expect`, and those set here.
+    stop: u32,
     /// Fields the client's `Connection` named.
     named: Vec<&'a str>,
     x_forwarded_for: Cow<'a, [u8]>,
@@ -193,10 +178,21 @@ impl<'a> Forwarding<'a> {
             Some(c) => append(c, &node),
             None => node,
         };
+        let hop = if upgrade {
+            HOP_BY_HOP_TAGS & !tag::bit(tag::UPGRADE)
+        } else {
+            HOP_BY_HOP_TAGS
+        };
         Forwarding {
             host: host.as_bytes(),
             trusted,
-            upgrade,
+            stop: hop
+                | tag::bit(tag::CONTENT_LENGTH)
+                | tag::bit(tag::EXPECT)
+                | tag::bit(tag::HOST)
+                | tag::bit(tag::X_REAL_IP)
+                | tag::bit(tag::X_FORWARDED_FOR)
+                | tag::bit(tag::FORWARDED),
             x_forwarded_proto: (!passes(&X_FORWARDED_PROTO)).then(|| peer.scheme()),
             x_forwarded_host: !passes(&X_FORWARDED_HOST),
             named,
@@ -233,19 +229,7 @@ impl<'a> Forwarding<'a> {
     }
 
     fn passes(&self, f: &Field<'_>) -> bool {
-        let hop = if self.upgrade {
-            HOP_BY_HOP_TAGS & !tag::bit(tag::UPGRADE)
-        } else {
-            HOP_BY_HOP_TAGS
-        };
-        let stop = hop
-            | tag::bit(tag::CONTENT_LENGTH)
-            | tag::bit(tag::EXPECT)
-            | tag::bit(tag::HOST)
-            | tag::bit(tag::X_REAL_IP)
-            | tag::bit(tag::X_FORWARDED_FOR)
-            | tag::bit(tag::FORWARDED);
-        if tag::bit(f.tag) & stop != 0 {
+        if tag::bit(f.tag) & self.stop != 0 {
             return false;
         }
         if !self.trusted && starts_with_ignore_case(f.name, b"x-forwarded-") {

@@ -40,6 +40,7 @@ pub(crate) mod listen;
 pub(crate) mod observe;
 pub(crate) mod request;
 pub(crate) mod snapshot;
+pub(crate) mod timer;
 pub(crate) mod upstream;
 pub(crate) mod worker;
 

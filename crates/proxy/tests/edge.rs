@@ -650,3 +650,76 @@ async fn body_below_the_minimum_rate_is_cut() {
         "a 1 byte per 250 ms upload was still accepted after 8 s: {answer:?}"
     );
 }
+
+/// `read_timeout` holds for every request of a client connection, not
+/// only its first: a connection keeps its timers and moves them to each
+/// wait's deadline (`crate::timer`). Twenty quick answers first, so the
+/// timers are filed and moved later many times; then an upstream silent
+/// before its head (504 at `read_timeout`), then one that stalls inside
+/// its body (the response cut at `read_timeout`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_timeout_holds_on_every_request_of_a_connection() {
+    let b = Scripted::start(|mut c| {
+        let mut buf = Vec::new();
+        while let Ok(Some(n)) = stackd_testkit::backend::read_request(&mut c, &mut buf) {
+            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+            buf.drain(..n);
+            if line.starts_with("GET /quick ") {
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                continue;
+            }
+            if line.starts_with("GET /stall ") {
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello");
+            }
+            std::thread::sleep(3 * SECOND);
+            return;
+        }
+    });
+    // max_fails = 0: the 504 does not mark the only server down.
+    let config = one_server(b.addr, "read_timeout = \"500ms\"")
+        .replace("servers = [", "max_fails = 0\nservers = [");
+    let p = Proxy::start(&config).await;
+    let mut conn = Conn::connect(p.addr).await.unwrap();
+    for _ in 0..20 {
+        conn.write(b"GET /quick HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let r = conn.reply(5 * SECOND).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let within = |t: tokio::time::Instant| {
+        let took = t.elapsed();
+        assert!(
+            (Duration::from_millis(450)..2 * SECOND).contains(&took),
+            "read_timeout is 500ms; the proxy gave up after {took:?}"
+        );
+    };
+
+    conn.write(b"GET /silent HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let t = tokio::time::Instant::now();
+    let r = conn.reply(5 * SECOND).await.unwrap();
+    assert_eq!(r.status, 504, "{r:?}");
+    within(t);
+
+    if r.closes() {
+        conn = Conn::connect(p.addr).await.unwrap();
+    }
+    conn.write(b"GET /stall HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let t = tokio::time::Instant::now();
+    assert!(
+        conn.closed_within(5 * SECOND).await,
+        "a response whose upstream stalled is not cut within 5 s: {:?}",
+        String::from_utf8_lossy(conn.unread())
+    );
+    within(t);
+    let got = String::from_utf8_lossy(conn.unread()).into_owned();
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("hello"),
+        "{got}"
+    );
+}

@@ -15,12 +15,14 @@ mod pace;
 
 use std::future::Future;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::error::Elapsed;
+use tokio::time::Sleep;
 
 pub(crate) use pace::{BodyLimits, BodyTimer, Pace};
 
@@ -56,20 +58,6 @@ pub(crate) async fn within<F: Future>(limit: Duration, f: F) -> Result<F::Output
         return Ok(v);
     }
     tokio::time::timeout(limit, f).await
-}
-
-/// Reads from the upstream into `buf` (with room for `room` bytes) within
-/// `read_timeout`; `Ok(0)` at EOF.
-pub(crate) async fn read_upstream<R: AsyncRead + Unpin>(
-    up: &mut R,
-    buf: &mut BytesMut,
-    room: usize,
-    read_timeout: Duration,
-) -> Result<usize, ProxyError> {
-    match within(read_timeout, read_room(up, buf, room)).await {
-        Err(_) => Err(ProxyError::upstream(ErrorKind::ReadTimeout)),
-        Ok(r) => r,
-    }
 }
 
 /// Reads from the upstream into `buf` (with room for `room` bytes), with no
@@ -131,20 +119,27 @@ pub(crate) async fn send_piece<W: AsyncWrite + Unpin>(
 }
 
 /// Streams the response body from the upstream (`buf` holds what was read
-/// past the head) to the client, until `decoder` says it has ended.
+/// past the head) to the client, until `decoder` says it has ended. Each
+/// read has `read_timeout`, on the kept `timer` (see [`crate::timer`]).
 pub(crate) async fn download<R: AsyncRead + Unpin, K: Sink>(
     up: &mut R,
     buf: &mut BytesMut,
     decoder: &mut Decoder,
     client: &mut K,
     read_timeout: Duration,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<(), ProxyError> {
     loop {
         match decoder.decode(buf) {
             Ok(Decoded::Data(b)) => client.data(b).await?,
             Ok(Decoded::End) => return Ok(()),
             Ok(Decoded::NeedMore) => {
-                if read_upstream(up, buf, BODY_READ, read_timeout).await? == 0 {
+                let at = crate::clock::now() + read_timeout;
+                let read = read_room(up, buf, BODY_READ);
+                let Some(n) = crate::timer::until(timer.as_mut(), at, read).await else {
+                    return Err(ProxyError::upstream(ErrorKind::ReadTimeout));
+                };
+                if n? == 0 {
                     return decoder.at_eof().map_err(|_| {
                         ProxyError::upstream(ErrorKind::BadResponse(BadResponse::BadBody))
                     });

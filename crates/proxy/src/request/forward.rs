@@ -13,11 +13,12 @@
 //! `next_upstream_tries` and `next_upstream_timeout`.
 
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use tokio::time::Instant;
+use tokio::time::Sleep;
 
 use super::finish::Trace;
 use super::prepare::Prepared;
@@ -61,6 +62,7 @@ pub(crate) async fn forward<C: Client>(
     req: &Prepared<'_>,
     client: &mut C,
     trace: &mut Trace,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<Outcome, ProxyError> {
     let up = req.upstream;
     let deadline = (!up.next_upstream_timeout.is_zero())
@@ -84,11 +86,11 @@ pub(crate) async fn forward<C: Client>(
         trace.server = Some(state.addr());
         let in_flight = state.begin();
         let t0 = trace.timed.then(crate::clock::now);
-        match attempt(snap, req, state, prefix.as_ref(), client).await {
+        match attempt(snap, req, state, prefix.as_ref(), client, timer.as_mut()).await {
             Ok(headed) => {
                 trace.upstream_time = t0.map(|t| t.elapsed());
                 passive(req, state, true);
-                let out = respond(snap, req, client, headed, trace).await;
+                let out = respond(snap, req, client, headed, trace, timer.as_mut()).await;
                 drop(in_flight);
                 return out;
             }
@@ -143,6 +145,7 @@ async fn attempt<C: Client>(
     state: &Arc<ServerState>,
     prefix: Option<&Bytes>,
     client: &mut C,
+    mut timer: Pin<&mut Sleep>,
 ) -> Result<Headed, Miss> {
     let limits = &snap.limits;
     for round in 0..=POOLED_ATTEMPTS {
@@ -160,7 +163,17 @@ async fn attempt<C: Client>(
             server: state.clone(),
         };
         let mut pulled = false;
-        match exchange(&mut lease, req, prefix, client, limits, &mut pulled).await {
+        match exchange(
+            &mut lease,
+            req,
+            prefix,
+            client,
+            limits,
+            &mut pulled,
+            timer.as_mut(),
+        )
+        .await
+        {
             Ok((head, sent)) => return Ok(Headed { lease, head, sent }),
             Err(e) if e.side == Side::Client => return Err(Miss::Client(e)),
             Err(e) if stale(&lease, &e) && !pulled => continue,
@@ -178,7 +191,9 @@ fn stale(lease: &Lease, e: &ProxyError) -> bool {
 
 /// Writes the head (with the body bytes that came with it), then sends
 /// the rest of the body while waiting for the response head. An early
-/// head stops the upload: the connection is then not reusable.
+/// head stops the upload: the connection is then not reusable. Once the
+/// request is sent (or the upstream stopped taking it), the head has
+/// `read_timeout` to come, on `timer`.
 async fn exchange<C: Client>(
     lease: &mut Lease,
     req: &Prepared<'_>,
@@ -186,6 +201,7 @@ async fn exchange<C: Client>(
     client: &mut C,
     limits: &Limits,
     pulled: &mut bool,
+    timer: Pin<&mut Sleep>,
 ) -> Result<(ResponseHead, bool), ProxyError> {
     let conn = &mut lease.conn;
     let done_with_prefix = client.body_done();
@@ -201,33 +217,23 @@ async fn exchange<C: Client>(
         limits.max_upstream_header,
     );
     tokio::pin!(head);
-    let mut waiting_since = sent.then(crate::clock::now);
-    loop {
-        let read_deadline = waiting_since.map(|t| t + limits.read_timeout);
+    if !sent {
         tokio::select! {
             biased;
             h = &mut head => return h.map(|h| (h, sent)),
-            r = &mut upload, if waiting_since.is_none() => match r {
-                Ok(()) => {
-                    sent = true;
-                    waiting_since = Some(crate::clock::now());
-                }
+            r = &mut upload => match r {
+                Ok(()) => sent = true,
                 Err(e) if e.side == Side::Client => return Err(e),
                 // The upstream stopped taking the body; it may still answer
                 // (a 413 of its own, say) within read_timeout.
-                Err(_) => waiting_since = Some(crate::clock::now()),
+                Err(_) => {}
             },
-            _ = sleep_until_opt(read_deadline) => {
-                return Err(ProxyError::upstream(ErrorKind::ReadTimeout))
-            }
         }
     }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+    let at = crate::clock::now() + limits.read_timeout;
+    match crate::timer::until(timer, at, head).await {
+        Some(h) => h.map(|h| (h, sent)),
+        None => Err(ProxyError::upstream(ErrorKind::ReadTimeout)),
     }
 }
 
@@ -291,6 +297,7 @@ async fn respond<C: Client>(
     client: &mut C,
     headed: Headed,
     trace: &mut Trace,
+    timer: Pin<&mut Sleep>,
 ) -> Result<Outcome, ProxyError> {
     let Headed {
         mut lease,
@@ -328,6 +335,7 @@ async fn respond<C: Client>(
         &mut decoder,
         &mut counted,
         read_timeout,
+        timer,
     )
     .await
     {

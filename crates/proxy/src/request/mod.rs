@@ -23,9 +23,10 @@ pub(crate) mod rewrite;
 mod test_heads;
 
 use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::{Sink, Source};
 use crate::codec::framing::Framing;
@@ -66,7 +67,8 @@ pub(crate) enum Outcome {
     Upgrade(Lease),
 }
 
-/// Serves one request whose head was parsed at `start`.
+/// Serves one request whose head was parsed at `start`; the wait for
+/// the upstream's answer is on `upstream_timer` (see [`crate::timer`]).
 ///
 /// An `async move` block over its arguments rather than an `async fn`,
 /// which would hold each argument twice in a future created (and so
@@ -82,6 +84,7 @@ pub(crate) fn serve<'a, C: Client + 'a>(
     peer: Peer<'a>,
     start: Instant,
     mut client: C,
+    upstream_timer: Pin<&'a mut Sleep>,
 ) -> impl Future<Output = Outcome> + Send + 'a {
     async move {
         let client = &mut client;
@@ -99,7 +102,7 @@ pub(crate) fn serve<'a, C: Client + 'a>(
             ..Trace::default()
         };
         let fin = Finish::new(start, &prepared.upstream.stats, log);
-        match forward::forward(snap, &prepared, client, &mut trace).await {
+        match forward::forward(snap, &prepared, client, &mut trace, upstream_timer).await {
             Ok(outcome) => {
                 fin.done(&trace, true);
                 outcome

@@ -16,14 +16,15 @@ mod client;
 mod linger;
 mod tunnel;
 
-use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::Guard;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
+use tokio::time::{Instant, Sleep};
 
 use super::io::ClientIo;
 use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
@@ -72,6 +73,10 @@ pub(crate) async fn serve(
 ) -> Exit {
     let mut snap = ctx.shared.load_full();
     let text = crate::request::rewrite::ip_text(peer.ip());
+    // Kept for every request of this connection (see `crate::timer`): the
+    // wait for a head and the wait for the upstream's answer.
+    let mut head_timer = pin!(crate::timer::kept());
+    let mut upstream_timer = pin!(crate::timer::kept());
     loop {
         // The running config for this request: a pointer comparison, and
         // a reference count touched only when a reload replaced it. The
@@ -85,7 +90,16 @@ pub(crate) async fn serve(
             drop(now);
         }
         let max = snap.limits.max_header;
-        let head = match read_head(&mut io, &mut buf, &mut life, ctx, max, !tls).await {
+        let read = read_head(
+            &mut io,
+            &mut buf,
+            &mut life,
+            ctx,
+            max,
+            !tls,
+            head_timer.as_mut(),
+        );
+        let head = match read.await {
             HeadRead::Head(h) => h,
             HeadRead::Park => return Exit::Parked(io, life),
             HeadRead::Close => return Exit::Closed,
@@ -106,30 +120,31 @@ pub(crate) async fn serve(
             tls,
             trusted: &snap.trusted,
         };
-        let outcome = exchange(&mut io, &mut buf, &mut life, ctx, &snap, head, peer).await;
+        // `request::serve`'s future is made here, in the connection's
+        // future, not inside a wrapper's: a future is copied whole where it
+        // is made, and this one is made for every request.
+        let start = crate::clock::now();
+        let c = client(&mut io, &mut buf, &mut life, ctx, &snap, &head, start);
+        let (parts, framing, timer) = (head.parts, head.framing, upstream_timer.as_mut());
+        let outcome = crate::request::serve(&snap, parts, framing, peer, start, c, timer).await;
         if !after(outcome, &mut io, &mut buf, &mut life, ctx).await {
             return Exit::Closed;
         }
     }
 }
 
-/// One request, from its parsed head to the end of its response.
-///
-/// Not an `async fn`: it returns `request::serve`'s future itself, so the
-/// connection's future holds that one directly rather than inside a
-/// wrapper that keeps its arguments twice (a future is copied whole where
-/// it is created; this one is created for every request).
-fn exchange<'a>(
+/// The client side of the request whose head was parsed at `start`; the
+/// lifecycle moves on to its body (if any) and response.
+fn client<'a>(
     io: &'a mut ClientIo,
     buf: &'a mut BytesMut,
     life: &'a mut Lifecycle,
     ctx: &'a Ctx,
-    snap: &'a Snapshot,
-    head: RequestHead,
-    peer: Peer<'a>,
-) -> impl Future<Output = Outcome> + Send + 'a {
+    snap: &Snapshot,
+    head: &RequestHead,
+    start: Instant,
+) -> H1Client<'a> {
     let body = !matches!(head.framing, Framing::Empty | Framing::Length(0));
-    let start = crate::clock::now();
     life.step(
         Event::HeadDone {
             body,
@@ -141,7 +156,7 @@ fn exchange<'a>(
     c.max_body = snap.limits.max_body;
     c.expect_continue = head.expect_continue;
     c.version = head.parts.version;
-    crate::request::serve(snap, head.parts, head.framing, peer, start, c)
+    c
 }
 
 /// What the lifecycle says after a request; true: read the next one.
@@ -180,6 +195,7 @@ async fn read_head(
     ctx: &Ctx,
     max: usize,
     park: bool,
+    mut timer: Pin<&mut Sleep>,
 ) -> HeadRead {
     loop {
         if !buf.is_empty() {
@@ -192,7 +208,7 @@ async fn read_head(
                 Err(r) => return HeadRead::Refused(r),
             }
         }
-        if let Some(end) = read_more(io, buf, life, ctx, park).await {
+        if let Some(end) = read_more(io, buf, life, ctx, park, timer.as_mut()).await {
             return end;
         }
     }
@@ -211,8 +227,9 @@ async fn read_more(
     life: &mut Lifecycle,
     ctx: &Ctx,
     park: bool,
+    timer: Pin<&mut Sleep>,
 ) -> Option<HeadRead> {
-    let Some((deadline, timer)) = life.deadline() else {
+    let Some((deadline, which)) = life.deadline() else {
         return Some(HeadRead::Close);
     };
     if buf.capacity() - buf.len() < 1024 {
@@ -224,17 +241,17 @@ async fn read_more(
     } else {
         deadline
     };
-    let read = match tokio::time::timeout_at(quick, io.read_buf(buf)).await {
-        Ok(r) => r,
-        Err(_) if quick == deadline => return Some(expired(io, life, ctx, timer).await),
-        Err(_) if park => return Some(HeadRead::Park),
-        Err(_) if ctx.draining() => {
+    let read = match crate::timer::until(timer, quick, io.read_buf(buf)).await {
+        Some(r) => r,
+        None if quick == deadline => return Some(expired(io, life, ctx, which).await),
+        None if park => return Some(HeadRead::Park),
+        None if ctx.draining() => {
             life.step(Event::Drain, crate::clock::now());
             return Some(HeadRead::Close);
         }
-        Err(_) => tokio::select! {
+        None => tokio::select! {
             r = io.read_buf(buf) => r,
-            _ = tokio::time::sleep_until(deadline) => return Some(expired(io, life, ctx, timer).await),
+            _ = tokio::time::sleep_until(deadline) => return Some(expired(io, life, ctx, which).await),
             _ = Quiet::new(ctx.drain.cancelled()) => {
                 life.step(Event::Drain, crate::clock::now());
                 return Some(HeadRead::Close);

@@ -141,7 +141,8 @@ async fn stream(
             uri: parts.uri,
             version: parts.version,
         };
-        crate::request::serve(&snap, parts, framing, peer, start, client).await;
+        let timer = std::pin::pin!(crate::timer::kept());
+        crate::request::serve(&snap, parts, framing, peer, start, client, timer).await;
     }));
     let head = rx
         .await

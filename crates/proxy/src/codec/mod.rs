@@ -52,13 +52,18 @@ impl Refusal {
 }
 
 /// The comma-separated tokens of every `name` field, trimmed, empty ones
-/// skipped; a value that is not text is one token no name matches.
+/// skipped; a value that is not text is one token no name matches. Bytes,
+/// not `str`: a connection's `Connection` is read twice per response, and
+/// every token is only ever compared with ASCII names.
 pub(crate) fn tokens<'a>(
     h: &'a impl Lookup,
     name: &'a HeaderName,
-) -> impl Iterator<Item = &'a str> + 'a {
+) -> impl Iterator<Item = &'a [u8]> + 'a {
     h.values(name)
-        .flat_map(|v| fields::text(v).unwrap_or("\u{0}").split(','))
-        .map(str::trim)
+        .flat_map(|v| {
+            let v = if fields::is_text(v) { v } else { b"\0" };
+            v.split(|&b| b == b',')
+        })
+        .map(<[u8]>::trim_ascii)
         .filter(|t| !t.is_empty())
 }

@@ -223,7 +223,7 @@ pub(crate) fn transfer_coding(h: &impl Lookup) -> Coding {
     let mut chunked = 0;
     let mut last_chunked = false;
     for t in tokens(h, &header::TRANSFER_ENCODING) {
-        last_chunked = t.eq_ignore_ascii_case("chunked");
+        last_chunked = t.eq_ignore_ascii_case(b"chunked");
         chunked += usize::from(last_chunked);
         n += 1;
     }
@@ -253,8 +253,8 @@ pub(crate) fn keep_alive(h: &impl Lookup, version: Version) -> bool {
     let mut close = false;
     let mut keep = false;
     for t in tokens(h, &header::CONNECTION) {
-        close |= t.eq_ignore_ascii_case("close");
-        keep |= t.eq_ignore_ascii_case("keep-alive");
+        close |= t.eq_ignore_ascii_case(b"close");
+        keep |= t.eq_ignore_ascii_case(b"keep-alive");
     }
     !close && (version == Version::HTTP_11 || keep)
 }

@@ -47,7 +47,7 @@ impl<'r> Answer<'r> {
     ) -> Answer<'r> {
         let named = rewrite::connection_named(&upstream)
             .into_iter()
-            .map(|t| Box::from(t.as_bytes()))
+            .map(Box::from)
             .collect();
         Answer {
             status,

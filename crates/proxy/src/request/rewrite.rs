@@ -108,17 +108,16 @@ pub(crate) fn client_ip(headers: &impl Lookup, peer: &Peer<'_>) -> IpAddr {
 
 /// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1, RFC 9110 §7.8).
 pub(crate) fn is_upgrade(headers: &impl Lookup) -> bool {
-    tokens(headers, &header::UPGRADE).any(|t| t.eq_ignore_ascii_case("websocket"))
-        && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"))
+    tokens(headers, &header::UPGRADE).any(|t| t.eq_ignore_ascii_case(b"websocket"))
+        && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// The fields a head's `Connection` names (RFC 9110 §7.6.1), beyond the
 /// fixed hop-by-hop set and `close`: those stop at this hop too.
-pub(crate) fn connection_named(headers: &impl Lookup) -> Vec<&str> {
+pub(crate) fn connection_named(headers: &impl Lookup) -> Vec<&[u8]> {
     tokens(headers, &header::CONNECTION)
         .filter(|t| {
-            !t.eq_ignore_ascii_case("close")
-                && tag::bit(tag::of(t.as_bytes())) & HOP_BY_HOP_TAGS == 0
+            !t.eq_ignore_ascii_case(b"close") && tag::bit(tag::of(t)) & HOP_BY_HOP_TAGS == 0
         })
         .collect()
 }
@@ -137,7 +136,7 @@ pub(crate) struct Forwarding<'a> {
     /// `Upgrade` in an upgrade), framing, `Expect`, and those set here.
     stop: u32,
     /// Fields the client's `Connection` named.
-    named: Vec<&'a str>,
+    named: Vec<&'a [u8]>,
     x_forwarded_for: Cow<'a, [u8]>,
     x_real_ip: Cow<'a, [u8]>,
     /// `None`: the trusted peer's own passes.
@@ -160,8 +159,7 @@ impl<'a> Forwarding<'a> {
         let named = connection_named(fields);
         // A trusted peer's fields pass, and its chains are appended to,
         // unless its Connection names them: those stop at this hop.
-        let kept =
-            |n: &HeaderName| trusted && !named.iter().any(|t| t.eq_ignore_ascii_case(n.as_str()));
+        let kept = |n: &HeaderName| trusted && !named.iter().any(|t| fields::is(t, n));
         let passes = |n: &HeaderName| kept(n) && fields.contains(n);
         let chain = |n: &HeaderName| kept(n).then(|| joined(fields, n)).flatten();
         let x_forwarded_for = match chain(&X_FORWARDED_FOR) {
@@ -241,10 +239,7 @@ impl<'a> Forwarding<'a> {
         {
             return false;
         }
-        !self
-            .named
-            .iter()
-            .any(|t| f.name.eq_ignore_ascii_case(t.as_bytes()))
+        !self.named.iter().any(|t| f.name.eq_ignore_ascii_case(t))
     }
 }
 

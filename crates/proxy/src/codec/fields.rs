@@ -135,7 +135,13 @@ pub(crate) mod tag {
             (15, b'x') => X_FORWARDED_FOR,
             _ => return OTHER,
         };
-        if name.eq_ignore_ascii_case(NAMES[usize::from(candidate)]) {
+        // The known names are lower case: only `name`'s bytes need folding.
+        let known = NAMES[usize::from(candidate)];
+        if name
+            .iter()
+            .zip(known)
+            .all(|(b, k)| b.to_ascii_lowercase() == *k)
+        {
             candidate
         } else {
             OTHER

@@ -161,13 +161,16 @@ fn authority(parts: &Parts) -> Result<Option<HeaderValue>, ProxyError> {
         (None, _) if parts.version >= Version::HTTP_2 => Err(bad("missing :authority")),
         (None, _) => Ok(None),
         (Some(_), Some(_)) => Err(bad("more than one Host")),
-        (Some(h), None) if host::valid_authority(h) => parts
+        // An HTTP/1 head's Host was checked as the codec parsed it.
+        (Some(h), None) if parts.version >= Version::HTTP_2 && !host::valid_authority(h) => {
+            Err(bad("invalid Host"))
+        }
+        (Some(_), None) => parts
             .fields
             .first_shared(tag::HOST)
             .and_then(|h| HeaderValue::from_maybe_shared(h).ok())
             .map(Some)
             .ok_or_else(|| bad("invalid Host")),
-        (Some(_), None) => Err(bad("invalid Host")),
     }
 }
 
@@ -176,4 +179,39 @@ fn sticky_node(fields: &Fields, cookie: &str) -> Option<Box<str>> {
         .values(&header::COOKIE)
         .filter_map(text)
         .find_map(|c| sticky::node_in_cookie(c, cookie).map(Into::into))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(version: Version, uri: &str, lines: &[u8]) -> Parts {
+        Parts {
+            method: Method::GET,
+            uri: uri.parse().unwrap(),
+            version,
+            fields: Fields::parse_lines(lines),
+        }
+    }
+
+    /// HTTP/2 heads never met the HTTP/1 codec: their `Host` and
+    /// `:authority` are checked here.
+    #[test]
+    fn an_http2_authority_is_checked_here() {
+        let h2 = |uri, lines| authority(&parts(Version::HTTP_2, uri, lines));
+        let ok = h2("/", b"host: app.example:8080\r\n\r\n").unwrap();
+        assert_eq!(ok.unwrap(), "app.example:8080");
+        let ok = h2("https://app.example/", b"\r\n").unwrap();
+        assert_eq!(ok.unwrap(), "app.example");
+        for (uri, lines) in [
+            ("/", &b"host: a/b\r\n\r\n"[..]),
+            ("/", b"host: a..b\r\n\r\n"),
+            ("/", b"host: a\r\nhost: b\r\n\r\n"),
+            ("/", b"\r\n"),
+            ("https://user@app.example/", b"\r\n"),
+        ] {
+            let e = h2(uri, lines).expect_err(uri);
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{uri} {lines:?}");
+        }
+    }
 }

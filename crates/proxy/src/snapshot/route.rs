@@ -88,6 +88,11 @@ impl Router {
 
     /// The route for `host` (as sent, maybe with port, any case) and `path`.
     pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<&RouteRt> {
+        if self.exact.is_empty() && self.wildcard.is_empty() {
+            // No route names a host (the usual single-site config): no
+            // host to normalize and hash on every request.
+            return self.default.find(path);
+        }
         let mut buf = [0u8; 256];
         let host = host.and_then(|h| normalize(h, &mut buf));
         if let Some(h) = host {

@@ -62,8 +62,12 @@ impl<T> PerWorker<T> {
     /// This worker's copy.
     pub(crate) fn mine(&self) -> &T {
         // `count()` is set before anything builds a PerWorker, and ids are
-        // below it; the modulo only keeps a stray thread in bounds.
-        &self.0[id() % self.0.len()].0
+        // below it; a stray thread gets worker 0's copy. (A comparison, not
+        // a modulo: a division on every counter a request bumps.)
+        match self.0.get(id()) {
+            Some(p) => &p.0,
+            None => &self.0[0].0,
+        }
     }
 
     /// Every worker's copy, to sum or sweep.

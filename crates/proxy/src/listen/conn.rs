@@ -90,7 +90,10 @@ pub(crate) fn connection(
 
 /// `f`'s output, or `None` once the server gives up on draining (`kill`).
 async fn until_killed<F: Future>(f: F, ctx: &Ctx) -> Option<F::Output> {
+    // Biased: polled at every wakeup of the connection, the driver goes
+    // first (no random pick), and the kill only when the driver is not done.
     tokio::select! {
+        biased;
         out = f => Some(out),
         _ = Quiet::new(ctx.kill.cancelled()) => None,
     }

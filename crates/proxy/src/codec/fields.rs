@@ -384,32 +384,28 @@ mod tests {
 
     #[test]
     fn every_known_name_has_its_tag() {
+        // Written out apart from `tag::NAMES`, so a constant that points
+        // at the wrong name there is caught.
         let named = [
-            (tag::CONNECTION, header::CONNECTION),
-            (tag::CONTENT_LENGTH, header::CONTENT_LENGTH),
-            (tag::TRANSFER_ENCODING, header::TRANSFER_ENCODING),
-            (tag::DATE, header::DATE),
-            (tag::LOCATION, header::LOCATION),
-            (tag::UPGRADE, header::UPGRADE),
-            (tag::TE, header::TE),
-            (tag::TRAILER, header::TRAILER),
-            (tag::PROXY_AUTHORIZATION, header::PROXY_AUTHORIZATION),
-            (tag::KEEP_ALIVE, HeaderName::from_static("keep-alive")),
-            (
-                tag::PROXY_CONNECTION,
-                HeaderName::from_static("proxy-connection"),
-            ),
-            (tag::HOST, header::HOST),
-            (tag::EXPECT, header::EXPECT),
-            (tag::FORWARDED, header::FORWARDED),
-            (tag::X_REAL_IP, HeaderName::from_static("x-real-ip")),
-            (
-                tag::X_FORWARDED_FOR,
-                HeaderName::from_static("x-forwarded-for"),
-            ),
+            (tag::CONNECTION, "Connection"),
+            (tag::CONTENT_LENGTH, "Content-Length"),
+            (tag::TRANSFER_ENCODING, "Transfer-Encoding"),
+            (tag::DATE, "Date"),
+            (tag::LOCATION, "Location"),
+            (tag::UPGRADE, "Upgrade"),
+            (tag::TE, "TE"),
+            (tag::TRAILER, "Trailer"),
+            (tag::PROXY_AUTHORIZATION, "Proxy-Authorization"),
+            (tag::KEEP_ALIVE, "Keep-Alive"),
+            (tag::PROXY_CONNECTION, "Proxy-Connection"),
+            (tag::HOST, "Host"),
+            (tag::EXPECT, "Expect"),
+            (tag::FORWARDED, "Forwarded"),
+            (tag::X_REAL_IP, "X-Real-IP"),
+            (tag::X_FORWARDED_FOR, "X-Forwarded-For"),
         ];
         for (t, name) in named {
-            assert_eq!(tag::of(name.as_str().as_bytes()), t, "{name}");
+            assert_eq!(tag::of(name.as_bytes()), t, "{name}");
         }
         for (i, k) in tag::NAMES.iter().enumerate() {
             assert_eq!(tag::of(k), i as u8);

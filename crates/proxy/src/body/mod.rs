@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::error::Elapsed;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 pub(crate) use pace::{BodyLimits, BodyTimer, Pace};
 
@@ -50,14 +50,14 @@ pub(crate) const HEAD_READ: usize = 4 * 1024;
 /// Room for one read of a response body: large bodies move in few system calls.
 const BODY_READ: usize = 64 * 1024;
 
-/// `f` within `limit`; the clock is read and a timer set only when `f`
-/// is not ready at once (most reads and writes of a busy proxy are).
-pub(crate) async fn within<F: Future>(limit: Duration, f: F) -> Result<F::Output, Elapsed> {
+/// `f`, unless `at` comes first; a timer is made only when `f` is not
+/// ready at once (most reads and writes of a busy proxy are).
+pub(crate) async fn before<F: Future>(at: Instant, f: F) -> Result<F::Output, Elapsed> {
     let mut f = std::pin::pin!(f);
     if let Poll::Ready(v) = futures::poll!(f.as_mut()) {
         return Ok(v);
     }
-    tokio::time::timeout(limit, f).await
+    tokio::time::timeout_at(at, f).await
 }
 
 /// Reads from the upstream into `buf` (with room for `room` bytes), with no
@@ -83,7 +83,8 @@ pub(crate) async fn write_upstream<W: AsyncWrite + Unpin>(
 ) -> Result<(), ProxyError> {
     let mut parts = parts;
     while !parts.is_empty() {
-        let n = match within(send_timeout, up.write_vectored(parts)).await {
+        let at = crate::clock::now() + send_timeout;
+        let n = match before(at, up.write_vectored(parts)).await {
             Err(_) => return Err(ProxyError::upstream(ErrorKind::SendTimeout)),
             Ok(Err(e)) => return Err(ProxyError::upstream(ErrorKind::UpstreamIo(e))),
             Ok(Ok(0)) => {

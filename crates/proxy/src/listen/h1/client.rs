@@ -132,7 +132,7 @@ impl<'a> H1Client<'a> {
         let mut parts = parts;
         while !parts.is_empty() {
             let (at, timer) = self.deadline();
-            let n = match tokio::time::timeout_at(at, self.io.write_vectored(parts)).await {
+            let n = match crate::body::before(at, self.io.write_vectored(parts)).await {
                 Err(_) => {
                     self.expired(timer);
                     return Err(gone());
@@ -143,12 +143,8 @@ impl<'a> H1Client<'a> {
             self.life.step(Event::Wrote, crate::clock::now());
             IoSlice::advance_slices(&mut parts, n);
         }
-        match tokio::time::timeout_at(
-            self.life.deadline().map_or_else(far, |(at, _)| at),
-            self.io.flush(),
-        )
-        .await
-        {
+        let at = self.life.deadline().map_or_else(far, |(at, _)| at);
+        match crate::body::before(at, self.io.flush()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(gone()),
         }

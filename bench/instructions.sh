@@ -4,9 +4,13 @@
 #
 #   bench/instructions.sh                         the working tree's build
 #   bench/instructions.sh old=/tmp/stackd-old new=target/release/stackd --top 30
+#   bench/instructions.sh --cache --conns 1000    L2 misses per request too
 #
 # Default config, two nginx backends, wrk -c16 for 8 s under valgrind. The
-# kernel's share of a request is not in the figure. Not part of CI.
+# kernel's share of a request is not in the figure. With --cache the
+# working tree is built with --cfg stackd_no_park into target/no-park
+# (binaries given for an A/B must be built the same way; see
+# bench/lib/instructions.py). Not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -17,7 +21,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if [ $# -eq 0 ] || [[ $1 == --* ]]; then
-  cargo build --release -p stackd >/dev/null
-  set -- "stackd=target/release/stackd" "$@"
+  if [[ " $* " == *" --cache "* ]]; then
+    RUSTFLAGS="--cfg stackd_no_park" CARGO_TARGET_DIR=target/no-park cargo build --release -p stackd >/dev/null
+    set -- "stackd=target/no-park/release/stackd" "$@"
+  else
+    cargo build --release -p stackd >/dev/null
+    set -- "stackd=target/release/stackd" "$@"
+  fi
 fi
 exec python3 bench/lib/instructions.py "$@"

@@ -2,13 +2,23 @@
 """User-space instructions per proxied request, for bench/instructions.sh.
 
 Runs each stackd build under callgrind with its default config in front of
-the two nginx backends bench/proxy.sh uses, warms it up, zeroes the
-counters, loads it with `wrk -c16` and divides the instructions executed
-by the requests served. Unlike requests/s or task-clock on this shared
-machine, the figure hardly moves from run to run (about ±0.2 %), so a
-change of 1 % in our own code shows; the kernel's share (loopback TCP,
-most of a request's CPU) is not in it. `--top N` also lists the functions
-that cost the most per request.
+the two nginx backends bench/proxy.sh uses and loads it with one `wrk` run:
+the counters are zeroed after a warm-up and dumped before the run ends, so
+opening the connections is not in the window, and the requests served in
+it are read from the proxy's own counter (admin `/metrics`). Unlike
+requests/s or task-clock on this shared machine, instructions per request
+hardly move from run to run (about ±0.3 %), so a change of 1 % in our own
+code shows; the kernel's share (loopback TCP, most of a request's CPU) is
+not in it. `--top N` also lists the functions that cost the most per request.
+
+`--cache` also simulates the caches, with a 2 MiB last level (this
+machine's L2; what misses it is served from L3 at several times the cost),
+and reports its misses per request: at 1,000 connections (`--conns 1000`)
+they show what a connection's state costs when a thousand others ran
+since it last did. Use builds made with `--cfg stackd_no_park`
+(bench/instructions.sh does that for `--cache`): under valgrind each of
+a thousand connections sends about one request a second and would
+otherwise park between them.
 """
 import argparse
 import collections
@@ -20,31 +30,47 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import proxybench as pb  # noqa: E402
 
 
+def served(admin):
+    """Requests the proxy has answered, from its admin `/metrics`."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=30).read().decode()
+    return sum(float(m) for m in re.findall(r"^stackd_proxy_requests_total\{[^}]*\} (\S+)$", text, re.M))
+
+
 def measure(binary, label, wd, bports, args):
-    port = pb.free_port()
-    conf = pb.stackd_conf(wd, label, port, bports, "")
+    port, admin = pb.free_port(), pb.free_port()
+    conf = pb.stackd_conf(wd, label, port, bports, f'admin = "127.0.0.1:{admin}"')
     out = os.path.join(wd, f"cg.{label}")
-    p = pb.Proc(label, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
+    cache = ["--cache-sim=yes", "--LL=2097152,16,64"] if args.cache else []
+    p = pb.Proc(label, ["valgrind", "--tool=callgrind", *cache, f"--callgrind-out-file={out}.%p",
                         binary, "proxy", "--config", conf], wd, dict(os.environ, RUST_LOG="warn"))
+    warm = 6 if args.conns > 100 else 3
     try:
         if not pb.wait_port(port, timeout=60):
             sys.exit(f"{label} did not start; see {wd}/{label}.log")
-        pb.wrk(port, "/", args.conns, 3)
+        w = pb.wrk_start(port, "/", args.conns, warm + args.duration + 4)
+        time.sleep(warm)
         subprocess.run(["callgrind_control", "-z", str(p.p.pid)], check=True, capture_output=True)
-        r = pb.wrk(port, "/", args.conns, args.duration)
+        before = served(admin)
+        time.sleep(args.duration)
         subprocess.run(["callgrind_control", "-d", str(p.p.pid)], check=True, capture_output=True)
+        requests = served(admin) - before
+        pb.wrk_result(w, warm + args.duration + 4)
         time.sleep(1)
     finally:
         p.stop()
     dump = f"{out}.{p.p.pid}.1"
     text = subprocess.run(["callgrind_annotate", "--tree=none", "--auto=no", "--threshold=100", dump],
                           capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", text).group(1).replace(",", ""))
+    events = re.search(r"^Events shown:\s+(.*)$", text, re.M).group(1).split()
+    totals = re.search(r"^(.*)PROGRAM TOTALS", text, re.M).group(1)
+    counts = dict(zip(events, (int(v.replace(",", "")) if v != "." else 0
+                               for v in re.findall(r"([\d,]+|\.)(?: \(\s*[\d.]+%\))?(?=\s)", totals))))
     funcs = collections.Counter()
     for line in text.splitlines():
         m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
@@ -53,7 +79,9 @@ def measure(binary, label, wd, bports, args):
         name = re.sub(r" \[[^\]]+\]$", "", m.group(2)).split(":", 1)[-1]
         if not name.startswith(("clone", "start_thread", "<std::sys::thread", "core::ops::function::FnOnce::call_once{{vtable")):
             funcs[name] += int(m.group(1).replace(",", ""))
-    return total / max(r["requests"], 1), r["requests"], funcs
+    n = max(requests, 1)
+    misses = (counts.get("DLmr", 0) + counts.get("DLmw", 0)) / n if args.cache else None
+    return counts["Ir"] / n, misses, int(requests), funcs
 
 
 def main():
@@ -63,6 +91,7 @@ def main():
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--top", type=int, default=0)
+    ap.add_argument("--cache", action="store_true", help="also L2 (2 MiB) misses per request")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -72,23 +101,33 @@ def main():
     os.chmod(wd, 0o755)
     backend, bports = pb.start_backends(wd)
     results = collections.defaultdict(list)
+    missed = collections.defaultdict(list)
     last = {}
     try:
         for _ in range(args.rounds):
             for label, path in builds:
-                per, n, funcs = measure(path, label, wd, bports, args)
+                per, miss, n, funcs = measure(path, label, wd, bports, args)
                 results[label].append(per)
+                missed[label].append(miss)
                 last[label] = (n, funcs)
-                print(f"{label}: {per:,.0f} instructions per request ({n} requests)", file=sys.stderr)
+                also = f", {miss:,.1f} L2 misses" if args.cache else ""
+                print(f"{label}: {per:,.0f} instructions{also} per request ({n} requests)", file=sys.stderr)
     finally:
         backend.stop()
-    print(f"\n| build | user-space instructions per request (median of {args.rounds}) | vs first |")
-    print("|---|---|---|")
-    base = None
+    median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    cols = " L2 misses per request | vs first |" if args.cache else ""
+    print(f"\n| build | user-space instructions per request (median of {args.rounds}) | vs first |{cols}")
+    print("|---|---|---|" + ("---|---|" if args.cache else ""))
+    base = base_miss = None
     for label, _ in builds:
-        v = sorted(results[label])[len(results[label]) // 2]
+        v = median(results[label])
         base = base or v
-        print(f"| {label} | {v:,.0f} | {v / base:.3f}x |")
+        row = f"| {label} | {v:,.0f} | {v / base:.3f}x |"
+        if args.cache:
+            m = median(missed[label])
+            base_miss = base_miss or m
+            row += f" {m:,.1f} | {m / base_miss:.3f}x |"
+        print(row)
     for label, _ in builds if args.top else []:
         n, funcs = last[label]
         print(f"\n{label}: top {args.top} functions, instructions per request (self)")

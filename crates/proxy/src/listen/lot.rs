@@ -43,8 +43,13 @@ use super::conn;
 use super::lifecycle::{Event, Lifecycle, Timer};
 use super::{Ctx, Observed};
 
-/// How long a connection idles in its task before it moves to the lot.
-pub(crate) const HOT: Duration = Duration::from_millis(250);
+/// How long a connection idles in its task before it moves to the lot
+/// (an hour with `--cfg stackd_no_park`: see `h1::PARK_AFTER`).
+pub(crate) const HOT: Duration = if cfg!(stackd_no_park) {
+    Duration::from_secs(3600)
+} else {
+    Duration::from_millis(250)
+};
 
 /// Readiness events taken from the lot's epoll per system call.
 const EVENTS: usize = 256;

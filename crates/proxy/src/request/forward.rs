@@ -208,8 +208,6 @@ async fn exchange<C: Client>(
     send_head(conn, req, prefix, done_with_prefix, limits).await?;
     let (mut rd, mut wr) = conn.stream.split();
     let mut sent = req.body == Framing::Empty || done_with_prefix;
-    let upload = upload_rest(client, &mut wr, req.body, limits, pulled);
-    tokio::pin!(upload);
     let head = read_head(
         &mut rd,
         &mut conn.buf,
@@ -218,6 +216,10 @@ async fn exchange<C: Client>(
     );
     tokio::pin!(head);
     if !sent {
+        // Made only when there is a body to send: a future's first state is
+        // written where it lives, in the connection's future, on every request.
+        let upload = upload_rest(client, &mut wr, req.body, limits, pulled);
+        tokio::pin!(upload);
         tokio::select! {
             biased;
             h = &mut head => return h.map(|h| (h, sent)),

@@ -38,6 +38,10 @@ pub(crate) struct Quiet<F> {
     inner: Pin<Box<F>>,
     flag: Arc<Flag>,
     first: bool,
+    /// The waker last given to `flag` (a task's waker stays the same, so
+    /// registering again at every wakeup would be two atomic swaps for
+    /// nothing).
+    registered: Option<Waker>,
 }
 
 impl<F: Future> Quiet<F> {
@@ -46,6 +50,7 @@ impl<F: Future> Quiet<F> {
             inner: Box::pin(inner),
             flag: Arc::default(),
             first: true,
+            registered: None,
         }
     }
 }
@@ -55,11 +60,21 @@ impl<F: Future> Future for Quiet<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        this.flag.task.register(cx.waker());
-        if !this.first && !this.flag.hit.swap(false, Ordering::AcqRel) {
+        if !this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            this.flag.task.register(cx.waker());
+            this.registered = Some(cx.waker().clone());
+        }
+        // Registered before the flag is read: a wake after the read wakes
+        // the task again. Read before it is cleared: most wakeups are not ours.
+        if !this.first && !this.flag.hit.load(Ordering::Acquire) {
             return Poll::Pending;
         }
         this.first = false;
+        this.flag.hit.store(false, Ordering::Release);
         let waker = Waker::from(this.flag.clone());
         this.inner.as_mut().poll(&mut Context::from_waker(&waker))
     }

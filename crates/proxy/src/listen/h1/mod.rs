@@ -134,9 +134,16 @@ pub(crate) async fn serve(
         let c = client(&mut io, &mut buf, &mut life, ctx, &snap, &head, start);
         let (parts, framing, timer) = (head.parts, head.framing, upstream_timer.as_mut());
         let outcome = crate::request::serve(&snap, parts, framing, peer, start, c, timer).await;
-        if !after(outcome, &mut io, &mut buf, &mut life, ctx).await {
-            return Exit::Closed;
+        let expired = match after(outcome, &mut life) {
+            Then::Next => continue,
+            Then::Close => None,
+            Then::Linger => linger::linger(&mut io, &mut life, &mut buf).await,
+            Then::Tunnel(lease) => tunnel::tunnel(&mut io, &mut buf, lease, &mut life).await,
+        };
+        if let Some(t) = expired {
+            ctx.count_timeout(t);
         }
+        return Exit::Closed;
     }
 }
 
@@ -166,32 +173,33 @@ fn client<'a>(
     c
 }
 
-/// What the lifecycle says after a request; true: read the next one.
-async fn after(
-    outcome: Outcome,
-    io: &mut ClientIo,
-    buf: &mut BytesMut,
-    life: &mut Lifecycle,
-    ctx: &Ctx,
-) -> bool {
-    let expired = match outcome {
+/// What follows a request on its connection.
+enum Then {
+    Next,
+    Close,
+    Linger,
+    /// 101 went out: the connection becomes a tunnel to this upstream connection.
+    Tunnel(crate::upstream::conn::Lease),
+}
+
+/// What the lifecycle says after a request. Not a future: the usual
+/// answer, the next request, is known at once, and a future made for it
+/// would be written into the connection's state on every request.
+fn after(outcome: Outcome, life: &mut Lifecycle) -> Then {
+    match outcome {
         Outcome::Done | Outcome::Refused => {
             match life.step(Event::ResponseDone, crate::clock::now()) {
-                Action::Continue => return true,
-                Action::Linger => linger::linger(io, life, buf).await,
-                _ => None,
+                Action::Continue => Then::Next,
+                Action::Linger => Then::Linger,
+                _ => Then::Close,
             }
         }
-        Outcome::Aborted => None,
+        Outcome::Aborted => Then::Close,
         Outcome::Upgrade(lease) => {
             life.step(Event::Upgraded, crate::clock::now());
-            tunnel::tunnel(io, buf, lease, life).await
+            Then::Tunnel(lease)
         }
-    };
-    if let Some(t) = expired {
-        ctx.count_timeout(t);
     }
-    false
 }
 
 /// Reads until a whole head is buffered, under the lifecycle's deadline.

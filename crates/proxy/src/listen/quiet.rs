@@ -97,8 +97,39 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             t.cancel();
         });
+        let start = tokio::time::Instant::now();
         tokio::time::timeout(Duration::from_secs(1), q)
             .await
-            .expect("woken by the cancel");
+            .expect("ended within the second");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(50),
+            "woken by the cancel (the timeout polls `q` when it fires: a late end is a lost wake)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_waker_replaces_the_registered_one() {
+        let token = CancellationToken::new();
+        let mut q = Box::pin(Quiet::new(token.clone().cancelled_owned()));
+        let first = Context::from_waker(Waker::noop());
+        assert!(q.as_mut().poll(&mut { first }).is_pending());
+        // Now awaited by this task: the cancel must wake it, not the first waker.
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            t.cancel();
+        });
+        let start = tokio::time::Instant::now();
+        // Bounded: with the wrong waker nothing would wake this task (the
+        // timeout polls `q` when it fires, so that shows as a late end).
+        tokio::time::timeout(Duration::from_secs(1), q)
+            .await
+            .expect("ended within the second");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(50),
+            "woken by the cancel through the task's own waker"
+        );
     }
 }

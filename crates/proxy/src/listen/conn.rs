@@ -89,13 +89,34 @@ pub(crate) fn connection(
 }
 
 /// `f`'s output, or `None` once the server gives up on draining (`kill`).
-async fn until_killed<F: Future>(f: F, ctx: &Ctx) -> Option<F::Output> {
-    // Biased: polled at every wakeup of the connection, the driver goes
-    // first (no random pick), and the kill only when the driver is not done.
-    tokio::select! {
-        biased;
-        out = f => Some(out),
-        _ = Quiet::new(ctx.kill.cancelled()) => None,
+fn until_killed<F: Future>(f: F, ctx: &Ctx) -> UntilKilled<'_, F> {
+    UntilKilled {
+        f,
+        kill: Quiet::new(ctx.kill.cancelled()),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`until_killed`]. Polled at every wakeup of the connection: the
+    /// driver goes first, the kill only when the driver is not done. A
+    /// struct rather than an `async fn` over a `select!`, whose states are
+    /// two more levels to walk through (and lines to touch) at each wakeup.
+    struct UntilKilled<'a, F> {
+        #[pin]
+        f: F,
+        kill: Quiet<tokio_util::sync::WaitForCancellationFuture<'a>>,
+    }
+}
+
+impl<F: Future> Future for UntilKilled<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.f.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        Pin::new(this.kill).poll(cx).map(|()| None)
     }
 }
 

@@ -15,7 +15,10 @@ not in it. `--top N` also lists the functions that cost the most per request.
 machine's L2; what misses it is served from L3 at several times the cost),
 and reports its misses per request: at 1,000 connections (`--conns 1000`)
 they show what a connection's state costs when a thousand others ran
-since it last did. Use builds made with `--cfg stackd_no_park`
+since it last did. valgrind runs one thread at a time; with its fair
+scheduling both workers take turns (without it one could hold the CPU
+for most of the window and serve only its half of the connections,
+which halved the misses in some runs). Use builds made with `--cfg stackd_no_park`
 (bench/instructions.sh does that for `--cache`): under valgrind each of
 a thousand connections sends about one request a second and would
 otherwise park between them.
@@ -47,7 +50,7 @@ def measure(binary, label, wd, bports, args):
     conf = pb.stackd_conf(wd, label, port, bports, f'admin = "127.0.0.1:{admin}"')
     out = os.path.join(wd, f"cg.{label}")
     cache = ["--cache-sim=yes", "--LL=2097152,16,64"] if args.cache else []
-    p = pb.Proc(label, ["valgrind", "--tool=callgrind", *cache, f"--callgrind-out-file={out}.%p",
+    p = pb.Proc(label, ["valgrind", "--tool=callgrind", "--fair-sched=yes", *cache, f"--callgrind-out-file={out}.%p",
                         binary, "proxy", "--config", conf], wd, dict(os.environ, RUST_LOG="warn"))
     warm = 6 if args.conns > 100 else 3
     try:

@@ -1,15 +1,15 @@
 //! Timers kept across the waits of a connection.
 //!
-//! A `tokio::time::timeout` per wait looks up the runtime's handle, files
-//! a timer in the wheel under the driver's lock when the wait pends, and
+//! A `tokio::time::timeout` per wait looks up the runtime's handle, files a
+//! timer in the wheel under the driver's lock when the wait pends, and
 //! takes the lock again to remove it when the wait ends: about 3 % of the
 //! proxy's CPU samples at two such waits per request (the client's next
-//! head, the upstream's answer), 1.6 % with kept timers. A kept timer is made once per connection and moved
-//! to each wait's deadline instead. Moving a filed timer later is one
-//! compare-and-swap; tokio re-files it lazily, when its earlier instant
-//! comes (nginx's timers are lazy the same way). Moving it earlier files
-//! it again, so each kind of wait whose deadlines only grow (now plus a
-//! fixed timeout) keeps a timer of its own.
+//! head, the upstream's answer), 1.6 % with kept timers. A kept timer is
+//! made once per connection and moved to each wait's deadline instead.
+//! Moving a filed timer later is one compare-and-swap; tokio re-files it
+//! lazily, when its earlier instant comes (nginx's timers are lazy the same
+//! way). Moving it earlier files it again, so each kind of wait whose
+//! deadlines only grow (now plus a fixed timeout) keeps a timer of its own.
 
 use std::future::Future;
 use std::pin::{pin, Pin};

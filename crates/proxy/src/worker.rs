@@ -61,15 +61,10 @@ impl<T: Default> Default for PerWorker<T> {
 impl<T> PerWorker<T> {
     /// This worker's copy.
     pub(crate) fn mine(&self) -> &T {
-        self.of(id())
-    }
-
-    /// Worker `i`'s copy.
-    pub(crate) fn of(&self, i: usize) -> &T {
         // `count()` is set before anything builds a PerWorker, and ids are
         // below it; a stray thread gets worker 0's copy. (A comparison, not
         // a modulo: a division on every counter a request bumps.)
-        match self.0.get(i) {
+        match self.0.get(id()) {
             Some(p) => &p.0,
             None => &self.0[0].0,
         }

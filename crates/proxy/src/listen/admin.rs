@@ -326,19 +326,6 @@ impl ProxyCollector {
             "Of those, idle ones held without a task of their own (idle for 250 ms or more)",
             &[(vec![], self.observed.parked.load(Ordering::Relaxed) as f64)],
         )?;
-        let workers: Vec<(String, f64)> = (self.observed.active.all().enumerate())
-            .map(|(i, n)| (i.to_string(), n.load(Ordering::Relaxed) as f64))
-            .collect();
-        let rows: Vec<_> = workers
-            .iter()
-            .map(|(i, n)| (vec![("worker", i.as_str())], *n))
-            .collect();
-        gauge(
-            enc,
-            "stackd_proxy_worker_connections",
-            "Client connections each worker serves now (parked ones not included)",
-            &rows,
-        )?;
         let rows: Vec<_> = Timer::ALL
             .iter()
             .map(|t| {

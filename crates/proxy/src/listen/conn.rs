@@ -9,7 +9,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -23,7 +22,7 @@ use super::io::ClientIo;
 use super::lifecycle::{Event, Lifecycle, State};
 use super::lot::{Lot, HOT};
 use super::quiet::Quiet;
-use super::{h2, Ctx, Observed};
+use super::{h2, Ctx};
 
 /// The first bytes of every HTTP/2 prior-knowledge connection (RFC 9113 §3.4).
 const H2_START: &[u8] = b"PRI ";
@@ -63,9 +62,7 @@ pub(crate) fn connection(
     mut life: Lifecycle,
     lot: Option<Arc<Lot>>,
 ) -> impl Future<Output = ()> + Send {
-    let active = Active::new(ctx.observed.clone());
     crate::clock::Clocked::new(async move {
-        let _active = active;
         if tls {
             let conn = Box::pin(tls_conn(stream, peer, &ctx, life));
             until_killed(conn, &ctx).await;
@@ -89,29 +86,6 @@ pub(crate) fn connection(
             }
         }
     })
-}
-
-/// A connection with a task, counted in its worker's share of
-/// [`Observed::active`] from the task's making (not its first poll: a
-/// worker that accepts a burst sees its own load) to its end.
-struct Active {
-    observed: Arc<Observed>,
-    worker: usize,
-}
-
-impl Active {
-    fn new(observed: Arc<Observed>) -> Active {
-        let worker = crate::worker::id();
-        observed.active.of(worker).fetch_add(1, Ordering::Relaxed);
-        Active { observed, worker }
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        let count = self.observed.active.of(self.worker);
-        count.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// `f`'s output, or `None` once the server gives up on draining (`kill`).

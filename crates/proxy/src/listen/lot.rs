@@ -89,7 +89,7 @@ struct Parked {
 impl Lot {
     /// A lot for the accept loop that `stop` ends, its task spawned in
     /// `ctx`'s tracker on the current runtime.
-    fn start(ctx: &Arc<Ctx>, stop: CancellationToken) -> io::Result<Arc<Lot>> {
+    pub(crate) fn start(ctx: &Arc<Ctx>, stop: CancellationToken) -> io::Result<Arc<Lot>> {
         let epoll = Epoll::new()?;
         let lot = Arc::new(Lot {
             registry: epoll.registry().try_clone()?,
@@ -109,22 +109,6 @@ impl Lot {
         ctx.tracker
             .spawn(run(lot.clone(), epoll, ctx.clone(), stop));
         Ok(lot)
-    }
-
-    /// The lot of an accept loop on a plain listener; none on a TLS one
-    /// (rustls may hold bytes the socket does not show) or when it cannot
-    /// start (logged: its connections then keep their tasks while idle).
-    pub(crate) fn for_listener(
-        tls: bool,
-        ctx: &Arc<Ctx>,
-        stop: &CancellationToken,
-    ) -> Option<Arc<Lot>> {
-        if tls {
-            return None;
-        }
-        Lot::start(ctx, stop.clone())
-            .inspect_err(|e| tracing::warn!(error = %e, "no lot for idle connections; they keep their tasks"))
-            .ok()
     }
 
     /// Takes an idle connection out of its task; closes it if the lot has

@@ -7,8 +7,6 @@
 //!           │                 each driven by a pure Lifecycle (lifecycle.rs, LIFECYCLE.md)
 //!           │     lot per plain accept loop: connections idle 250 ms leave their
 //!           │        tasks; the next byte brings them back in a new one    [lot.rs]
-//!           │     with workers: a worker serving 2+ more connections than another
-//!           │        passes a new one to it (bounded inbox, budget)     [spread.rs]
 //!           ├─ admin server (/healthz /status /metrics)       [admin.rs]
 //!           ├─ prober per upstream with [health]             (restarted on reload)
 //!           └─ select! { reloads => swap snapshot, shutdown => stop }
@@ -35,7 +33,6 @@ pub(crate) mod lifecycle;
 mod lot;
 mod quiet;
 mod server;
-mod spread;
 pub(crate) mod workers;
 
 use std::net::SocketAddr;

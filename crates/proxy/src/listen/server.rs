@@ -18,13 +18,11 @@ use tokio_util::task::TaskTracker;
 
 use super::handover::{Control, Ending, Sockets};
 use super::lot::Lot;
-use super::spread::Outbox;
 use super::{bind, conn, Bound, Ctx};
 use crate::error::{ErrorKind, ProxyError};
 use crate::observe::stats::{Reloads, Timeouts};
 use crate::snapshot::Snapshot;
 use crate::upstream::{pool, prober};
-use crate::worker::PerWorker;
 
 /// Where the server is in its life, as `/healthz` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +45,6 @@ pub(crate) struct Observed {
     pub(crate) parked: AtomicUsize,
     /// Slots the accept loops hold for connections not yet accepted.
     awaiting_accept: AtomicUsize,
-    /// Connections with a task, by worker (tunnels included; parked ones
-    /// are not: they cost no CPU until they wake). New connections go to
-    /// the worker with the fewest (`spread.rs`).
-    pub(crate) active: PerWorker<AtomicUsize>,
     phase: AtomicU8,
     sem: Arc<Semaphore>,
     max_connections: usize,
@@ -108,7 +102,6 @@ impl Server {
             reloads: Reloads::default(),
             parked: AtomicUsize::new(0),
             awaiting_accept: AtomicUsize::new(0),
-            active: PerWorker::default(),
             phase: AtomicU8::new(Phase::Serving as u8),
             sem: sem.clone(),
             max_connections: max,
@@ -353,8 +346,7 @@ pub(crate) async fn serve_with(
 }
 
 fn start_loop(l: TcpListener, tls: bool, ctx: &Arc<Ctx>, stop: CancellationToken) {
-    ctx.tracker
-        .spawn(accept_loop(l, tls, ctx.clone(), stop, None));
+    ctx.tracker.spawn(accept_loop(l, tls, ctx.clone(), stop));
 }
 
 /// Opens and closes listeners to match a reloaded config.
@@ -403,9 +395,15 @@ pub(crate) async fn accept_loop(
     tls: bool,
     ctx: Arc<Ctx>,
     stop: CancellationToken,
-    mut outbox: Option<Outbox>,
 ) {
-    let lot = Lot::for_listener(tls, &ctx, &stop);
+    // Idle plain connections leave their tasks for the lot (TLS ones stay:
+    // rustls may hold bytes the socket does not show).
+    let lot = match tls {
+        true => None,
+        false => Lot::start(&ctx, stop.clone())
+            .inspect_err(|e| tracing::warn!(error = %e, "no lot for idle connections; they keep their tasks"))
+            .ok(),
+    };
     loop {
         let permit = tokio::select! {
             _ = stop.cancelled() => return accept_queued(&listener, tls, &ctx),
@@ -429,13 +427,6 @@ pub(crate) async fn accept_loop(
         };
         drop(awaiting);
         let _ = stream.set_nodelay(true);
-        let (stream, permit) = match &mut outbox {
-            None => (stream, permit),
-            Some(o) => match o.route(stream, peer, permit) {
-                Some(kept) => kept,
-                None => continue,
-            },
-        };
         let task = conn::accepted(stream, peer, tls, ctx.clone(), permit, lot.clone());
         ctx.tracker.spawn(task);
     }

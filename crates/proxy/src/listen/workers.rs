@@ -1,9 +1,8 @@
 //! nginx's worker model on request: `workers = N` threads, each with a
 //! single-threaded runtime, its own `SO_REUSEPORT` socket per listen address
-//! (the kernel spreads new connections, a worker with more than its share
-//! passes them on: `spread.rs`) and its own idle upstream connections
-//! ([`crate::worker`]). A request is handled start to finish on one thread,
-//! with no cross-thread wake-ups.
+//! (the kernel spreads new connections) and its own idle upstream
+//! connections ([`crate::worker`]). A request is handled start to finish on
+//! one thread, with no cross-thread wake-ups.
 //!
 //! ```text
 //!   caller's runtime: reloads, shutdown, admin, probers ── ArcSwap<Snapshot> ──┐
@@ -28,7 +27,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::handover::{Control, Inherited, Sockets};
 use super::server::{accept_loop, Server};
-use super::spread::{adopt_loop, Outbox, Passed, Spread};
 use super::Ctx;
 use crate::error::{ErrorKind, ProxyError};
 
@@ -76,14 +74,13 @@ pub(crate) async fn serve_workers(
     }
     let stop = CancellationToken::new();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), ProxyError>>();
-    let ctxs: Vec<Arc<Ctx>> = (0..n).map(|_| server.ctx()).collect();
-    let (spread, inboxes) = Spread::new(server.observed.clone(), n, listen.len());
+    let mut ctxs = Vec::with_capacity(n);
     let mut done = Vec::with_capacity(n);
-    for (i, (ctx, inboxes)) in ctxs.iter().zip(inboxes).enumerate() {
+    for i in 0..n {
         let (done_tx, done_rx) = oneshot::channel::<()>();
         done.push(done_rx);
-        let ctx = ctx.clone();
-        let passing = (n > 1).then(|| (spread.clone(), inboxes));
+        let ctx = server.ctx();
+        ctxs.push(ctx.clone());
         let socks = clones(&listen, &given).map_err(thread_err)?;
         let sockets = server.sockets.clone();
         let (worker_stop, ready) = (stop.clone(), ready_tx.clone());
@@ -101,7 +98,7 @@ pub(crate) async fn serve_workers(
                         return;
                     }
                 };
-                rt.block_on(worker(socks, sockets, ctx, passing, worker_stop, ready));
+                rt.block_on(worker(socks, sockets, ctx, worker_stop, ready));
                 drop(done_tx);
             });
         if let Err(e) = spawned {
@@ -177,10 +174,6 @@ fn clones(
         .collect()
 }
 
-/// One worker's part in spreading connections ([`super::spread`]): the
-/// spread, and its inboxes by listen address. None with one worker.
-type Passing = Option<(Arc<Spread>, Vec<mpsc::Receiver<Passed>>)>;
-
 /// One worker thread's life: bind, accept until `stop`, then wait for its
 /// connections (the server's stop sequence drains and, at the end of the
 /// grace period, closes them).
@@ -188,24 +181,16 @@ async fn worker(
     listen: WorkerListen,
     sockets: Sockets,
     ctx: Arc<Ctx>,
-    passing: Passing,
     stop: CancellationToken,
     ready: mpsc::UnboundedSender<Result<(), ProxyError>>,
 ) {
-    let me = crate::worker::id();
-    let tls_by_address: Vec<bool> = listen.iter().map(|(_, tls, _)| *tls).collect();
     let mut bound = Vec::with_capacity(listen.len());
-    for (address, (addr, tls, inherited)) in listen.into_iter().enumerate() {
-        let outbox = || {
-            passing
-                .as_ref()
-                .map(|(spread, _)| Outbox::new(spread.clone(), me, address))
-        };
+    for (addr, tls, inherited) in listen {
         if inherited.is_empty() {
             match reuseport_listener(addr) {
                 Ok(l) => {
                     sockets.add(addr, &l);
-                    bound.push((l, tls, outbox()));
+                    bound.push((l, tls));
                 }
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -215,7 +200,7 @@ async fn worker(
         }
         for l in inherited {
             match TcpListener::from_std(l) {
-                Ok(l) => bound.push((l, tls, outbox())),
+                Ok(l) => bound.push((l, tls)),
                 Err(error) => {
                     let _ = ready.send(Err(ProxyError::proxy(ErrorKind::Bind { addr, error })));
                     return;
@@ -224,15 +209,9 @@ async fn worker(
         }
     }
     let _ = ready.send(Ok(()));
-    if let Some((spread, inboxes)) = passing {
-        for (inbox, tls) in inboxes.into_iter().zip(tls_by_address) {
-            let adopt = adopt_loop(spread.clone(), me, inbox, tls, ctx.clone(), stop.clone());
-            ctx.tracker.spawn(adopt);
-        }
-    }
-    for (l, tls, outbox) in bound {
+    for (l, tls) in bound {
         ctx.tracker
-            .spawn(accept_loop(l, tls, ctx.clone(), stop.clone(), outbox));
+            .spawn(accept_loop(l, tls, ctx.clone(), stop.clone()));
     }
     stop.cancelled().await;
     ctx.tracker.close();

@@ -8,15 +8,18 @@ machine whose speed drifts by 20 % within minutes, a slow minute that
 catches one proxy's run moves its median and every ratio with it. Here
 each round's stackd run is divided by the same round's peer run (the
 rounds alternate the order, so they ran minutes apart at most), and the
-median of those ratios is printed, with each round's ratio beside it.
+median of those ratios is printed, with their lowest and highest.
 Given several reports, their rounds are pooled: more pairs, same question.
 "the better peer" divides by the round's best of nginx and HAProxy in
 each column (the issue's targets: requests/s at least the better peer's,
 CPU per request and p99 at most).
 """
 import json
-import statistics
+import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from proxybench import fmt_range  # noqa: E402
 
 
 def pairs(paths):
@@ -52,10 +55,7 @@ def main():
     print("| conns | peer | rounds | requests/s | CPU per request | p99 |")
     print("|---|---|---|---|---|---|")
     for (conns, peer), rows in sorted(pairs(sys.argv[1:]).items()):
-        cols = []
-        for i in range(3):
-            v = [r[i] for r in rows]
-            cols.append(f"{statistics.median(v):.2f}x ({min(v):.2f}–{max(v):.2f})")
+        cols = [fmt_range([r[i] for r in rows], "{:.2f}x") for i in range(3)]
         print(f"| {conns} | {peer} | {len(rows)} | " + " | ".join(cols) + " |")
 
 

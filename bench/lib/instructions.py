@@ -117,17 +117,16 @@ def main():
                 print(f"{label}: {per:,.0f} instructions{also} per request ({n} requests)", file=sys.stderr)
     finally:
         backend.stop()
-    median = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
     cols = " L2 misses per request | vs first |" if args.cache else ""
     print(f"\n| build | user-space instructions per request (median of {args.rounds}) | vs first |{cols}")
     print("|---|---|---|" + ("---|---|" if args.cache else ""))
     base = base_miss = None
     for label, _ in builds:
-        v = median(results[label])
+        v = pb.med(results[label])
         base = base or v
         row = f"| {label} | {v:,.0f} | {v / base:.3f}x |"
         if args.cache:
-            m = median(missed[label])
+            m = pb.med(missed[label])
             base_miss = base_miss or m
             row += f" {m:,.1f} | {m / base_miss:.3f}x |"
         print(row)

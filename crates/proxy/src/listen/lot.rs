@@ -41,15 +41,11 @@ use tokio_util::time::{delay_queue, DelayQueue};
 
 use super::conn;
 use super::lifecycle::{Event, Lifecycle, Timer};
-use super::{Ctx, Observed};
+use super::{idle_delay, Ctx, Observed};
 
 /// How long a connection idles in its task before it moves to the lot
-/// (an hour with `--cfg stackd_no_park`: see `h1::PARK_AFTER`).
-pub(crate) const HOT: Duration = if cfg!(stackd_no_park) {
-    Duration::from_secs(3600)
-} else {
-    Duration::from_millis(250)
-};
+/// (see [`idle_delay`] for the benchmark builds).
+pub(crate) const HOT: Duration = idle_delay(Duration::from_millis(250));
 
 /// Readiness events taken from the lot's epoll per system call.
 const EVENTS: usize = 256;

@@ -37,6 +37,7 @@ pub(crate) mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use stackd_common::CancellationToken;
@@ -90,6 +91,18 @@ impl Ctx {
 
     pub(crate) fn count_timeout(&self, t: Timer) {
         self.observed.timeouts.count(t.index());
+    }
+}
+
+/// How long a connection idles before it parks: `normal`, or an hour in
+/// builds with `--cfg stackd_no_park` (`bench/instructions.sh --cache`:
+/// under valgrind each of a thousand connections sends a request a second
+/// and would park between them, which a real thousand do not).
+pub(crate) const fn idle_delay(normal: Duration) -> Duration {
+    if cfg!(stackd_no_park) {
+        Duration::from_secs(3600)
+    } else {
+        normal
     }
 }
 

@@ -29,7 +29,7 @@ use tokio::time::{Instant, Sleep};
 use super::io::ClientIo;
 use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
 use super::quiet::Quiet;
-use super::Ctx;
+use super::{idle_delay, Ctx};
 use crate::codec::framing::Framing;
 use crate::codec::request::{self, RequestHead};
 use crate::codec::{write, Refusal};
@@ -41,15 +41,9 @@ pub(crate) use client::H1Client;
 
 /// How long an idle connection keeps its buffers before it parks. Under
 /// load the next request comes sooner, and parking after every response
-/// (a fresh driver per request) costs throughput. An hour in builds with
-/// `--cfg stackd_no_park` (`bench/instructions.sh --cache`): under
-/// valgrind each of a thousand connections sends a request a second and
-/// would park between them, which a real thousand do not.
-pub(crate) const PARK_AFTER: Duration = if cfg!(stackd_no_park) {
-    Duration::from_secs(3600)
-} else {
-    Duration::from_millis(25)
-};
+/// (a fresh driver per request) costs throughput. See [`idle_delay`] for
+/// the benchmark builds.
+pub(crate) const PARK_AFTER: Duration = idle_delay(Duration::from_millis(25));
 
 /// How the driver ended. Moved once per park: boxing the big variant
 /// would cost an allocation to save a copy.

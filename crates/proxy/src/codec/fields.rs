@@ -135,13 +135,16 @@ pub(crate) mod tag {
             (15, b'x') => X_FORWARDED_FOR,
             _ => return OTHER,
         };
-        // The known names are lower case: only `name`'s bytes need folding.
+        // The known names are lower-case letters and '-'. Where `k` is a
+        // letter (bit 0x40 set), `b | 0x20 == k` holds exactly when `b`
+        // is `k` in either case; at a '-' the bytes must be equal. No
+        // early exit: the loop over at most 19 bytes then vectorizes.
         let known = NAMES[usize::from(candidate)];
-        if name
+        let differs = name
             .iter()
             .zip(known)
-            .all(|(b, k)| b.to_ascii_lowercase() == *k)
-        {
+            .fold(0, |d, (b, k)| d | ((b | ((k & 0x40) >> 1)) ^ k));
+        if differs == 0 {
             candidate
         } else {
             OTHER

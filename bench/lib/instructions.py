@@ -10,6 +10,9 @@ requests/s or task-clock on this shared machine, instructions per request
 hardly move from run to run (about ±0.3 %), so a change of 1 % in our own
 code shows; the kernel's share (loopback TCP, most of a request's CPU) is
 not in it. `--top N` also lists the functions that cost the most per request.
+`nginx` in place of a build measures the peer the same way (one process:
+the figures are per request, so its worker count does not matter; the
+served count comes from its `stub_status`).
 
 `--cache` also simulates the caches, with a 2 MiB last level (this
 machine's L2; what misses it is served from L3 at several times the cost),
@@ -45,13 +48,39 @@ def served(admin):
     return sum(float(m) for m in re.findall(r"^stackd_proxy_requests_total\{[^}]*\} (\S+)$", text, re.M))
 
 
+def nginx_served(status):
+    """Requests nginx has answered, from its `stub_status` page."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{status}/", timeout=30).read().decode()
+    return float(text.splitlines()[2].split()[2])
+
+
+def nginx_conf(wd, port, status, bports):
+    """nginx as bench/proxy.sh runs it, in one process (valgrind follows one)."""
+    b1, b2 = bports
+    return pb.write(os.path.join(wd, "nginx-cg.conf"), f"""
+daemon off; master_process off; worker_processes 1; pid {wd}/nginx-cg.pid; error_log {wd}/nginx-cg.err warn;
+events {{ worker_connections 10240; }}
+http {{
+  access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
+  proxy_temp_path {wd}/proxy_temp; client_body_temp_path {wd}/body_temp;
+  upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 1024; }}
+  server {{ listen 127.0.0.1:{port} backlog=4096;
+    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  server {{ listen 127.0.0.1:{status}; location / {{ stub_status; }} }}
+}}""")
+
+
 def measure(binary, label, wd, bports, args):
     port, admin = pb.free_port(), pb.free_port()
-    conf = pb.stackd_conf(wd, label, port, bports, f'admin = "127.0.0.1:{admin}"')
+    if binary == "nginx":
+        cmd, count = ["nginx", "-c", nginx_conf(wd, port, admin, bports), "-p", wd], nginx_served
+    else:
+        conf = pb.stackd_conf(wd, label, port, bports, f'admin = "127.0.0.1:{admin}"')
+        cmd, count = [binary, "proxy", "--config", conf], served
     out = os.path.join(wd, f"cg.{label}")
     cache = ["--cache-sim=yes", "--LL=2097152,16,64"] if args.cache else []
     p = pb.Proc(label, ["valgrind", "--tool=callgrind", "--fair-sched=yes", *cache, f"--callgrind-out-file={out}.%p",
-                        binary, "proxy", "--config", conf], wd, dict(os.environ, RUST_LOG="warn"))
+                        *cmd], wd, dict(os.environ, RUST_LOG="warn"))
     warm = 6 if args.conns > 100 else 3
     try:
         if not pb.wait_port(port, timeout=60):
@@ -59,10 +88,10 @@ def measure(binary, label, wd, bports, args):
         w = pb.wrk_start(port, "/", args.conns, warm + args.duration + 4)
         time.sleep(warm)
         subprocess.run(["callgrind_control", "-z", str(p.p.pid)], check=True, capture_output=True)
-        before = served(admin)
+        before = count(admin)
         time.sleep(args.duration)
         subprocess.run(["callgrind_control", "-d", str(p.p.pid)], check=True, capture_output=True)
-        requests = served(admin) - before
+        requests = count(admin) - before
         pb.wrk_result(w, warm + args.duration + 4)
         time.sleep(1)
     finally:
@@ -89,7 +118,8 @@ def measure(binary, label, wd, bports, args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("binaries", nargs="+", help="stackd builds (label=path or path)")
+    ap.add_argument("binaries", nargs="+",
+                    help="stackd builds (label=path or path), or `nginx` for the peer as bench/proxy.sh runs it")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--duration", type=int, default=8)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Draws bench/proxy.sh results: requests/s and CPU per request against
 client connections, one line per proxy (medians over rounds, min–max band).
+Given several runs, it pools their rounds, as the verdict in
+docs/BENCHMARKS.md does (one run's medians move 20 % on this machine).
 
-    python3 bench/plot.py bench/out/proxy-YYYYMMDD-HHMM.json docs/bench/proxy.svg
+    python3 bench/plot.py bench/out/proxy-YYYYMMDD-HHMM.json [MORE.json ...] docs/bench/proxy.svg
 
 Works offline: installs matplotlib from PyPI (wheel) on first use if it
 is missing.
@@ -24,11 +26,15 @@ COLORS = {"stackd": "#d62728", "nginx": "#2ca02c", "haproxy": "#1f77b4", "stackd
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: plot.py RESULTS.json OUT.svg")
-    data = json.load(open(sys.argv[1]))
-    runs = [r for r in data["runs"] if r["path"] == "/"]
-    proxies = sorted({r["proxy"] for r in runs}, key=lambda p: list(COLORS).index(p) if p in COLORS else 9)
+    if len(sys.argv) < 3:
+        sys.exit("usage: plot.py RESULTS.json [MORE.json ...] OUT.svg")
+    *inputs, out = sys.argv[1:]
+    data = [json.load(open(f)) for f in inputs]
+    # A line pools the same rounds as the others: a proxy missing from one
+    # of the runs (an A/B build) is not drawn.
+    common = set.intersection(*({r["proxy"] for r in d["runs"]} for d in data))
+    runs = [r for d in data for r in d["runs"] if r["path"] == "/" and r["proxy"] in common]
+    proxies = sorted(common, key=lambda p: list(COLORS).index(p) if p in COLORS else 9)
     conns = sorted({r["conns"] for r in runs})
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable files
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -54,11 +60,13 @@ def main():
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     ax1.legend()
-    fig.suptitle(f"6-byte responses over loopback, 2 cores; medians of {data['rounds']} alternating "
-                 f"runs of {data['duration']} s, band = min–max", fontsize=10)
+    rounds = sum(d["rounds"] for d in data)
+    of = f"{len(data)} runs, " if len(data) > 1 else ""
+    fig.suptitle(f"6-byte responses over loopback, 2 cores; medians of {rounds} alternating rounds "
+                 f"({of}{data[0]['duration']} s each), band = min–max", fontsize=10)
     fig.tight_layout()
-    fig.savefig(sys.argv[2], metadata={"Date": None})
-    print(f"plot: {sys.argv[2]}")
+    fig.savefig(out, metadata={"Date": None})
+    print(f"plot: {out}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@
 
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -49,8 +48,8 @@ enum Miss {
 }
 
 /// A response head, on the connection it came from.
-struct Headed {
-    lease: Lease,
+struct Headed<'s> {
+    lease: Lease<'s>,
     head: ResponseHead,
     /// The whole request body went out before the head came back.
     sent: bool,
@@ -139,14 +138,14 @@ fn passive(req: &Prepared<'_>, state: &ServerState, ok: bool) {
 
 /// One server: a pooled connection the server closed meanwhile is
 /// replaced by another, then by a new one.
-async fn attempt<C: Client>(
+async fn attempt<'s, C: Client>(
     snap: &Snapshot,
     req: &Prepared<'_>,
-    state: &Arc<ServerState>,
+    state: &'s ServerState,
     prefix: Option<&Bytes>,
     client: &mut C,
     mut timer: Pin<&mut Sleep>,
-) -> Result<Headed, Miss> {
+) -> Result<Headed<'s>, Miss> {
     let limits = &snap.limits;
     for round in 0..=POOLED_ATTEMPTS {
         let pooled = (round < POOLED_ATTEMPTS)
@@ -160,7 +159,7 @@ async fn attempt<C: Client>(
         };
         let mut lease = Lease {
             conn,
-            server: state.clone(),
+            server: state,
         };
         let mut pulled = false;
         match exchange(
@@ -185,7 +184,7 @@ async fn attempt<C: Client>(
 
 /// A reused connection that failed before any response byte: the server
 /// had closed it while idle.
-fn stale(lease: &Lease, e: &ProxyError) -> bool {
+fn stale(lease: &Lease<'_>, e: &ProxyError) -> bool {
     lease.conn.reused && lease.conn.buf.is_empty() && matches!(e.kind, ErrorKind::UpstreamIo(_))
 }
 
@@ -195,7 +194,7 @@ fn stale(lease: &Lease, e: &ProxyError) -> bool {
 /// request is sent (or the upstream stopped taking it), the head has
 /// `read_timeout` to come, on `timer`.
 async fn exchange<C: Client>(
-    lease: &mut Lease,
+    lease: &mut Lease<'_>,
     req: &Prepared<'_>,
     prefix: Option<&Bytes>,
     client: &mut C,
@@ -297,7 +296,7 @@ async fn respond<C: Client>(
     snap: &Snapshot,
     req: &Prepared<'_>,
     client: &mut C,
-    headed: Headed,
+    headed: Headed<'_>,
     trace: &mut Trace,
     timer: Pin<&mut Sleep>,
 ) -> Result<Outcome, ProxyError> {
@@ -316,13 +315,13 @@ async fn respond<C: Client>(
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     if upgrade && !req.upgrade {
         let e = ProxyError::upstream(ErrorKind::BadResponse(BadResponse::UnexpectedUpgrade));
-        return Err(failed(req, &lease.server, e));
+        return Err(failed(req, lease.server, e));
     }
-    let answer = answer(req, &lease.server, status, fields, framing);
+    let answer = answer(req, lease.server, status, fields, framing);
     trace.status = Some(answer.status);
     client.head(answer).await?;
     if upgrade {
-        return Ok(Outcome::Upgrade(lease));
+        return Ok(Outcome::Upgrade(lease.conn));
     }
     let mut decoder = Decoder::new(framing);
     let conn = &mut lease.conn;

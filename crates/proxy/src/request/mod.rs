@@ -33,7 +33,7 @@ use crate::codec::framing::Framing;
 use crate::codec::request::Parts;
 use crate::error::ProxyError;
 use crate::snapshot::Snapshot;
-use crate::upstream::conn::Lease;
+use crate::upstream::conn::UpstreamConn;
 pub(crate) use answer::Answer;
 use finish::{Finish, Trace};
 use rewrite::Peer;
@@ -64,7 +64,7 @@ pub(crate) enum Outcome {
     /// The response was cut short, or the client went away.
     Aborted,
     /// 101 went out: the connection becomes a tunnel to this upstream connection.
-    Upgrade(Lease),
+    Upgrade(UpstreamConn),
 }
 
 /// Serves one request whose head was parsed at `start`; the wait for

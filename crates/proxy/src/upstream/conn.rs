@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -119,13 +118,18 @@ impl End {
 
 /// A connection checked out for one exchange. Dropping it closes the
 /// connection; only [`Lease::release`] can put it back in the pool.
+///
+/// It borrows its server rather than holding an `Arc`: both workers send
+/// requests to every server, and a clone and a drop per request write
+/// the count's cache line (with the server's state read beside it) from
+/// both cores. An upgrade's tunnel keeps only the connection.
 #[derive(Debug)]
-pub(crate) struct Lease {
+pub(crate) struct Lease<'s> {
     pub(crate) conn: UpstreamConn,
-    pub(crate) server: Arc<ServerState>,
+    pub(crate) server: &'s ServerState,
 }
 
-impl Lease {
+impl Lease<'_> {
     /// Returns the connection to its server's pool (up to `cap` idle per
     /// worker) if `end` allows it and nothing was left unread; closes it otherwise.
     pub(crate) fn release(mut self, end: End, cap: usize) {

@@ -132,7 +132,7 @@ pub(crate) async fn serve(
             Then::Next => continue,
             Then::Close => None,
             Then::Linger => linger::linger(&mut io, &mut life, &mut buf).await,
-            Then::Tunnel(lease) => tunnel::tunnel(&mut io, &mut buf, lease, &mut life).await,
+            Then::Tunnel(conn) => tunnel::tunnel(&mut io, &mut buf, conn, &mut life).await,
         };
         if let Some(t) = expired {
             ctx.count_timeout(t);
@@ -173,7 +173,7 @@ enum Then {
     Close,
     Linger,
     /// 101 went out: the connection becomes a tunnel to this upstream connection.
-    Tunnel(crate::upstream::conn::Lease),
+    Tunnel(crate::upstream::conn::UpstreamConn),
 }
 
 /// What the lifecycle says after a request. Not a future: the usual
@@ -189,9 +189,9 @@ fn after(outcome: Outcome, life: &mut Lifecycle) -> Then {
             }
         }
         Outcome::Aborted => Then::Close,
-        Outcome::Upgrade(lease) => {
+        Outcome::Upgrade(conn) => {
             life.step(Event::Upgraded, crate::clock::now());
-            Then::Tunnel(lease)
+            Then::Tunnel(conn)
         }
     }
 }

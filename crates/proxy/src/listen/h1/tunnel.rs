@@ -10,17 +10,16 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::super::io::ClientIo;
 use super::super::lifecycle::{Event, Lifecycle, Timer};
-use crate::upstream::conn::Lease;
+use crate::upstream::conn::UpstreamConn;
 
 /// Copies both ways until a close, an error or the tunnel deadline
 /// (returned when it fired).
 pub(super) async fn tunnel(
     io: &mut ClientIo,
     buf: &mut BytesMut,
-    mut lease: Lease,
+    mut conn: UpstreamConn,
     life: &mut Lifecycle,
 ) -> Option<Timer> {
-    let conn = &mut lease.conn;
     // Bytes that came after the heads belong to the tunnel already.
     if !forward(&mut conn.stream, buf, life).await || !forward(io, &mut conn.buf, life).await {
         return None;

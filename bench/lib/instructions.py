@@ -54,26 +54,10 @@ def nginx_served(status):
     return float(text.splitlines()[2].split()[2])
 
 
-def nginx_conf(wd, port, status, bports):
-    """nginx as bench/proxy.sh runs it, in one process (valgrind follows one)."""
-    b1, b2 = bports
-    return pb.write(os.path.join(wd, "nginx-cg.conf"), f"""
-daemon off; master_process off; worker_processes 1; pid {wd}/nginx-cg.pid; error_log {wd}/nginx-cg.err warn;
-events {{ worker_connections 10240; }}
-http {{
-  access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
-  proxy_temp_path {wd}/proxy_temp; client_body_temp_path {wd}/body_temp;
-  upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 1024; }}
-  server {{ listen 127.0.0.1:{port} backlog=4096;
-    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
-  server {{ listen 127.0.0.1:{status}; location / {{ stub_status; }} }}
-}}""")
-
-
 def measure(binary, label, wd, bports, args):
     port, admin = pb.free_port(), pb.free_port()
     if binary == "nginx":
-        cmd, count = ["nginx", "-c", nginx_conf(wd, port, admin, bports), "-p", wd], nginx_served
+        cmd, count = ["nginx", "-c", pb.nginx_conf(wd, port, bports, status=admin), "-p", wd], nginx_served
     else:
         conf = pb.stackd_conf(wd, label, port, bports, f'admin = "127.0.0.1:{admin}"')
         cmd, count = [binary, "proxy", "--config", conf], served

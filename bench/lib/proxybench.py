@@ -182,6 +182,28 @@ upstream = "b"
 """)
 
 
+def nginx_conf(wd, port, backends, forward=False, status=None):
+    """nginx as its users run it in front of `backends`: 2 workers,
+    `keepalive 1024`. With `status` (a port): one process instead (what
+    valgrind can follow) and a `stub_status` page there."""
+    b1, b2 = backends
+    procs = "master_process off; worker_processes 1;" if status else "worker_processes 2;"
+    stub = f"server {{ listen 127.0.0.1:{status}; location / {{ stub_status; }} }}" if status else ""
+    return write(os.path.join(wd, "nginx-proxy.conf"), f"""
+{procs} daemon off; pid {wd}/proxy.pid; error_log {wd}/proxy.err warn;
+worker_rlimit_nofile 20000;
+events {{ worker_connections 10240; }}
+http {{
+  access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
+  proxy_temp_path {wd}/proxy_temp; client_body_temp_path {wd}/body_temp;
+  upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 1024; }}
+  server {{ listen 127.0.0.1:{port} backlog=4096;
+    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";{NGINX_FORWARD if forward else ""} }}
+  }}
+  {stub}
+}}""")
+
+
 def start_proxy(kind, wd, port, backends, args):
     b1, b2 = backends
     if kind.startswith("stackd"):
@@ -191,18 +213,7 @@ def start_proxy(kind, wd, port, backends, args):
         env = dict(os.environ, RUST_LOG="warn")
         p = Proc(kind, [binary, "proxy", "--config", conf], wd, env)
     elif kind == "nginx":
-        conf = write(os.path.join(wd, "nginx-proxy.conf"), f"""
-worker_processes 2; daemon off; pid {wd}/proxy.pid; error_log {wd}/proxy.err warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10240; }}
-http {{
-  access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
-  proxy_temp_path {wd}/proxy_temp; client_body_temp_path {wd}/body_temp;
-  upstream b {{ server 127.0.0.1:{b1}; server 127.0.0.1:{b2}; keepalive 1024; }}
-  server {{ listen 127.0.0.1:{port} backlog=4096;
-    location / {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection "";{NGINX_FORWARD if args.peers_forward else ""} }}
-  }}
-}}""")
+        conf = nginx_conf(wd, port, backends, forward=args.peers_forward)
         p = Proc("nginx", ["nginx", "-c", conf, "-p", wd], wd)
     else:
         conf = write(os.path.join(wd, "haproxy.cfg"), f"""

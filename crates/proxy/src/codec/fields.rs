@@ -179,6 +179,76 @@ pub(crate) mod tag {
     }
 }
 
+/// A name to look fields up by (lower case, as [`HeaderName`] has it),
+/// with its [`tag`]. The names looked up on every request are constants
+/// in [`names`]: a lookup in [`Fields`] then compares a constant tag, and
+/// never tags the name it looks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Name {
+    text: &'static str,
+    tag: u8,
+}
+
+impl Name {
+    /// `text` (a lower-case name), tagged.
+    #[cfg(test)]
+    pub(crate) fn new(text: &'static str) -> Name {
+        Name {
+            text,
+            tag: tag::of(text.as_bytes()),
+        }
+    }
+
+    /// The name, lower case.
+    pub(crate) fn text(self) -> &'static str {
+        self.text
+    }
+}
+
+/// The names looked up on every request, each with its tag (a test holds
+/// every one to the tag its name has).
+pub(crate) mod names {
+    use super::{tag, Name};
+
+    const fn known(text: &'static str, tag: u8) -> Name {
+        Name { text, tag }
+    }
+
+    pub(crate) const CONNECTION: Name = known("connection", tag::CONNECTION);
+    pub(crate) const CONTENT_LENGTH: Name = known("content-length", tag::CONTENT_LENGTH);
+    pub(crate) const TRANSFER_ENCODING: Name = known("transfer-encoding", tag::TRANSFER_ENCODING);
+    pub(crate) const LOCATION: Name = known("location", tag::LOCATION);
+    pub(crate) const UPGRADE: Name = known("upgrade", tag::UPGRADE);
+    pub(crate) const HOST: Name = known("host", tag::HOST);
+    pub(crate) const EXPECT: Name = known("expect", tag::EXPECT);
+    pub(crate) const FORWARDED: Name = known("forwarded", tag::FORWARDED);
+    pub(crate) const X_FORWARDED_FOR: Name = known("x-forwarded-for", tag::X_FORWARDED_FOR);
+    pub(crate) const X_FORWARDED_PROTO: Name = known("x-forwarded-proto", tag::OTHER);
+    pub(crate) const X_FORWARDED_HOST: Name = known("x-forwarded-host", tag::OTHER);
+    pub(crate) const COOKIE: Name = known("cookie", tag::OTHER);
+    pub(crate) const REFERER: Name = known("referer", tag::OTHER);
+    pub(crate) const USER_AGENT: Name = known("user-agent", tag::OTHER);
+
+    /// Every one of them.
+    #[cfg(test)]
+    pub(super) const ALL: [Name; 14] = [
+        CONNECTION,
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        LOCATION,
+        UPGRADE,
+        HOST,
+        EXPECT,
+        FORWARDED,
+        X_FORWARDED_FOR,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
+        COOKIE,
+        REFERER,
+        USER_AGENT,
+    ];
+}
+
 /// One field of a recorded head: where its name and value lie, and its tag.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
@@ -318,28 +388,34 @@ impl Fields {
 /// own [`Fields`].
 pub(crate) trait Lookup {
     /// The values of every field named `name`, in order.
-    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a;
+    fn values<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a [u8]> + 'a;
 
-    fn contains(&self, name: &HeaderName) -> bool {
+    fn contains(&self, name: &Name) -> bool {
         self.values(name).next().is_some()
     }
 }
 
+/// An HTTP/2 request's map: `http` parses the name to find its entry.
 impl Lookup for HeaderMap {
-    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.get_all(name).into_iter().map(HeaderValue::as_bytes)
+    fn values<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name.text)
+            .into_iter()
+            .map(HeaderValue::as_bytes)
     }
 }
 
 impl Lookup for Fields {
-    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let t = tag::of(name.as_str().as_bytes());
+    fn values<'a>(&'a self, name: &'a Name) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let t = name.tag;
         let absent = t != tag::OTHER && self.present & tag::bit(t) == 0;
         let slots = if absent { &[][..] } else { &self.slots[..] };
         slots
             .iter()
             .filter(move |s| match t {
-                tag::OTHER => is(s.name.bytes(&self.head), name),
+                tag::OTHER => s
+                    .name
+                    .bytes(&self.head)
+                    .eq_ignore_ascii_case(name.text.as_bytes()),
                 t => s.tag == t,
             })
             .map(|s| s.value.bytes(&self.head))
@@ -409,7 +485,7 @@ mod tests {
         );
         assert_eq!(f.first_shared(tag::HOST).as_deref(), Some(&b"a"[..]));
         assert!(f.has(tag::HOST) && !f.has(tag::CONNECTION));
-        assert_eq!(f.values(&header::COOKIE).count(), 1);
+        assert_eq!(f.values(&names::COOKIE).count(), 1);
     }
 
     #[test]
@@ -443,6 +519,15 @@ mod tests {
         }
         assert_eq!(tag::of(b"x-connection"), tag::OTHER);
         assert_eq!(tag::bit(tag::OTHER), 0);
+    }
+
+    /// Each name looked up by its tag has the tag its name has.
+    #[test]
+    fn every_looked_up_name_has_its_tag() {
+        for n in names::ALL {
+            assert_eq!(n.tag, Name::new(n.text).tag, "{}", n.text);
+            assert_eq!(http::HeaderName::from_static(n.text).as_str(), n.text);
+        }
     }
 
     proptest::proptest! {
@@ -480,13 +565,13 @@ mod tests {
     #[test]
     fn lookups_by_tag_and_by_name() {
         let f = recorded(b"Connection: a\r\nX-One: 1\r\nCONNECTION: b\r\nx-one: 2\r\n\r\n");
-        let conn: Vec<_> = f.values(&header::CONNECTION).collect();
+        let conn: Vec<_> = f.values(&names::CONNECTION).collect();
         assert_eq!(conn, [&b"a"[..], b"b"]);
-        let x_one = HeaderName::from_static("x-one");
+        let x_one = Name::new("x-one");
         let one: Vec<_> = f.values(&x_one).collect();
         assert_eq!(one, [&b"1"[..], b"2"]);
-        assert!(!f.contains(&header::CONTENT_LENGTH));
-        assert!(!f.contains(&HeaderName::from_static("x-two")));
+        assert!(!f.contains(&names::CONTENT_LENGTH));
+        assert!(!f.contains(&Name::new("x-two")));
         let tags: Vec<_> = f.fields().map(|x| x.tag).collect();
         assert_eq!(
             tags,

@@ -24,11 +24,10 @@ pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod write;
 
-use http::header::HeaderName;
 use http::StatusCode;
 
 pub(crate) use crate::error::BadResponse;
-pub(crate) use fields::{Fields, Lookup};
+pub(crate) use fields::{names, Fields, Lookup, Name};
 
 /// Most header fields in one head; more is 431 (request) or 502 (response).
 pub(crate) const MAX_HEADERS: usize = 128;
@@ -57,7 +56,7 @@ impl Refusal {
 /// every token is only ever compared with ASCII names.
 pub(crate) fn tokens<'a>(
     h: &'a impl Lookup,
-    name: &'a HeaderName,
+    name: &'a Name,
 ) -> impl Iterator<Item = &'a [u8]> + 'a {
     h.values(name)
         .flat_map(|v| {

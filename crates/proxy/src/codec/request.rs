@@ -7,10 +7,9 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header;
 use http::{Method, StatusCode, Uri, Version};
 
-use super::fields::{tag, Fields, Lookup, Span, Spans};
+use super::fields::{names, tag, Fields, Lookup, Span, Spans};
 use super::framing::Framing;
 use super::{host, tokens, Refusal, MAX_HEADERS};
 
@@ -155,7 +154,7 @@ fn target(method: &Method, path: Bytes) -> Result<Uri, Refusal> {
 
 /// RFC 9112 §3.2: exactly one valid Host in HTTP/1.1; at most one in HTTP/1.0.
 fn check_host(h: &Fields, version: Version) -> Result<(), Refusal> {
-    let mut all = h.values(&header::HOST);
+    let mut all = h.values(&names::HOST);
     match (all.next(), all.next()) {
         (None, _) if version == Version::HTTP_11 => Err(Refusal::bad("missing Host")),
         (None, _) => Ok(()),
@@ -194,7 +193,7 @@ fn framing(h: &Fields, version: Version) -> Result<Framing, Refusal> {
 /// §8.6), a list or a differing repeat is an error.
 pub(crate) fn content_length(h: &impl Lookup) -> Result<Option<u64>, ()> {
     let mut out = None;
-    for b in h.values(&header::CONTENT_LENGTH) {
+    for b in h.values(&names::CONTENT_LENGTH) {
         if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
             return Err(());
         }
@@ -222,7 +221,7 @@ pub(crate) fn transfer_coding(h: &impl Lookup) -> Coding {
     let mut n = 0;
     let mut chunked = 0;
     let mut last_chunked = false;
-    for t in tokens(h, &header::TRANSFER_ENCODING) {
+    for t in tokens(h, &names::TRANSFER_ENCODING) {
         last_chunked = t.eq_ignore_ascii_case(b"chunked");
         chunked += usize::from(last_chunked);
         n += 1;
@@ -238,7 +237,7 @@ pub(crate) fn transfer_coding(h: &impl Lookup) -> Coding {
 
 /// Whether `Expect: 100-continue` was sent; any other expectation is 417.
 fn expect(h: &Fields) -> Result<bool, Refusal> {
-    match h.values(&header::EXPECT).next() {
+    match h.values(&names::EXPECT).next() {
         None => Ok(false),
         Some(v) if v.eq_ignore_ascii_case(b"100-continue") => Ok(true),
         Some(_) => Err(Refusal::new(
@@ -252,7 +251,7 @@ fn expect(h: &Fields) -> Result<bool, Refusal> {
 pub(crate) fn keep_alive(h: &impl Lookup, version: Version) -> bool {
     let mut close = false;
     let mut keep = false;
-    for t in tokens(h, &header::CONNECTION) {
+    for t in tokens(h, &names::CONNECTION) {
         close |= t.eq_ignore_ascii_case(b"close");
         keep |= t.eq_ignore_ascii_case(b"keep-alive");
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::codec::Name;
 
 const MAX: usize = 8192;
 
@@ -55,7 +56,7 @@ fn values_and_target_come_from_the_head() {
     let h = ok("GET /a?b=c HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-A: one two\r\n\r\n");
     assert_eq!(h.parts.uri, "/a?b=c");
     let value = |n: &'static str| {
-        let n = http::HeaderName::from_static(n);
+        let n = Name::new(n);
         let v = h.parts.fields.values(&n).next().map(<[u8]>::to_vec);
         v
     };
@@ -157,10 +158,10 @@ proptest::proptest! {
         for _ in 0..te { wire.push_str("Transfer-Encoding: chunked\r\n"); }
         wire.push_str("\r\n");
         if let Ok(Some(h)) = parse(&mut BytesMut::from(wire.as_str()), MAX) {
-            let has_cl = h.parts.fields.contains(&header::CONTENT_LENGTH);
-            let has_te = h.parts.fields.contains(&header::TRANSFER_ENCODING);
+            let has_cl = h.parts.fields.contains(&names::CONTENT_LENGTH);
+            let has_te = h.parts.fields.contains(&names::TRANSFER_ENCODING);
             proptest::prop_assert!(!(has_cl && has_te));
-            proptest::prop_assert_eq!(h.parts.fields.values(&header::HOST).count(), 1);
+            proptest::prop_assert_eq!(h.parts.fields.values(&names::HOST).count(), 1);
         }
     }
 }

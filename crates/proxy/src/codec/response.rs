@@ -6,10 +6,9 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
-use http::header;
 use http::{Method, StatusCode, Version};
 
-use super::fields::{Fields, Lookup, Spans};
+use super::fields::{names, Fields, Lookup, Spans};
 use super::framing::Framing;
 use super::request::{content_length, keep_alive, transfer_coding, Coding};
 use super::MAX_HEADERS;
@@ -95,7 +94,7 @@ fn framing(
     version: Version,
     method: &Method,
 ) -> Result<Framing, BadResponse> {
-    let te = h.contains(&header::TRANSFER_ENCODING);
+    let te = h.contains(&names::TRANSFER_ENCODING);
     let cl = content_length(h).map_err(|()| BadResponse::ConflictingLength)?;
     if te && cl.is_some() {
         return Err(BadResponse::AmbiguousLength);

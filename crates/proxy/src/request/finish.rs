@@ -4,13 +4,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use http::header;
 use http::StatusCode;
 use stackd_common::config::proxy::AccessLog;
 use tokio::time::Instant;
 
 use crate::codec::request::Parts;
-use crate::codec::Lookup;
+use crate::codec::{names, Lookup, Name};
 use crate::observe::access::{emit, LogLine, Outcome};
 use crate::observe::stats::UpstreamStats;
 use crate::snapshot::Snapshot;
@@ -53,8 +52,8 @@ pub(crate) fn log_line(snap: &Snapshot, parts: &Parts, client: IpAddr) -> Option
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            referer: first(parts, &header::REFERER),
-            user_agent: first(parts, &header::USER_AGENT),
+            referer: first(parts, &names::REFERER),
+            user_agent: first(parts, &names::USER_AGENT),
             upstream: None,
             upstream_time: None,
         })
@@ -62,7 +61,7 @@ pub(crate) fn log_line(snap: &Snapshot, parts: &Parts, client: IpAddr) -> Option
 }
 
 /// The first `name` field, for the log.
-fn first(parts: &Parts, name: &http::HeaderName) -> Option<http::HeaderValue> {
+fn first(parts: &Parts, name: &Name) -> Option<http::HeaderValue> {
     let v = parts.fields.values(name).next()?;
     http::HeaderValue::from_bytes(v).ok()
 }

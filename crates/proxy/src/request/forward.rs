@@ -26,7 +26,7 @@ use super::{Answer, Client, Outcome};
 use crate::body::{self, download, send_piece, write_upstream};
 use crate::codec::framing::{chunk_head, ChunkHead, Decoder, Framing, LAST_CHUNK};
 use crate::codec::response::ResponseHead;
-use crate::codec::{BadResponse, Fields, Lookup};
+use crate::codec::{names, BadResponse, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::snapshot::{Limits, Snapshot};
 use crate::upstream::balance::PickKey;
@@ -372,7 +372,7 @@ fn answer<'r>(
         .flatten()
         .flatten();
     let location = fields
-        .values(&http::header::LOCATION)
+        .values(&names::LOCATION)
         .next()
         .and_then(|l| rewrite::relocate(l, server.authority(), req.scheme, req.host.to_str().ok()));
     let (length, body) = match framing {

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, StatusCode, Version};
 
 use super::rewrite::{self, Forwarding, Peer};
@@ -14,7 +14,7 @@ use crate::codec::fields::{tag, text};
 use crate::codec::framing::Framing;
 use crate::codec::request::Parts;
 use crate::codec::write::{self, BodyHeader, ConnectionHeader};
-use crate::codec::{host, Fields, Lookup};
+use crate::codec::{host, names, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::route::RouteRt;
 use crate::snapshot::Snapshot;
@@ -156,7 +156,7 @@ fn authority(parts: &Parts) -> Result<Option<HeaderValue>, ProxyError> {
             .map(Some)
             .map_err(|_| bad("invalid :authority"));
     }
-    let mut hosts = parts.fields.values(&header::HOST);
+    let mut hosts = parts.fields.values(&names::HOST);
     match (hosts.next(), hosts.next()) {
         (None, _) if parts.version >= Version::HTTP_2 => Err(bad("missing :authority")),
         (None, _) => Ok(None),
@@ -176,7 +176,7 @@ fn authority(parts: &Parts) -> Result<Option<HeaderValue>, ProxyError> {
 
 fn sticky_node(fields: &Fields, cookie: &str) -> Option<Box<str>> {
     fields
-        .values(&header::COOKIE)
+        .values(&names::COOKIE)
         .filter_map(text)
         .find_map(|c| sticky::node_in_cookie(c, cookie).map(Into::into))
 }

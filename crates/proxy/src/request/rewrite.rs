@@ -15,11 +15,11 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use ipnet::IpNet;
 
-use crate::codec::fields::{self, tag, text, Field};
-use crate::codec::{tokens, Fields, Lookup};
+use crate::codec::fields::{tag, text, Field};
+use crate::codec::{names, tokens, Fields, Lookup, Name};
 
 /// RFC 9110 §7.6.1 and §11.7.4: fields that describe one connection (or
 /// authenticate to this proxy) and are never forwarded, plus
@@ -37,10 +37,6 @@ pub(crate) const HOP_BY_HOP_TAGS: u32 = {
         | bit(TRANSFER_ENCODING)
         | bit(UPGRADE)
 };
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// What the proxy knows about the client connection.
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +89,10 @@ pub(crate) fn client_ip(headers: &impl Lookup, peer: &Peer<'_>) -> IpAddr {
         return canonical(peer.ip);
     }
     let mut last = canonical(peer.ip);
-    let values: Vec<&str> = headers.values(&X_FORWARDED_FOR).filter_map(text).collect();
+    let values: Vec<&str> = headers
+        .values(&names::X_FORWARDED_FOR)
+        .filter_map(text)
+        .collect();
     for entry in values.iter().rev().flat_map(|v| v.rsplit(',')) {
         let Ok(ip) = entry.trim().parse::<IpAddr>() else {
             return last;
@@ -108,14 +107,14 @@ pub(crate) fn client_ip(headers: &impl Lookup, peer: &Peer<'_>) -> IpAddr {
 
 /// Whether the request asks for a WebSocket upgrade (RFC 6455 §4.1, RFC 9110 §7.8).
 pub(crate) fn is_upgrade(headers: &impl Lookup) -> bool {
-    tokens(headers, &header::UPGRADE).any(|t| t.eq_ignore_ascii_case(b"websocket"))
-        && tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+    tokens(headers, &names::UPGRADE).any(|t| t.eq_ignore_ascii_case(b"websocket"))
+        && tokens(headers, &names::CONNECTION).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// The fields a head's `Connection` names (RFC 9110 §7.6.1), beyond the
 /// fixed hop-by-hop set and `close`: those stop at this hop too.
 pub(crate) fn connection_named(headers: &impl Lookup) -> Vec<&[u8]> {
-    tokens(headers, &header::CONNECTION)
+    tokens(headers, &names::CONNECTION)
         .filter(|t| {
             !t.eq_ignore_ascii_case(b"close") && tag::bit(tag::of(t)) & HOP_BY_HOP_TAGS == 0
         })
@@ -159,10 +158,15 @@ impl<'a> Forwarding<'a> {
         let named = connection_named(fields);
         // A trusted peer's fields pass, and its chains are appended to,
         // unless its Connection names them: those stop at this hop.
-        let kept = |n: &HeaderName| trusted && !named.iter().any(|t| fields::is(t, n));
-        let passes = |n: &HeaderName| kept(n) && fields.contains(n);
-        let chain = |n: &HeaderName| kept(n).then(|| joined(fields, n)).flatten();
-        let x_forwarded_for = match chain(&X_FORWARDED_FOR) {
+        let kept = |n: &Name| {
+            trusted
+                && !named
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(n.text().as_bytes()))
+        };
+        let passes = |n: &Name| kept(n) && fields.contains(n);
+        let chain = |n: &Name| kept(n).then(|| joined(fields, n)).flatten();
+        let x_forwarded_for = match chain(&names::X_FORWARDED_FOR) {
             Some(c) => Cow::Owned(append(c, peer.text.as_bytes())),
             None => Cow::Borrowed(peer.text.as_bytes()),
         };
@@ -172,7 +176,7 @@ impl<'a> Forwarding<'a> {
             Cow::Owned(client.to_string().into_bytes())
         };
         let node = node(peer, host);
-        let forwarded = match chain(&header::FORWARDED) {
+        let forwarded = match chain(&names::FORWARDED) {
             Some(c) => append(c, &node),
             None => node,
         };
@@ -191,8 +195,8 @@ impl<'a> Forwarding<'a> {
                 | tag::bit(tag::X_REAL_IP)
                 | tag::bit(tag::X_FORWARDED_FOR)
                 | tag::bit(tag::FORWARDED),
-            x_forwarded_proto: (!passes(&X_FORWARDED_PROTO)).then(|| peer.scheme()),
-            x_forwarded_host: !passes(&X_FORWARDED_HOST),
+            x_forwarded_proto: (!passes(&names::X_FORWARDED_PROTO)).then(|| peer.scheme()),
+            x_forwarded_host: !passes(&names::X_FORWARDED_HOST),
             named,
             x_forwarded_for,
             x_real_ip,
@@ -233,9 +237,9 @@ impl<'a> Forwarding<'a> {
         if !self.trusted && starts_with_ignore_case(f.name, b"x-forwarded-") {
             return false;
         }
-        let set_here = |n: &HeaderName| fields::is(f.name, n);
-        if (self.x_forwarded_proto.is_some() && set_here(&X_FORWARDED_PROTO))
-            || (self.x_forwarded_host && set_here(&X_FORWARDED_HOST))
+        let set_here = |n: &Name| f.name.eq_ignore_ascii_case(n.text().as_bytes());
+        if (self.x_forwarded_proto.is_some() && set_here(&names::X_FORWARDED_PROTO))
+            || (self.x_forwarded_host && set_here(&names::X_FORWARDED_HOST))
         {
             return false;
         }
@@ -281,7 +285,7 @@ fn append(mut chain: Vec<u8>, next: &[u8]) -> Vec<u8> {
 
 /// Every value of `name` that is text, trimmed, joined by ", " as one
 /// list (RFC 9110 §5.3); `None` if there is none.
-fn joined(headers: &impl Lookup, name: &HeaderName) -> Option<Vec<u8>> {
+fn joined(headers: &impl Lookup, name: &Name) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let values = headers.values(name).filter_map(text).map(str::trim);
     for v in values.filter(|v| !v.is_empty()) {

@@ -199,9 +199,16 @@ impl Name {
         }
     }
 
-    /// The name, lower case.
+    /// The name, lower case (the proxy itself compares with [`Name::is`]).
+    #[cfg(test)]
     pub(crate) fn text(self) -> &'static str {
         self.text
+    }
+
+    /// Whether a name as sent is this one (names are case-insensitive,
+    /// RFC 9110 §5.1).
+    pub(crate) fn is(self, sent: &[u8]) -> bool {
+        sent.eq_ignore_ascii_case(self.text.as_bytes())
     }
 }
 
@@ -412,10 +419,7 @@ impl Lookup for Fields {
         slots
             .iter()
             .filter(move |s| match t {
-                tag::OTHER => s
-                    .name
-                    .bytes(&self.head)
-                    .eq_ignore_ascii_case(name.text.as_bytes()),
+                tag::OTHER => name.is(s.name.bytes(&self.head)),
                 t => s.tag == t,
             })
             .map(|s| s.value.bytes(&self.head))

@@ -158,12 +158,7 @@ impl<'a> Forwarding<'a> {
         let named = connection_named(fields);
         // A trusted peer's fields pass, and its chains are appended to,
         // unless its Connection names them: those stop at this hop.
-        let kept = |n: &Name| {
-            trusted
-                && !named
-                    .iter()
-                    .any(|t| t.eq_ignore_ascii_case(n.text().as_bytes()))
-        };
+        let kept = |n: &Name| trusted && !named.iter().any(|t| n.is(t));
         let passes = |n: &Name| kept(n) && fields.contains(n);
         let chain = |n: &Name| kept(n).then(|| joined(fields, n)).flatten();
         let x_forwarded_for = match chain(&names::X_FORWARDED_FOR) {
@@ -237,7 +232,7 @@ impl<'a> Forwarding<'a> {
         if !self.trusted && starts_with_ignore_case(f.name, b"x-forwarded-") {
             return false;
         }
-        let set_here = |n: &Name| f.name.eq_ignore_ascii_case(n.text().as_bytes());
+        let set_here = |n: &Name| n.is(f.name);
         if (self.x_forwarded_proto.is_some() && set_here(&names::X_FORWARDED_PROTO))
             || (self.x_forwarded_host && set_here(&names::X_FORWARDED_HOST))
         {

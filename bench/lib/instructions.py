@@ -25,6 +25,14 @@ which halved the misses in some runs). Use builds made with `--cfg stackd_no_par
 (bench/instructions.sh does that for `--cache`): under valgrind each of
 a thousand connections sends about one request a second and would
 otherwise park between them.
+
+`--locked` also counts the locked instructions (atomic read-modify-writes:
+`lock`-prefixed, and `xchg` with memory) executed per request, with the
+functions they were inlined into. Callgrind counts each as one
+instruction, but on this machine one costs about 8 ns where a plain add
+costs under 1 (a measured loop), and on a line that misses the L2 it
+also waits for the miss where a plain access would overlap it: the
+count is what instructions per request do not show.
 """
 import argparse
 import collections
@@ -63,6 +71,7 @@ def measure(binary, label, wd, bports, args):
         cmd, count = [binary, "proxy", "--config", conf], served
     out = os.path.join(wd, f"cg.{label}")
     cache = ["--cache-sim=yes", "--LL=2097152,16,64"] if args.cache else []
+    cache += ["--dump-instr=yes"] if args.locked else []
     p = pb.Proc(label, ["valgrind", "--tool=callgrind", "--fair-sched=yes", *cache, f"--callgrind-out-file={out}.%p",
                         *cmd], wd, dict(os.environ, RUST_LOG="warn"))
     warm = 6 if args.conns > 100 else 3
@@ -97,7 +106,68 @@ def measure(binary, label, wd, bports, args):
             funcs[name] += int(m.group(1).replace(",", ""))
     n = max(requests, 1)
     misses = (counts.get("DLmr", 0) + counts.get("DLmw", 0)) / n if args.cache else None
-    return counts["Ir"] / n, misses, int(requests), funcs
+    locked = locked_per_request(dump, n) if args.locked else None
+    return counts["Ir"] / n, misses, int(requests), funcs, locked
+
+
+LOCKED = re.compile(r"lock |xchg\s.*\(")
+
+
+def locked_instructions(obj):
+    """Addresses of `obj`'s locked instructions (objdump's disassembly)."""
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj], capture_output=True, text=True).stdout
+    found = set()
+    for line in dis.splitlines():
+        m = re.match(r"\s*([0-9a-f]+):\s+(.*)$", line)
+        if m and LOCKED.match(m.group(2)):
+            found.add(int(m.group(1), 16))
+    return found
+
+
+def locked_per_request(dump, n):
+    """(total, {function: count}) of locked instructions per request, from a
+    callgrind dump made with `--dump-instr=yes`: each cost line's address
+    (absolute, or relative to the last) is looked up in its object's
+    disassembly. A call's cost line carries the callee's inclusive cost, so
+    only its address counts."""
+    names, executed = {}, collections.Counter()
+    obj = fn = None
+    addr, call, npos = 0, False, 1
+    for line in open(dump):
+        if line.startswith("positions:"):
+            npos = len(line.split()) - 1
+            continue
+        m = re.match(r"(c?)(ob|fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+        if m:
+            kind, key, ident, name = m.groups()
+            if name:
+                names[(key, ident)] = name
+            if not kind:
+                obj, fn = (names[(key, ident)], fn) if key == "ob" else (obj, names[(key, ident)])
+            continue
+        if line.startswith("calls="):
+            call = True
+            continue
+        if not line[:1] or line[0] not in "+-*0123456789":
+            continue
+        parts = line.split()
+        pos = parts[0]
+        if pos.startswith(("+", "-")):
+            addr += int(pos, 0) if pos[0] == "+" else -int(pos[1:], 0)
+        elif pos != "*":
+            addr = int(pos, 0)
+        if call:
+            call = False
+        elif len(parts) > npos:
+            executed[(obj, fn, addr)] += int(parts[npos])  # Ir: the first event
+    total, by_fn, tables = 0, collections.Counter(), {}
+    for (o, f, a), c in executed.items():
+        if o not in tables:
+            tables[o] = locked_instructions(o) if o and o.startswith("/") else set()
+        if a in tables[o]:
+            total += c
+            by_fn[f"{os.path.basename(o)}: {f}"] += c
+    return total / n, {f: c / n for f, c in by_fn.items()}
 
 
 def main():
@@ -109,8 +179,9 @@ def main():
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--top", type=int, default=0)
     ap.add_argument("--cache", action="store_true", help="also L2 (2 MiB) misses per request")
+    ap.add_argument("--locked", action="store_true", help="also locked (atomic) instructions per request")
     args = ap.parse_args()
-    for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "wrk", "nginx"):
+    for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "wrk", "nginx", "objdump"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing (apt-get install valgrind nginx-light wrk)")
     builds = [b.split("=", 1) if "=" in b else (os.path.basename(b), b) for b in args.binaries]
@@ -119,21 +190,25 @@ def main():
     backend, bports = pb.start_backends(wd)
     results = collections.defaultdict(list)
     missed = collections.defaultdict(list)
+    locks = collections.defaultdict(list)
     last = {}
     try:
         for _ in range(args.rounds):
             for label, path in builds:
-                per, miss, n, funcs = measure(path, label, wd, bports, args)
+                per, miss, n, funcs, locked = measure(path, label, wd, bports, args)
                 results[label].append(per)
                 missed[label].append(miss)
-                last[label] = (n, funcs)
+                locks[label].append(locked)
+                last[label] = (n, funcs, locked)
                 also = f", {miss:,.1f} L2 misses" if args.cache else ""
+                also += f", {locked[0]:,.1f} locked" if args.locked else ""
                 print(f"{label}: {per:,.0f} instructions{also} per request ({n} requests)", file=sys.stderr)
     finally:
         backend.stop()
     cols = " L2 misses per request | vs first |" if args.cache else ""
+    cols += " locked instructions per request |" if args.locked else ""
     print(f"\n| build | user-space instructions per request (median of {args.rounds}) | vs first |{cols}")
-    print("|---|---|---|" + ("---|---|" if args.cache else ""))
+    print("|---|---|---|" + ("---|---|" if args.cache else "") + ("---|" if args.locked else ""))
     base = base_miss = None
     for label, _ in builds:
         v = pb.med(results[label])
@@ -143,9 +218,16 @@ def main():
             m = pb.med(missed[label])
             base_miss = base_miss or m
             row += f" {m:,.1f} | {m / base_miss:.3f}x |"
+        if args.locked:
+            row += f" {pb.med([t for t, _ in locks[label]]):,.1f} |"
         print(row)
+    for label, _ in builds if args.locked else []:
+        print(f"\n{label}: locked instructions per request, by function (last round; 0.5 or more)")
+        for name, c in sorted(last[label][2][1].items(), key=lambda kv: -kv[1]):
+            if c >= 0.5:
+                print(f"{c:6.2f}  {name[:140]}")
     for label, _ in builds if args.top else []:
-        n, funcs = last[label]
+        n, funcs, _ = last[label]
         print(f"\n{label}: top {args.top} functions, instructions per request (self)")
         for name, c in funcs.most_common(args.top):
             print(f"{c / n:8.0f}  {name[:140]}")

@@ -4,45 +4,88 @@
 //! timer in the wheel under the driver's lock when the wait pends, and
 //! takes the lock again to remove it when the wait ends: about 3 % of the
 //! proxy's CPU samples at two such waits per request (the client's next
-//! head, the upstream's answer), 1.6 % with kept timers. A kept timer is
-//! made once per connection and moved to each wait's deadline instead.
-//! Moving a filed timer later is one compare-and-swap; tokio re-files it
-//! lazily, when its earlier instant comes (nginx's timers are lazy the same
-//! way). Moving it earlier files it again, so each kind of wait whose
-//! deadlines only grow (now plus a fixed timeout) keeps a timer of its own.
+//! head, the upstream's answer). A kept timer is made once per connection
+//! and serves each of its waits instead.
+//!
+//! It is filed lazily, as nginx's timers are. A wait whose deadline is no
+//! earlier than the instant the timer is filed for leaves it alone: when
+//! the filed instant comes, it wakes the task, and the wait files it again
+//! for its own deadline. Moving a tokio timer and polling it again cost
+//! about six atomic read-modify-writes a wait (the move, the waker's
+//! registration, a waker cloned and dropped), 12 of the 71 a proxied
+//! request executed (`bench/instructions.sh --locked`); each costs several
+//! times a plain instruction, more when a thousand connections have pushed
+//! the timer's entry out of the cache.
+//! Lazily, a request moves nothing: the timer fires once per timeout
+//! period of a busy connection. Moving it earlier files it again, so each
+//! kind of wait whose deadlines only grow (now plus a fixed timeout)
+//! keeps a timer of its own.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 
 use tokio::time::{Instant, Sleep};
 
-/// A timer to keep: made now, filed only when first moved to a deadline.
-pub(crate) fn kept() -> Sleep {
-    tokio::time::sleep_until(crate::clock::now())
+pin_project_lite::pin_project! {
+    /// A connection's timer: tokio's, and the waker it was last polled with.
+    #[derive(Debug)]
+    pub(crate) struct Kept {
+        #[pin]
+        sleep: Sleep,
+        waker: Option<Waker>,
+    }
+}
+
+/// A timer to keep: filed only when a wait first needs it.
+pub(crate) fn kept() -> Kept {
+    Kept {
+        sleep: tokio::time::sleep_until(crate::clock::now()),
+        waker: None,
+    }
+}
+
+// === impl Kept ===
+
+impl Kept {
+    /// Ready once `at` has passed; until then, sure to wake the task by
+    /// `at`, or sooner (then the next poll files it for `at`).
+    fn poll_until(self: Pin<&mut Self>, at: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let filed = this.sleep.deadline();
+        let fired = this.sleep.is_elapsed();
+        let ours = this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if fired && filed >= at {
+            return Poll::Ready(());
+        }
+        if !fired && filed <= at && ours {
+            // Filed no later than `at`, and it wakes this task.
+            return Poll::Pending;
+        }
+        if filed != at || fired || this.waker.is_none() {
+            this.sleep.as_mut().reset(at);
+        }
+        if !ours {
+            *this.waker = Some(cx.waker().clone());
+        }
+        this.sleep.poll(cx)
+    }
 }
 
 /// `f`, unless `at` comes first (`None`), on the kept `timer`. The timer
-/// is moved only once `f` has pended (most reads of a busy proxy are
+/// is looked at only once `f` has pended (most reads of a busy proxy are
 /// ready at once).
 pub(crate) async fn until<F: Future>(
-    mut timer: Pin<&mut Sleep>,
+    mut timer: Pin<&mut Kept>,
     at: Instant,
     f: F,
 ) -> Option<F::Output> {
     let mut f = pin!(f);
-    let mut armed = false;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(v) = f.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
         }
-        if !armed {
-            armed = true;
-            if timer.deadline() != at || timer.is_elapsed() {
-                timer.as_mut().reset(at);
-            }
-        }
-        timer.as_mut().poll(cx).map(|()| None)
+        timer.as_mut().poll_until(at, cx).map(|()| None)
     })
     .await
 }
@@ -78,6 +121,49 @@ mod tests {
             let never = until(timer.as_mut(), start + d, std::future::pending::<()>()).await;
             assert_eq!((never, Instant::now()), (None, start + d));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_deadline_is_kept_at_its_own_instant() {
+        let mut timer = pin!(kept());
+        let step = Duration::from_secs(1);
+        let first = Instant::now() + step;
+        let quick = until(timer.as_mut(), first, tokio::time::sleep(step / 2)).await;
+        assert_eq!(quick, Some(()));
+        // Still filed for `first`: the next wait, later, leaves it there.
+        let at = Instant::now() + step * 3;
+        let never = until(timer.as_mut(), at, std::future::pending::<()>()).await;
+        assert_eq!(
+            (never, Instant::now()),
+            (None, at),
+            "woken at `first`, filed again, fired at its own deadline"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_last_polled_by_another_waker_is_registered_again() {
+        let mut timer = pin!(kept());
+        let step = Duration::from_secs(1);
+        {
+            let other = pin!(until(
+                timer.as_mut(),
+                Instant::now() + step,
+                std::future::pending::<()>()
+            ));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(
+                other.poll(&mut cx).is_pending(),
+                "filed, with a waker that is not this task's"
+            );
+        }
+        let at = Instant::now() + step * 2;
+        let never = until(timer.as_mut(), at, std::future::pending::<()>());
+        let woken = tokio::time::timeout(step * 10, never).await;
+        assert_eq!(
+            (woken, Instant::now()),
+            (Ok(None), at),
+            "this task was woken"
+        );
     }
 
     #[tokio::test(start_paused = true)]

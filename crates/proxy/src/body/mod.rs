@@ -22,13 +22,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::error::Elapsed;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 pub(crate) use pace::{BodyLimits, BodyTimer, Pace};
 
 use crate::codec::framing::{chunk_head, Decoded, Decoder, Framing};
 use crate::codec::BadResponse;
 use crate::error::{ErrorKind, ProxyError};
+use crate::timer::Kept;
 
 /// Where a request body comes from (the client side of an exchange).
 pub(crate) trait Source {
@@ -128,7 +129,7 @@ pub(crate) async fn download<R: AsyncRead + Unpin, K: Sink>(
     decoder: &mut Decoder,
     client: &mut K,
     read_timeout: Duration,
-    mut timer: Pin<&mut Sleep>,
+    mut timer: Pin<&mut Kept>,
 ) -> Result<(), ProxyError> {
     loop {
         match decoder.decode(buf) {

@@ -17,7 +17,6 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use http::StatusCode;
-use tokio::time::Sleep;
 
 use super::finish::Trace;
 use super::prepare::Prepared;
@@ -29,6 +28,7 @@ use crate::codec::response::ResponseHead;
 use crate::codec::{names, BadResponse, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError, Side};
 use crate::snapshot::{Limits, Snapshot};
+use crate::timer::Kept;
 use crate::upstream::balance::PickKey;
 use crate::upstream::conn::{read_head, End, Lease, UpstreamConn};
 use crate::upstream::health::Transition;
@@ -61,7 +61,7 @@ pub(crate) async fn forward<C: Client>(
     req: &Prepared<'_>,
     client: &mut C,
     trace: &mut Trace,
-    mut timer: Pin<&mut Sleep>,
+    mut timer: Pin<&mut Kept>,
 ) -> Result<Outcome, ProxyError> {
     let up = req.upstream;
     let deadline = (!up.next_upstream_timeout.is_zero())
@@ -144,7 +144,7 @@ async fn attempt<'s, C: Client>(
     state: &'s ServerState,
     prefix: Option<&Bytes>,
     client: &mut C,
-    mut timer: Pin<&mut Sleep>,
+    mut timer: Pin<&mut Kept>,
 ) -> Result<Headed<'s>, Miss> {
     let limits = &snap.limits;
     for round in 0..=POOLED_ATTEMPTS {
@@ -200,7 +200,7 @@ async fn exchange<C: Client>(
     client: &mut C,
     limits: &Limits,
     pulled: &mut bool,
-    timer: Pin<&mut Sleep>,
+    timer: Pin<&mut Kept>,
 ) -> Result<(ResponseHead, bool), ProxyError> {
     let conn = &mut lease.conn;
     let done_with_prefix = client.body_done();
@@ -298,7 +298,7 @@ async fn respond<C: Client>(
     client: &mut C,
     headed: Headed<'_>,
     trace: &mut Trace,
-    timer: Pin<&mut Sleep>,
+    timer: Pin<&mut Kept>,
 ) -> Result<Outcome, ProxyError> {
     let Headed {
         mut lease,

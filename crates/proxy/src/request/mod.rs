@@ -26,13 +26,14 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::body::{Sink, Source};
 use crate::codec::framing::Framing;
 use crate::codec::request::Parts;
 use crate::error::ProxyError;
 use crate::snapshot::Snapshot;
+use crate::timer::Kept;
 use crate::upstream::conn::UpstreamConn;
 pub(crate) use answer::Answer;
 use finish::{Finish, Trace};
@@ -84,7 +85,7 @@ pub(crate) fn serve<'a, C: Client + 'a>(
     peer: Peer<'a>,
     start: Instant,
     mut client: C,
-    upstream_timer: Pin<&'a mut Sleep>,
+    upstream_timer: Pin<&'a mut Kept>,
 ) -> impl Future<Output = Outcome> + Send + 'a {
     async move {
         let client = &mut client;

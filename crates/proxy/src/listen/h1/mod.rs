@@ -24,7 +24,7 @@ use std::time::Duration;
 use arc_swap::Guard;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::io::ClientIo;
 use super::lifecycle::{Action, Event, Lifecycle, State, Timer};
@@ -37,6 +37,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::request::rewrite::Peer;
 use crate::request::Outcome;
 use crate::snapshot::Snapshot;
+use crate::timer::Kept;
 pub(crate) use client::H1Client;
 
 /// How long an idle connection keeps its buffers before it parks. Under
@@ -204,7 +205,7 @@ async fn read_head(
     ctx: &Ctx,
     max: usize,
     park: bool,
-    mut timer: Pin<&mut Sleep>,
+    mut timer: Pin<&mut Kept>,
 ) -> HeadRead {
     loop {
         if !buf.is_empty() {
@@ -236,7 +237,7 @@ async fn read_more(
     life: &mut Lifecycle,
     ctx: &Ctx,
     park: bool,
-    timer: Pin<&mut Sleep>,
+    timer: Pin<&mut Kept>,
 ) -> Option<HeadRead> {
     let Some((deadline, which)) = life.deadline() else {
         return Some(HeadRead::Close);

@@ -18,10 +18,9 @@ mod tunnel;
 
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::Guard;
+use arc_swap::cache::Cache;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -73,24 +72,18 @@ pub(crate) async fn serve(
     tls: bool,
     ctx: &Ctx,
 ) -> Exit {
-    let mut snap = ctx.shared.load_full();
+    let mut running = Cache::new(&*ctx.shared);
     let text = crate::request::rewrite::ip_text(peer.ip());
     // Kept for every request of this connection (see `crate::timer`): the
     // wait for a head and the wait for the upstream's answer.
     let mut head_timer = pin!(crate::timer::kept());
     let mut upstream_timer = pin!(crate::timer::kept());
     loop {
-        // The running config for this request: a pointer comparison, and
-        // a reference count touched only when a reload replaced it. The
-        // guard goes before the request does: held across its awaits, a
-        // connection would keep one of arc-swap's few per-thread slots and
-        // send every other load down the slow path.
-        let now = ctx.shared.load();
-        if !Arc::ptr_eq(&now, &snap) {
-            snap = Guard::into_inner(now);
-        } else {
-            drop(now);
-        }
+        // The running config for this request: a plain load of the
+        // pointer, and a reference count touched only when a reload
+        // replaced it (arc-swap's `load` takes and returns one of its
+        // per-thread slots, two atomic read-modify-writes a request).
+        let snap = running.load();
         let max = snap.limits.max_header;
         let read = read_head(
             &mut io,
@@ -126,9 +119,9 @@ pub(crate) async fn serve(
         // future, not inside a wrapper's: a future is copied whole where it
         // is made, and this one is made for every request.
         let start = crate::clock::now();
-        let c = client(&mut io, &mut buf, &mut life, ctx, &snap, &head, start);
+        let c = client(&mut io, &mut buf, &mut life, ctx, snap, &head, start);
         let (parts, framing, timer) = (head.parts, head.framing, upstream_timer.as_mut());
-        let outcome = crate::request::serve(&snap, parts, framing, peer, start, c, timer).await;
+        let outcome = crate::request::serve(snap, parts, framing, peer, start, c, timer).await;
         let expired = match after(outcome, &mut life) {
             Then::Next => continue,
             Then::Close => None,

@@ -7,19 +7,25 @@
 //! head, the upstream's answer). A kept timer is made once per connection
 //! and serves each of its waits instead.
 //!
-//! It is filed lazily, as nginx's timers are. A wait whose deadline is no
-//! earlier than the instant the timer is filed for leaves it alone: when
-//! the filed instant comes, it wakes the task, and the wait files it again
-//! for its own deadline. Moving a tokio timer and polling it again cost
-//! about six atomic read-modify-writes a wait (the move, the waker's
-//! registration, a waker cloned and dropped), 12 of the 71 a proxied
-//! request executed (`bench/instructions.sh --locked`); each costs several
-//! times a plain instruction, more when a thousand connections have pushed
-//! the timer's entry out of the cache.
-//! Lazily, a request moves nothing: the timer fires once per timeout
-//! period of a busy connection. Moving it earlier files it again, so each
-//! kind of wait whose deadlines only grow (now plus a fixed timeout)
-//! keeps a timer of its own.
+//! It is filed lazily, as nginx's timers are. A wait leaves the timer
+//! where it is while it is filed no later than the wait's deadline and at
+//! least halfway there; when the filed instant comes, it wakes the task,
+//! and the wait files it for its own deadline. Moving a tokio timer and
+//! polling it again cost about six atomic read-modify-writes a wait (the
+//! move, the waker's registration, a waker cloned and dropped), 12 of the
+//! 71 a proxied request executed (`bench/instructions.sh --locked`); each
+//! costs several times a plain instruction, more when a thousand
+//! connections have pushed the timer's entry out of the cache.
+//!
+//! Halfway, not any earlier instant: an idle connection's first wait is
+//! 25 ms long (`PARK_AFTER`), and a timer
+//! kept from the last request's wait, which comes due during this request,
+//! would wake the task for nothing once a request. Filed again when
+//! it is less than halfway, the timer comes due during a wait only if that
+//! wait lasts more than half its length; a connection serving requests
+//! faster than that files its timer every few requests, not every one.
+//! Moving it earlier files it again, so each kind of wait whose deadlines
+//! only grow (now plus a fixed timeout) keeps a timer of its own.
 
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -58,8 +64,10 @@ impl Kept {
         if fired && filed >= at {
             return Poll::Ready(());
         }
-        if !fired && filed <= at && ours {
-            // Filed no later than `at`, and it wakes this task.
+        let now = crate::clock::now();
+        let halfway = now + at.saturating_duration_since(now) / 2;
+        if !fired && ours && (halfway..=at).contains(&filed) {
+            // It wakes this task by `at`, and not long before.
             return Poll::Pending;
         }
         if filed != at || fired || this.waker.is_none() {
@@ -130,14 +138,39 @@ mod tests {
         let first = Instant::now() + step;
         let quick = until(timer.as_mut(), first, tokio::time::sleep(step / 2)).await;
         assert_eq!(quick, Some(()));
-        // Still filed for `first`: the next wait, later, leaves it there.
-        let at = Instant::now() + step * 3;
+        // Still filed for `first`, halfway to the next wait's deadline: left there.
+        let at = Instant::now() + step;
         let never = until(timer.as_mut(), at, std::future::pending::<()>()).await;
         assert_eq!(
             (never, Instant::now()),
             (None, at),
             "woken at `first`, filed again, fired at its own deadline"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_filed_less_than_halfway_is_filed_again_and_wakes_no_one() {
+        let mut timer = pin!(kept());
+        let step = Duration::from_secs(1);
+        let quick = until(
+            timer.as_mut(),
+            Instant::now() + step,
+            tokio::time::sleep(step / 10),
+        )
+        .await;
+        assert_eq!(quick, Some(()), "filed for 1 s from now");
+        // The next wait is 10 s long: 0.9 s away is not halfway, so the
+        // timer is filed for 10 s, and the task is polled only when the
+        // 5 s sleep ends.
+        let mut polls = 0;
+        let at = Instant::now() + step * 10;
+        let mut wait = pin!(until(timer.as_mut(), at, tokio::time::sleep(step * 5)));
+        let done = std::future::poll_fn(|cx| {
+            polls += 1;
+            wait.as_mut().poll(cx)
+        })
+        .await;
+        assert_eq!((done, polls), (Some(()), 2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -26,6 +26,7 @@ pub mod logfile;
 pub mod metrics;
 pub mod shutdown;
 pub mod systemd;
+pub mod tcp;
 pub mod telemetry;
 pub mod tls_stream;
 pub mod upgrade;

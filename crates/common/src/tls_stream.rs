@@ -3,7 +3,8 @@
 //! The proxy's client side (rustls server sessions) and the shared
 //! outbound HTTP client (rustls client sessions) both carry plain and TLS
 //! connections through code written once; the session type is the only
-//! difference, so it is the parameter.
+//! difference, so it is the parameter. Plain streams are read and written
+//! with [`crate::tcp`]'s direct system calls.
 
 use std::io;
 use std::pin::Pin;
@@ -27,7 +28,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Plain(s) => crate::tcp::poll_read(s, cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -40,7 +41,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Plain(s) => crate::tcp::poll_write(s, cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -51,14 +52,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Plain(s) => crate::tcp::poll_write_vectored(s, cx, bufs),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Plain(_) => true,
             MaybeTls::Tls(s) => s.is_write_vectored(),
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::Method;
+use stackd_common::tcp::Tcp;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
@@ -26,7 +27,8 @@ const MAX_INTERIM: usize = 8;
 /// A connection to an upstream server.
 #[derive(Debug)]
 pub(crate) struct UpstreamConn {
-    pub(crate) stream: TcpStream,
+    /// Read and written with direct system calls ([`stackd_common::tcp`]).
+    pub(crate) stream: Tcp,
     /// Bytes read but not yet consumed.
     pub(crate) buf: BytesMut,
     /// Taken from the pool (it may have been closed by the server meanwhile).
@@ -48,7 +50,7 @@ impl UpstreamConn {
         };
         let _ = stream.set_nodelay(true);
         Ok(UpstreamConn {
-            stream,
+            stream: Tcp::new(stream),
             buf: BytesMut::new(),
             reused: false,
         })
@@ -62,7 +64,7 @@ impl UpstreamConn {
             return false;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        matches!(self.stream.get_ref().try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 

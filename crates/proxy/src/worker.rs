@@ -11,14 +11,23 @@
 //! A request then writes only memory its own core owns; readers (the
 //! admin pages, `least_conn`) sum over the workers. A counter shared by
 //! all workers would bounce its cache line between cores on every request.
+//! Threads that are not workers (all of them without workers) share one
+//! more copy.
+//!
+//! A worker is the only writer of its copy, so it adds to a counter there
+//! with a plain load and store ([`PerWorker::add`]): an atomic add is a
+//! read-modify-write, several times the cost of a plain one here
+//! (`bench/atomic-cost.sh`), and a request made seven of them on its
+//! counters. Threads sharing the extra copy add atomically.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 static COUNT: AtomicUsize = AtomicUsize::new(1);
 
 thread_local! {
-    static ID: Cell<usize> = const { Cell::new(0) };
+    /// This thread's worker index; `None` on threads that are not workers.
+    static ID: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 /// Number of per-worker shards to allocate (at least 1). Set once before the
@@ -31,13 +40,10 @@ pub(crate) fn set_count(n: usize) {
     COUNT.store(n.max(1), Ordering::Relaxed);
 }
 
-/// This thread's worker index (0 outside worker threads).
-pub(crate) fn id() -> usize {
-    ID.with(Cell::get)
-}
-
+/// Makes this thread worker `i`, the only writer of its copies. Called
+/// once, by the worker's own thread, with an index no other thread has.
 pub(crate) fn set_id(i: usize) {
-    ID.with(|c| c.set(i));
+    ID.with(|c| c.set(Some(i)));
 }
 
 /// A value on a cache line of its own (128 bytes: two lines, as adjacent-line
@@ -46,27 +52,68 @@ pub(crate) fn set_id(i: usize) {
 #[repr(align(128))]
 struct Padded<T>(T);
 
-/// One `T` per worker, each on its own cache line.
+/// One `T` per worker, and one shared by the threads that are not workers
+/// (the last), each on its own cache line.
 #[derive(Debug)]
 pub(crate) struct PerWorker<T>(Box<[Padded<T>]>);
 
 impl<T: Default> Default for PerWorker<T> {
     fn default() -> PerWorker<T> {
-        PerWorker((0..count()).map(|_| Padded::default()).collect())
+        PerWorker((0..=count()).map(|_| Padded::default()).collect())
     }
 }
+
+/// A counter in a [`PerWorker`] copy.
+pub(crate) trait Counter {
+    type N;
+    /// By the copy's only writer: a plain load and store.
+    fn add_alone(&self, n: Self::N);
+    /// By one of the threads sharing the copy.
+    fn add_shared(&self, n: Self::N);
+}
+
+macro_rules! counter {
+    ($($atomic:ty: $n:ty),*) => {$(
+        impl Counter for $atomic {
+            type N = $n;
+            fn add_alone(&self, n: $n) {
+                self.store(self.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            }
+            fn add_shared(&self, n: $n) {
+                self.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    )*};
+}
+
+counter!(AtomicU64: u64, AtomicI64: i64);
 
 // === impl PerWorker ===
 
 impl<T> PerWorker<T> {
-    /// This worker's copy.
+    /// This thread's copy, and whether this thread is its only writer.
+    fn slot(&self) -> (&T, bool) {
+        // `count()` is set before anything builds a PerWorker, and worker
+        // ids are below it. (A comparison, not a modulo: a division on
+        // every counter a request bumps.)
+        let shared = self.0.len() - 1;
+        match ID.with(Cell::get) {
+            Some(i) if i < shared => (&self.0[i].0, true),
+            _ => (&self.0[shared].0, false),
+        }
+    }
+
+    /// This thread's copy: its worker's, or the one threads that are not
+    /// workers share.
     pub(crate) fn mine(&self) -> &T {
-        // `count()` is set before anything builds a PerWorker, and ids are
-        // below it; a stray thread gets worker 0's copy. (A comparison, not
-        // a modulo: a division on every counter a request bumps.)
-        match self.0.get(id()) {
-            Some(p) => &p.0,
-            None => &self.0[0].0,
+        self.slot().0
+    }
+
+    /// Adds `n` to `counter` of this thread's copy.
+    pub(crate) fn add<C: Counter>(&self, counter: impl FnOnce(&T) -> &C, n: C::N) {
+        match self.slot() {
+            (mine, true) => counter(mine).add_alone(n),
+            (shared, false) => counter(shared).add_shared(n),
         }
     }
 
@@ -88,5 +135,26 @@ mod tests {
         assert!(b - a >= 128);
         p.mine().fetch_add(1, Ordering::Relaxed);
         assert_eq!(p.all().map(|c| c.load(Ordering::Relaxed)).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn workers_add_alone_and_other_threads_share_a_copy() {
+        const N: u64 = 200_000;
+        // Two workers and the shared copy.
+        let p: PerWorker<AtomicU64> = PerWorker((0..3).map(|_| Padded::default()).collect());
+        std::thread::scope(|s| {
+            for w in 0..2 {
+                let p = &p;
+                s.spawn(move || {
+                    set_id(w);
+                    (0..N).for_each(|_| p.add(|c| c, 1));
+                });
+            }
+            for _ in 0..4 {
+                s.spawn(|| (0..N).for_each(|_| p.add(|c| c, 1)));
+            }
+        });
+        let counts: Vec<u64> = p.all().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(counts, vec![N, N, 4 * N], "no add lost");
     }
 }

@@ -56,38 +56,28 @@ fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-/// Adds to a counter on this worker's own cache line (without workers,
-/// the process runtime's threads all count as worker 0: still atomic).
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
-}
-
 // === impl UpstreamStats ===
 
 impl UpstreamStats {
     /// Counts one finished request.
     pub(crate) fn observe(&self, status: u16, elapsed: Duration) {
-        let s = self.shards.mine();
+        // 0..CODES: `by_code` has a counter for every clamped code.
         let i = usize::from(status.clamp(100, 599)) - 100;
-        if let Some(c) = s.by_code.get(i) {
-            bump(c, 1);
-        }
+        self.shards.add(|s| &s.by_code[i], 1);
         let secs = elapsed.as_secs_f64();
         let b = BUCKETS
             .iter()
             .position(|&le| secs <= le)
             .unwrap_or(BUCKETS.len());
-        bump(&s.buckets[b], 1);
-        bump(
-            &s.sum_us,
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        );
-        bump(&s.count, 1);
+        self.shards.add(|s| &s.buckets[b], 1);
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.shards.add(|s| &s.sum_us, us);
+        self.shards.add(|s| &s.count, 1);
     }
 
     /// Counts one broken upstream response.
     pub(crate) fn bad_response(&self, why: BadResponse) {
-        bump(&self.shards.mine().bad[why.index()], 1);
+        self.shards.add(|s| &s.bad[why.index()], 1);
     }
 
     /// `pick`'s counter summed over the workers.

@@ -62,8 +62,7 @@ const UP: u64 = 1 << 32;
 /// One worker's request counters for a server.
 #[derive(Debug, Default)]
 struct Counts {
-    /// Signed: a request may end on another thread than it began (without
-    /// workers, tasks move between the runtime's threads).
+    /// Requests sent and not yet ended (signed: added to by +1 and -1).
     in_flight: AtomicI64,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -180,9 +179,8 @@ impl ServerState {
 
     /// A request is sent to this server: counted, and in flight until the guard drops.
     pub(crate) fn begin(&self) -> InFlight<'_> {
-        let c = self.counts.mine();
-        c.requests.fetch_add(1, Ordering::Relaxed);
-        c.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(|c| &c.requests, 1);
+        self.counts.add(|c| &c.in_flight, 1);
         InFlight(self)
     }
 
@@ -199,7 +197,7 @@ impl ServerState {
                 return None;
             }
         } else {
-            self.counts.mine().failures.fetch_add(1, Ordering::Relaxed);
+            self.counts.add(|c| &c.failures, 1);
         }
         let mut cur = self.passive.load(Ordering::Relaxed);
         loop {
@@ -243,11 +241,7 @@ pub(crate) struct InFlight<'a>(&'a ServerState);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0
-            .counts
-            .mine()
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
+        self.0.counts.add(|c| &c.in_flight, -1);
     }
 }
 

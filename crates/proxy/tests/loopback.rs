@@ -10,6 +10,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use stackd_testkit::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_across_two_backends() {
@@ -256,7 +257,16 @@ upstream = "app"
         .unwrap();
     let (status, body) = send(&c, req).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "a"));
-    let (_, metrics) = get(&c, &format!("http://{}/metrics", p.admin)).await;
+    // The proxy counts a request once it has finished it, which can come
+    // just after the client has read the answer.
+    let url = format!("http://{}/metrics", p.admin);
+    eventually("both requests counted", Duration::from_secs(5), || async {
+        let (_, m) = get(&c, &url).await;
+        m.contains("stackd_proxy_request_duration_seconds_count{upstream=\"app\"} 1")
+            && m.contains("stackd_proxy_request_duration_seconds_count{upstream=\"\"} 1")
+    })
+    .await;
+    let (_, metrics) = get(&c, &url).await;
     println!("{metrics}");
     assert!(
         metrics.contains("stackd_proxy_requests_total{upstream=\"app\",code=\"200\"} 1"),

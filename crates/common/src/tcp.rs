@@ -50,26 +50,16 @@ pub fn poll_read(
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
 ) -> Poll<io::Result<()>> {
-    loop {
-        ready!(s.poll_read_ready(cx))?;
-        // SAFETY: `recv` writes initialised bytes only, and reports how
-        // many it wrote; `assume_init` below is told no more than that.
-        let unfilled = unsafe { buf.unfilled_mut() };
-        let room = unfilled.len();
-        match s.try_io(Interest::READABLE, || recv(s, unfilled)) {
-            Ok(n) => {
-                // SAFETY: `recv` initialised the first `n` unfilled bytes.
-                unsafe { buf.assume_init(n) };
-                buf.advance(n);
-                if n > 0 && n < room {
-                    drained(s, Interest::READABLE);
-                }
-                return Poll::Ready(Ok(()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
+    // SAFETY: `recv` writes initialised bytes only, and reports how many it
+    // wrote; `assume_init` below is told no more than that.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let room = unfilled.len();
+    let read = || recv(s, unfilled);
+    let n = ready!(poll_io(s, cx, Interest::READABLE, room, read))?;
+    // SAFETY: `recv` initialised the first `n` unfilled bytes.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Poll::Ready(Ok(()))
 }
 
 /// Writes `bufs` (as one `writev`) once the socket is writable.
@@ -79,35 +69,54 @@ pub fn poll_write_vectored(
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
     let len: usize = bufs.iter().map(|b| b.len()).sum();
-    poll_write_with(s, cx, len, || {
+    poll_io(s, cx, Interest::WRITABLE, len, || {
         rustix::io::writev(s, bufs).map_err(io::Error::from)
     })
 }
 
 /// Writes `buf` once the socket is writable (no `SIGPIPE` on a closed peer).
 pub fn poll_write(s: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-    poll_write_with(s, cx, buf.len(), || {
+    poll_io(s, cx, Interest::WRITABLE, buf.len(), || {
         rustix::net::send(s, buf, SendFlags::NOSIGNAL).map_err(io::Error::from)
     })
 }
 
-fn poll_write_with(
+/// Runs `op`, a read or write of at most `len` bytes, once the socket is
+/// ready for `interest` (readable or writable).
+///
+/// A short read or write clears the readiness it was made on, by telling
+/// `try_io` it would block: the buffer is drained, or the socket is full,
+/// and the next call waits for epoll. Only that readiness is cleared. On a
+/// multi-threaded runtime the driver may meanwhile have set a newer one,
+/// for data that arrived or room that opened since; clearing that too (as
+/// a second `try_io` after the call would) loses the edge while the data
+/// sits in the socket. tokio's own `TcpStream` clears the same way.
+fn poll_io(
     s: &TcpStream,
     cx: &mut Context<'_>,
+    interest: Interest,
     len: usize,
-    mut write: impl FnMut() -> io::Result<usize>,
+    mut op: impl FnMut() -> io::Result<usize>,
 ) -> Poll<io::Result<usize>> {
     loop {
-        ready!(s.poll_write_ready(cx))?;
-        match s.try_io(Interest::WRITABLE, &mut write) {
-            Ok(n) => {
-                if n > 0 && n < len {
-                    drained(s, Interest::WRITABLE);
-                }
-                return Poll::Ready(Ok(n));
+        if interest.is_readable() {
+            ready!(s.poll_read_ready(cx))?;
+        } else {
+            ready!(s.poll_write_ready(cx))?;
+        }
+        let mut short = None;
+        let done = s.try_io(interest, || {
+            let n = op()?;
+            if n > 0 && n < len {
+                short = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Poll::Ready(Err(e)),
+            Ok(n)
+        });
+        match (done, short) {
+            (Ok(n), _) | (_, Some(n)) => return Poll::Ready(Ok(n)),
+            (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            (Err(e), None) => return Poll::Ready(Err(e)),
         }
     }
 }
@@ -115,11 +124,6 @@ fn poll_write_with(
 fn recv(s: &TcpStream, into: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     let ((read, _), _) = rustix::net::recv(s, into, RecvFlags::empty())?;
     Ok(read.len())
-}
-
-/// Clears `interest`'s readiness: the next read or write waits for epoll.
-fn drained(s: &TcpStream, interest: Interest) {
-    let _ = s.try_io(interest, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
 }
 
 /// `AsyncRead` and `AsyncWrite` for `Tcp` and `&Tcp` alike.
@@ -210,6 +214,56 @@ mod tests {
             assert!(total <= 5);
         }
         assert_eq!(&buf[..], b"hello", "then 0 at the peer's close");
+    }
+
+    /// A short write clears only the readiness it was made on. Here the
+    /// room the peer opens while the short write is being made is taken by
+    /// the driver on another thread before the write returns, and no other
+    /// edge follows: the next write must still go through, not wait for an
+    /// edge that never comes.
+    #[test]
+    fn room_that_opens_during_a_short_write_is_not_missed() {
+        use std::io::Read;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.block_on(async move {
+            let ours = TcpStream::connect(addr).await.unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let block = vec![7u8; 64 * 1024 * 1024];
+            let mut sink = vec![0u8; 1 << 20];
+            let short = std::future::poll_fn(|cx| {
+                poll_io(&ours, cx, Interest::WRITABLE, block.len(), || {
+                    let n = rustix::net::send(&ours, &block, SendFlags::NOSIGNAL)?;
+                    // The socket is full. The peer reads all of it, and the
+                    // room that opens is an edge the idle worker's driver
+                    // takes while this write has not returned yet.
+                    let mut read = 0;
+                    while read < n {
+                        read += peer.read(&mut sink).unwrap();
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(n)
+                })
+            })
+            .await
+            .unwrap();
+            assert!(short < block.len(), "64 MiB fit in the socket buffers?");
+            let next = tokio::time::timeout(
+                Duration::from_secs(2),
+                std::future::poll_fn(|cx| poll_write(&ours, cx, b"more")),
+            )
+            .await;
+            assert!(
+                matches!(next, Ok(Ok(4))),
+                "the write after a short one waited for an edge already taken: {next:?}"
+            );
+        });
     }
 
     #[tokio::test]

@@ -119,6 +119,40 @@ async fn killed_backend_costs_no_failed_get() {
     assert!(status.contains("\"up\": false"), "{status}");
 }
 
+/// Idle upstream connections to `server`, as `/status` shows them.
+async fn idle_to(c: &HttpClient, p: &Proxy, server: std::net::SocketAddr) -> u64 {
+    let (_, status) = get(c, &format!("http://{}/status", p.admin)).await;
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    v["upstreams"][0]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["addr"] == server.to_string())
+        .and_then(|s| s["idle_connections"].as_u64())
+        .unwrap_or_else(|| panic!("no idle_connections for {server}:\n{status}"))
+}
+
+/// A backend that stops leaves no idle connection behind: those it closed
+/// are closed within about a second (nginx closes them at once), not at
+/// `upstream_keepalive_timeout`, and `/status` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_backends_idle_connections_are_closed() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "")).await;
+    let c = client();
+    for _ in 0..4 {
+        assert_eq!(get(&c, &p.url("/")).await.0, StatusCode::OK);
+    }
+    assert!(idle_to(&c, &p, a.addr).await >= 1, "no connection was kept");
+    a.kill_and_wait().await;
+    eventually(
+        "the stopped backend's idle connections closed",
+        Duration::from_secs(5),
+        || async { idle_to(&c, &p, a.addr).await == 0 },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_down_is_502_then_503() {
     let dead1 = std::net::TcpListener::bind("127.0.0.1:0")

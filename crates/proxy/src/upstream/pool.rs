@@ -6,8 +6,9 @@
 //! `cap` are already idle (`upstream_keepalive`; `auto` = `max_connections`),
 //! so 1,000 concurrent clients reuse their upstream connections instead of
 //! closing and reopening one per request. Connections unused for
-//! `upstream_keepalive_timeout` are closed by [`reap`], once a second; the
-//! hot path reads no clock for it, only the reaper's tick.
+//! `upstream_keepalive_timeout`, and those the server closed, are closed by
+//! [`reap`], once a second; the hot path reads no clock for it, only the
+//! reaper's tick.
 //!
 //! Taking is last in, first out: the connection used most recently is the
 //! one most likely still open, and the ones at the bottom are the ones that
@@ -63,16 +64,14 @@ impl Pool {
         }
     }
 
-    /// Closes the connections idle for `timeout` or longer, in every worker's list.
+    /// Closes, in every worker's list, the connections idle for `timeout`
+    /// or longer and those the server has closed since (nginx closes these
+    /// at once): a backend that stopped leaves no sockets in CLOSE_WAIT,
+    /// and `/status` no idle connections to it.
     fn expire(&self, now: u64, timeout: u64) {
         for s in self.shards.all() {
             if let Ok(mut idle) = s.lock() {
-                while idle
-                    .front()
-                    .is_some_and(|(at, _)| now.saturating_sub(*at) >= timeout)
-                {
-                    idle.pop_front();
-                }
+                idle.retain_mut(|(at, c)| now.saturating_sub(*at) < timeout && c.alive());
             }
         }
     }
@@ -159,5 +158,28 @@ mod tests {
             0,
         );
         assert_eq!(pool.idle(), 0, "upstream_keepalive = 0 keeps none");
+    }
+
+    #[tokio::test]
+    async fn connections_the_server_closed_are_reaped_before_their_time() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let pool = Pool::default();
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let c = UpstreamConn::connect(addr, Duration::from_secs(5))
+                .await
+                .unwrap();
+            servers.push(l.accept().await.unwrap().0);
+            pool.put(c, 8);
+        }
+        // The server closes the oldest and the newest.
+        drop(servers.remove(0));
+        drop(servers.pop());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let base = TICK.load(Ordering::Relaxed);
+        pool.expire(base, 60);
+        assert_eq!(pool.idle(), 1, "only the one still open is kept");
+        assert!(pool.take().is_some());
     }
 }

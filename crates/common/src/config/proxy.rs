@@ -70,7 +70,8 @@ pub struct ProxyConfig {
     #[serde(default)]
     pub upstream_keepalive: AutoCount,
     /// An idle upstream connection unused for this long is closed (nginx
-    /// upstream `keepalive_timeout`: 60s).
+    /// upstream `keepalive_timeout`: 60s); one the server closed goes
+    /// within a second.
     #[serde(default = "defaults::sixty_secs", with = "duration")]
     pub upstream_keepalive_timeout: Duration,
     /// Most client connections open at once; further accepts wait (nginx `worker_connections`).

@@ -6,6 +6,7 @@
 #   bench/instructions.sh old=/tmp/stackd-old new=target/release/stackd --top 30
 #   bench/instructions.sh --cache --conns 1000    L2 misses per request too
 #   bench/instructions.sh stackd=target/release/stackd nginx   against nginx
+#   bench/instructions.sh --branches              mispredicted branches too (callgrind's model)
 #
 # Default config, two nginx backends, wrk -c16 for 8 s under valgrind. The
 # kernel's share of a request is not in the figure. With --cache the

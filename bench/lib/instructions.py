@@ -34,6 +34,12 @@ plain add, and on lines that miss the L2 it waits for the miss where a
 plain access overlaps it with other work: 3 ns more at a 4 MiB working
 set, 12 ns more at 64 MiB (`bench/atomic-cost.sh`). The count is what
 instructions per request do not show.
+
+`--branches` also simulates branch prediction (callgrind's simple
+model: two-bit counters for conditional branches, a small table for
+indirect ones) and reports the mispredictions per request, with the
+functions they are in. It is a model, not this processor's predictor:
+use it to compare builds and peers, not as a count of stalls.
 """
 import argparse
 import collections
@@ -73,6 +79,7 @@ def measure(binary, label, wd, bports, args):
     out = os.path.join(wd, f"cg.{label}")
     cache = ["--cache-sim=yes", "--LL=2097152,16,64"] if args.cache else []
     cache += ["--dump-instr=yes"] if args.locked else []
+    cache += ["--branch-sim=yes"] if args.branches else []
     p = pb.Proc(label, ["valgrind", "--tool=callgrind", "--fair-sched=yes", *cache, f"--callgrind-out-file={out}.%p",
                         *cmd], wd, dict(os.environ, RUST_LOG="warn"))
     warm = 6 if args.conns > 100 else 3
@@ -108,7 +115,28 @@ def measure(binary, label, wd, bports, args):
     n = max(requests, 1)
     misses = (counts.get("DLmr", 0) + counts.get("DLmw", 0)) / n if args.cache else None
     locked = locked_per_request(dump, n) if args.locked else None
-    return counts["Ir"] / n, misses, int(requests), funcs, locked
+    branches = mispredicts_per_request(dump, counts, n) if args.branches else None
+    return counts["Ir"] / n, misses, int(requests), funcs, locked, branches
+
+
+def mispredicts_per_request(dump, counts, n):
+    """(conditional, indirect, {function: both}) branch mispredictions per
+    request, as callgrind's simple predictor model has them (`--branch-sim`):
+    a guide to where a pipeline stalls, not this processor's own count."""
+    by_fn = collections.Counter()
+    for event in ("Bcm", "Bim"):
+        text = subprocess.run(["callgrind_annotate", "--tree=none", "--auto=no", "--threshold=100",
+                               f"--show={event}", f"--sort={event}", dump],
+                              capture_output=True, text=True, check=True).stdout
+        for line in text.splitlines():
+            m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
+            if m and "PROGRAM TOTALS" not in line:
+                name = re.sub(r" \[[^\]]+\]$", "", m.group(2)).split(":", 1)[-1]
+                by_fn[name] += int(m.group(1).replace(",", ""))
+    # Entry points (a thread's start, `main`) carry the whole run: not a place.
+    whole = 0.9 * (counts.get("Bcm", 0) + counts.get("Bim", 0))
+    return (counts.get("Bcm", 0) / n, counts.get("Bim", 0) / n,
+            {f: c / n for f, c in by_fn.items() if c < whole})
 
 
 LOCKED = re.compile(r"lock |xchg\s.*\(")
@@ -181,6 +209,8 @@ def main():
     ap.add_argument("--top", type=int, default=0)
     ap.add_argument("--cache", action="store_true", help="also L2 (2 MiB) misses per request")
     ap.add_argument("--locked", action="store_true", help="also locked (atomic) instructions per request")
+    ap.add_argument("--branches", action="store_true",
+                    help="also branch mispredictions per request (callgrind's model)")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "wrk", "nginx", "objdump"):
         if shutil.which(tool) is None:
@@ -192,24 +222,30 @@ def main():
     results = collections.defaultdict(list)
     missed = collections.defaultdict(list)
     locks = collections.defaultdict(list)
+    mispredicts = collections.defaultdict(list)
     last = {}
     try:
         for _ in range(args.rounds):
             for label, path in builds:
-                per, miss, n, funcs, locked = measure(path, label, wd, bports, args)
+                per, miss, n, funcs, locked, branches = measure(path, label, wd, bports, args)
                 results[label].append(per)
                 missed[label].append(miss)
                 locks[label].append(locked)
-                last[label] = (n, funcs, locked)
+                mispredicts[label].append(branches)
+                last[label] = (n, funcs, locked, branches)
                 also = f", {miss:,.1f} L2 misses" if args.cache else ""
                 also += f", {locked[0]:,.1f} locked" if args.locked else ""
+                also += f", {branches[0]:,.1f} + {branches[1]:,.1f} mispredicted (conditional + indirect)" \
+                    if args.branches else ""
                 print(f"{label}: {per:,.0f} instructions{also} per request ({n} requests)", file=sys.stderr)
     finally:
         backend.stop()
     cols = " L2 misses per request | vs first |" if args.cache else ""
     cols += " locked instructions per request |" if args.locked else ""
+    cols += " mispredicted branches per request (conditional + indirect) |" if args.branches else ""
     print(f"\n| build | user-space instructions per request (median of {args.rounds}) | vs first |{cols}")
-    print("|---|---|---|" + ("---|---|" if args.cache else "") + ("---|" if args.locked else ""))
+    print("|---|---|---|" + ("---|---|" if args.cache else "") + ("---|" if args.locked else "")
+          + ("---|" if args.branches else ""))
     base = base_miss = None
     for label, _ in builds:
         v = pb.med(results[label])
@@ -221,14 +257,21 @@ def main():
             row += f" {m:,.1f} | {m / base_miss:.3f}x |"
         if args.locked:
             row += f" {pb.med([t for t, _ in locks[label]]):,.1f} |"
+        if args.branches:
+            c, i = (pb.med([b[k] for b in mispredicts[label]]) for k in (0, 1))
+            row += f" {c:,.1f} + {i:,.1f} |"
         print(row)
     for label, _ in builds if args.locked else []:
         print(f"\n{label}: locked instructions per request, by function (last round; 0.5 or more)")
         for name, c in sorted(last[label][2][1].items(), key=lambda kv: -kv[1]):
             if c >= 0.5:
                 print(f"{c:6.2f}  {name[:140]}")
+    for label, _ in builds if args.branches else []:
+        print(f"\n{label}: mispredicted branches per request, by function (last round; top 15)")
+        for name, c in sorted(last[label][3][2].items(), key=lambda kv: -kv[1])[:15]:
+            print(f"{c:6.1f}  {name[:140]}")
     for label, _ in builds if args.top else []:
-        n, funcs, _ = last[label]
+        n, funcs, _, _ = last[label]
         print(f"\n{label}: top {args.top} functions, instructions per request (self)")
         for name, c in funcs.most_common(args.top):
             print(f"{c / n:8.0f}  {name[:140]}")

@@ -119,10 +119,11 @@ pub(crate) async fn reap(shared: Weak<ArcSwap<Snapshot>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
-    #[tokio::test]
-    async fn capped_last_in_first_out_and_aged_out() {
+    /// A pool given three connections, each with `cap`; the server's
+    /// listener, and its ends of the three.
+    async fn three_put(cap: usize) -> (Pool, TcpListener, Vec<TcpStream>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let pool = Pool::default();
@@ -132,8 +133,15 @@ mod tests {
                 .await
                 .unwrap();
             servers.push(l.accept().await.unwrap().0);
-            pool.put(c, 2);
+            pool.put(c, cap);
         }
+        (pool, l, servers)
+    }
+
+    #[tokio::test]
+    async fn capped_last_in_first_out_and_aged_out() {
+        let (pool, l, mut servers) = three_put(2).await;
+        let addr = l.local_addr().unwrap();
         assert_eq!(pool.idle(), 2, "the third is over the cap and closed");
         // The server closes the newest idle connection: take skips it.
         drop(servers.pop());
@@ -162,17 +170,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_the_server_closed_are_reaped_before_their_time() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let pool = Pool::default();
-        let mut servers = Vec::new();
-        for _ in 0..3 {
-            let c = UpstreamConn::connect(addr, Duration::from_secs(5))
-                .await
-                .unwrap();
-            servers.push(l.accept().await.unwrap().0);
-            pool.put(c, 8);
-        }
+        let (pool, _l, mut servers) = three_put(8).await;
         // The server closes the oldest and the newest.
         drop(servers.remove(0));
         drop(servers.pop());

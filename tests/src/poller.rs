@@ -145,10 +145,14 @@ fn once(target: SocketAddr, path: &str, cookie: Option<&str>) -> std::io::Result
     let cookie = cookie
         .map(|c| format!("Cookie: {c}\r\n"))
         .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: stack.test\r\n{cookie}Connection: close\r\n\r\n"
-    )?;
+    // One write, as browsers and curl do. `write!` on the socket would send
+    // each piece of the format in its own write: after the first, Nagle
+    // holds the rest until the server's ACK, and a VIP that moves in that
+    // round trip sends them to the new master, which resets the connection
+    // (a window of the test's own making, not the stack's).
+    let head =
+        format!("GET {path} HTTP/1.1\r\nHost: stack.test\r\n{cookie}Connection: close\r\n\r\n");
+    s.write_all(head.as_bytes())?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -43,6 +43,14 @@ async fn two_workers_serve_reload_and_drain() {
     .await;
     let (_, status) = get(&c, &format!("http://{admin}/status")).await;
     assert!(status.contains(&b.addr.to_string()), "{status}");
+    let (_, metrics) = get(&c, &format!("http://{admin}/metrics")).await;
+    for w in ["0", "1"] {
+        let row = format!("stackd_proxy_worker_cpu_seconds_total{{worker=\"{w}\"}} ");
+        assert!(
+            metrics.contains(&row),
+            "no CPU time for worker {w}:\n{metrics}"
+        );
+    }
     shutdown.cancel();
     let r = tokio::time::timeout(Duration::from_secs(15), task)
         .await

@@ -326,6 +326,25 @@ impl ProxyCollector {
             "Of those, idle ones held without a task of their own (idle for 250 ms or more)",
             &[(vec![], self.observed.parked.load(Ordering::Relaxed) as f64)],
         )?;
+        let workers: Vec<(String, f64)> = self
+            .observed
+            .cpu_ns
+            .all()
+            .map(|ns| ns.load(Ordering::Relaxed))
+            .enumerate()
+            .filter(|(_, ns)| *ns > 0)
+            .map(|(i, ns)| (i.to_string(), ns as f64 / 1e9))
+            .collect();
+        let mut m = enc.encode_descriptor(
+            "stackd_proxy_worker_cpu_seconds",
+            "CPU time of each worker thread, as of the end of its event loop's last turn (none without workers)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, secs) in &workers {
+            m.encode_family(&vec![("worker", i.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(secs, None)?;
+        }
         let rows: Vec<_> = Timer::ALL
             .iter()
             .map(|t| {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::observe::stats::{Reloads, Timeouts};
 use crate::snapshot::Snapshot;
 use crate::upstream::{pool, prober};
+use crate::worker::PerWorker;
 
 /// Where the server is in its life, as `/healthz` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub(crate) struct Observed {
     pub(crate) parked: AtomicUsize,
     /// Slots the accept loops hold for connections not yet accepted.
     awaiting_accept: AtomicUsize,
+    /// Each worker's CPU time in nanoseconds, as of its last turn
+    /// ([`crate::worker::turn_ends`]); zero without workers.
+    pub(crate) cpu_ns: PerWorker<AtomicU64>,
     phase: AtomicU8,
     sem: Arc<Semaphore>,
     max_connections: usize,
@@ -102,6 +106,7 @@ impl Server {
             reloads: Reloads::default(),
             parked: AtomicUsize::new(0),
             awaiting_accept: AtomicUsize::new(0),
+            cpu_ns: PerWorker::default(),
             phase: AtomicU8::new(Phase::Serving as u8),
             sem: sem.clone(),
             max_connections: max,

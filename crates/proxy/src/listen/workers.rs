@@ -84,12 +84,14 @@ pub(crate) async fn serve_workers(
         let socks = clones(&listen, &given).map_err(thread_err)?;
         let sockets = server.sockets.clone();
         let (worker_stop, ready) = (stop.clone(), ready_tx.clone());
+        let observed = ctx.observed.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("stackd-proxy-{i}"))
             .spawn(move || {
                 crate::worker::set_id(i);
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_park(move || crate::worker::turn_ends(&observed.cpu_ns))
                     .build()
                 {
                     Ok(rt) => rt,

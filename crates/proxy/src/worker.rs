@@ -96,16 +96,17 @@ counter!(AtomicU64: u64, AtomicI64: i64);
 /// the thread's CPU time in `cpu_ns` (`/metrics`).
 ///
 /// Reading the clock is also what lets two busy workers share one core
-/// finely. The scheduler (EEVDF) ends a thread's slice (1.4 ms here) only
-/// when it brings the thread's accounting up to date: at its tick (4 ms
-/// with `HZ=250`), when something wakes on that core, or when the thread's
-/// CPU clock is read. When the load balancer put both workers on one core
-/// (the load generator and the backend on the other; a tenth of the time
-/// at 64 connections in `bench/proxy.sh`), they took turns of a whole tick
-/// and every connection of the waiting worker waited 4 ms: p99 3.7–4.5 ms
-/// against 1.8–2.1 with this read, whose turns end at the slice (`perf
-/// sched timehist`). HAProxy reads the same clock around each poll (for
-/// its idle and stolen time), which is why its threads share a core well.
+/// finely. Linux's scheduler since 6.6 (EEVDF) ends a thread's slice
+/// (1.4 ms on two CPUs) only when it brings the thread's accounting up to
+/// date: at its tick (4 ms with `HZ=250`), when something wakes on that
+/// core, or when the thread's CPU clock is read. When the load balancer
+/// put both workers on one core (the load generator and the backend on
+/// the other; a tenth of the time at 64 connections in `bench/proxy.sh`),
+/// they took turns of a whole tick and every connection of the waiting
+/// worker waited 4 ms: p99 3.7–4.5 ms against 1.8–2.1 with this read,
+/// whose turns end at the slice (`perf sched timehist`). HAProxy reads
+/// the same clock around each poll (for its idle and stolen time), which
+/// is why its threads share a core well.
 pub(crate) fn turn_ends(cpu_ns: &PerWorker<AtomicU64>) {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     let ns = u64::try_from(t.tv_sec)

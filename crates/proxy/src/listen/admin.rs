@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::StatusCode;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
@@ -161,11 +161,11 @@ impl Collector for ProxyCollector {
     }
 }
 
-fn counter(
+fn counter<V: EncodeCounterValue>(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    rows: &[(Vec<(&str, &str)>, u64)],
+    rows: &[(Vec<(&str, &str)>, V)],
 ) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
@@ -335,16 +335,16 @@ impl ProxyCollector {
             .filter(|(_, ns)| *ns > 0)
             .map(|(i, ns)| (i.to_string(), ns as f64 / 1e9))
             .collect();
-        let mut m = enc.encode_descriptor(
+        let rows: Vec<_> = workers
+            .iter()
+            .map(|(i, secs)| (vec![("worker", i.as_str())], *secs))
+            .collect();
+        counter(
+            enc,
             "stackd_proxy_worker_cpu_seconds",
             "CPU time of each worker thread, as of the end of its event loop's last turn (none without workers)",
-            None,
-            MetricType::Counter,
+            &rows,
         )?;
-        for (i, secs) in &workers {
-            m.encode_family(&vec![("worker", i.as_str())])?
-                .encode_counter::<NoLabelSet, _, u64>(secs, None)?;
-        }
         let rows: Vec<_> = Timer::ALL
             .iter()
             .map(|t| {

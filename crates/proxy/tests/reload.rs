@@ -108,6 +108,9 @@ async fn shutdown_drains_in_flight_requests() {
         200
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A connection just accepted, its first request not yet sent: the
+    // drain must not close it under that request.
+    let mut fresh = stackd_testkit::http::Conn::connect(p.addr).await.unwrap();
     p.shutdown.cancel();
     assert!(
         idle.closed_within(Duration::from_secs(1)).await,
@@ -125,6 +128,18 @@ async fn shutdown_drains_in_flight_requests() {
         tokio::net::TcpStream::connect(p.addr).await.is_err(),
         "still accepting after shutdown"
     );
+    fresh
+        .write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let r = fresh.reply(Duration::from_secs(5)).await;
+    let r = r.expect("the request of a connection accepted before the drain was lost");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.closes(),
+        "the last response says Connection: close: {r:?}"
+    );
+    assert!(fresh.closed_within(Duration::from_secs(1)).await);
     let (status, body) = in_flight.await.unwrap();
     assert_eq!(
         (status, body.as_str()),

@@ -19,7 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::h1::{self, Exit};
 use super::io::ClientIo;
-use super::lifecycle::{Event, Lifecycle, State};
+use super::lifecycle::{Action, Event, Lifecycle, State};
 use super::lot::{Lot, HOT};
 use super::quiet::Quiet;
 use super::{h2, Ctx};
@@ -122,31 +122,38 @@ impl<F: Future> Future for UntilKilled<'_, F> {
 
 /// Waits, without buffers, for the next byte within the lifecycle's
 /// deadline (`client_header_timeout` when fresh, `keepalive_timeout` when
-/// idle), or for [`HOT`] if the connection may move to a lot.
+/// idle), or for [`HOT`] if the connection may move to a lot. The drain
+/// closes an idle connection; a fresh one waits on for its first request
+/// (the lifecycle's `FreshDraining`), no longer watching the drain and
+/// never moving to the lot, which the drain closes.
 async fn wait_for_bytes(s: &TcpStream, life: &mut Lifecycle, ctx: &Ctx, may_leave: bool) -> Idle {
-    let Some((at, timer)) = life.deadline() else {
-        return Idle::Closed;
-    };
-    let hot_until = crate::clock::now() + HOT;
-    let leave = may_leave && hot_until < at;
-    match (NextByte {
-        socket: s,
-        sleep: tokio::time::sleep_until(if leave { hot_until } else { at }),
-        drain: ctx.drain.cancelled(),
-    })
-    .await
-    {
-        Woke::Bytes(true) => Idle::Bytes,
-        Woke::Bytes(false) => Idle::Closed,
-        Woke::Expired if leave => Idle::Cold,
-        Woke::Expired => {
-            ctx.count_timeout(timer);
-            life.step(Event::Expired, crate::clock::now());
-            Idle::Closed
+    loop {
+        let Some((at, timer)) = life.deadline() else {
+            return Idle::Closed;
+        };
+        let drained = matches!(life.state(), State::FreshDraining { .. });
+        let hot_until = crate::clock::now() + HOT;
+        let leave = may_leave && !drained && hot_until < at;
+        let woke = NextByte {
+            socket: s,
+            sleep: tokio::time::sleep_until(if leave { hot_until } else { at }),
+            drain: (!drained).then(|| ctx.drain.cancelled()),
         }
-        Woke::Drain => {
-            life.step(Event::Drain, crate::clock::now());
-            Idle::Closed
+        .await;
+        match woke {
+            Woke::Bytes(true) => return Idle::Bytes,
+            Woke::Bytes(false) => return Idle::Closed,
+            Woke::Expired if leave => return Idle::Cold,
+            Woke::Expired => {
+                ctx.count_timeout(timer);
+                life.step(Event::Expired, crate::clock::now());
+                return Idle::Closed;
+            }
+            Woke::Drain => {
+                if life.step(Event::Drain, crate::clock::now()) == Action::Close {
+                    return Idle::Closed;
+                }
+            }
         }
     }
 }
@@ -162,7 +169,8 @@ enum Idle {
 }
 
 pin_project_lite::pin_project! {
-    /// The next byte on a parked socket, its deadline, or the drain.
+    /// The next byte on a parked socket, its deadline, or the drain (if
+    /// still to be watched).
     ///
     /// Every parked connection sits in this future, so it is one flat
     /// struct (a timer, the drain token and `poll_peek`, which needs no
@@ -176,7 +184,7 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: tokio::time::Sleep,
         #[pin]
-        drain: tokio_util::sync::WaitForCancellationFuture<'a>,
+        drain: Option<tokio_util::sync::WaitForCancellationFuture<'a>>,
     }
 }
 
@@ -191,8 +199,10 @@ impl Future for NextByte<'_> {
             Poll::Ready(Err(_)) => return Poll::Ready(Woke::Bytes(false)),
             Poll::Pending => {}
         }
-        if this.drain.poll(cx).is_ready() {
-            return Poll::Ready(Woke::Drain);
+        if let Some(drain) = this.drain.as_pin_mut() {
+            if drain.poll(cx).is_ready() {
+                return Poll::Ready(Woke::Drain);
+            }
         }
         this.sleep.poll(cx).map(|()| Woke::Expired)
     }
@@ -210,7 +220,7 @@ enum Woke {
 /// with the preface, else HTTP/1.
 async fn plain(mut io: ClientIo, life: Lifecycle, peer: SocketAddr, ctx: &Arc<Ctx>) -> Exit {
     let mut buf = BytesMut::with_capacity(4096);
-    let State::Fresh { since } = life.state() else {
+    let (State::Fresh { since } | State::FreshDraining { since, .. }) = life.state() else {
         return h1::serve(io, buf, life, peer, false, ctx).await;
     };
     while buf.len() < H2_START.len() && H2_START.starts_with(&buf) {

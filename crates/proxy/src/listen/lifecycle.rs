@@ -10,6 +10,7 @@
 //! | state | deadline | on expiry |
 //! |---|---|---|
 //! | `Fresh` | `client_header_timeout` from accept | close quietly |
+//! | `FreshDraining` | the same, at most `lingering_timeout` after the drain began | close quietly |
 //! | `Head` | `client_header_timeout` from the head's first byte | 408, lingering close |
 //! | `Body` | `client_body_timeout` idle, `client_body_min_rate` | 408, lingering close |
 //! | `Upstream` | none here: the upstream side owns `read_timeout` (504) | |
@@ -66,6 +67,7 @@ pub(crate) enum Rest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     Fresh { since: Instant },
+    FreshDraining { since: Instant, until: Instant },
     Head { since: Instant },
     Body(Pace),
     Upstream { since: Instant },
@@ -234,6 +236,11 @@ impl Lifecycle {
             State::Fresh { since } | State::Head { since } | State::H2Preface { since } => {
                 Some((since + t.header, Timer::ClientHeader))
             }
+            State::FreshDraining { since, until } => Some(if until < since + t.header {
+                (until, Timer::LingeringIdle)
+            } else {
+                (since + t.header, Timer::ClientHeader)
+            }),
             State::Body(p) => Some(match p.deadline(&t.body) {
                 (at, BodyTimer::Idle) => (at, Timer::ClientBody),
                 (at, BodyTimer::Rate) => (at, Timer::ClientBodyRate),
@@ -278,17 +285,17 @@ impl Lifecycle {
             (_, Event::PeerGone) => (S::Closed, Close),
 
             // --- HTTP/1 request -----------------------------------------
-            (S::Fresh { .. } | S::Idle { .. }, Event::HeadStarted) => {
+            (S::Fresh { .. } | S::FreshDraining { .. } | S::Idle { .. }, Event::HeadStarted) => {
                 // nginx: client_header_timeout counts from accept for the first
                 // request, and from the first byte of later ones.
                 let since = match self.state {
-                    S::Fresh { since } => since,
+                    S::Fresh { since } | S::FreshDraining { since, .. } => since,
                     _ => now,
                 };
                 (S::Head { since }, Continue)
             }
             (
-                S::Fresh { .. } | S::Idle { .. } | S::Head { .. },
+                S::Fresh { .. } | S::FreshDraining { .. } | S::Idle { .. } | S::Head { .. },
                 Event::HeadDone { body, keep_alive },
             ) => {
                 if !keep_alive {
@@ -321,7 +328,11 @@ impl Lifecycle {
                 )
             }
             (
-                S::Fresh { .. } | S::Idle { .. } | S::Head { .. } | S::Body(_),
+                S::Fresh { .. }
+                | S::FreshDraining { .. }
+                | S::Idle { .. }
+                | S::Head { .. }
+                | S::Body(_),
                 Event::Respond { .. },
             ) => {
                 self.next = Next::Close;
@@ -368,10 +379,24 @@ impl Lifecycle {
             (S::H2Draining { .. }, Event::H2Streams { open }) => (S::H2Draining { open }, Continue),
 
             // --- draining ------------------------------------------------------
-            (
-                S::Fresh { .. } | S::Idle { .. } | S::H2Preface { .. } | S::H2 { open: 0, .. },
-                Event::Drain,
-            ) => (S::Closed, Close),
+            // Between requests a connection closes at once (nginx closes its
+            // idle keep-alive connections; a client retries on a new one).
+            // One that has not sent its first request is not idle: that
+            // request may be on the way, and a request lost on a new
+            // connection is an error to its client, not a retry. It is
+            // served if it comes within `lingering_timeout` (nginx waits
+            // the whole `client_header_timeout`; a preconnect that never
+            // speaks should not hold the drain that long).
+            (S::Fresh { since }, Event::Drain) => {
+                self.next = Next::Close;
+                let until = now + self.t.linger_idle;
+                (S::FreshDraining { since, until }, Continue)
+            }
+            // HTTP/2 before its preface: hyper sends GOAWAY once the
+            // handshake is done (`h2::GOAWAY_WAIT`).
+            (S::Idle { .. } | S::H2Preface { .. } | S::H2 { open: 0, .. }, Event::Drain) => {
+                (S::Closed, Close)
+            }
             (S::H2 { open, .. }, Event::Drain) => (S::H2Draining { open }, Action::GoAway),
             // A request in flight finishes and its response says Connection:
             // close. Tunnels and lingering closes run on until their own
@@ -389,6 +414,7 @@ impl Lifecycle {
             }
             (
                 S::Fresh { .. }
+                | S::FreshDraining { .. }
                 | S::H2 { open: 0, .. }
                 | S::Idle { .. }
                 | S::Response { .. }

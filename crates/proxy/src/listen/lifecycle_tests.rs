@@ -41,6 +41,7 @@ async fn run(start: Lifecycle, steps: &[(Event, Action)]) -> Lifecycle {
 fn kind(s: State) -> &'static str {
     match s {
         State::Fresh { .. } => "Fresh",
+        State::FreshDraining { .. } => "FreshDraining",
         State::Head { .. } => "Head",
         State::Body(_) => "Body",
         State::Upstream { .. } => "Upstream",
@@ -114,8 +115,9 @@ async fn http1_transitions() {
 }
 
 /// Draining: idle connections close at once; a request in flight finishes
-/// and is not followed by another; tunnels and lingering closes wait for
-/// their own deadline or the end of the grace period.
+/// and is not followed by another; a fresh connection's first request is
+/// still served; tunnels and lingering closes wait for their own deadline
+/// or the end of the grace period.
 #[tokio::test(start_paused = true)]
 async fn draining() {
     let bodyless = HeadDone {
@@ -124,7 +126,11 @@ async fn draining() {
     };
     #[rustfmt::skip]
     let table: &[(Steps<'_>, &str)] = &[
-        (&[(Drain, Close)], "Closed"),
+        (&[(Drain, Continue)], "FreshDraining"),
+        (&[(Drain, Continue), (HeadStarted, Continue)], "Head"),
+        (&[(Drain, Continue), (bodyless, Continue), (RESPOND, Continue), (ResponseDone, Close)], "Closed"),
+        (&[(Drain, Continue), (Drain, Continue), (Expired, Close)], "Closed"),
+        (&[(Drain, Continue), (PeerGone, Close)], "Closed"),
         (&[(bodyless, Continue), (RESPOND, Continue), (ResponseDone, Continue), (Drain, Close)], "Closed"),
         (&[(bodyless, Continue), (Drain, Continue), (RESPOND, Continue), (ResponseDone, Close)], "Closed"),
         (&[(HeadStarted, Continue), (Drain, Continue)], "Head"),
@@ -136,6 +142,34 @@ async fn draining() {
         let c = run(Lifecycle::new(t(), Instant::now()), steps).await;
         assert_eq!(kind(c.state()), *want, "row {i}");
     }
+}
+
+/// A fresh connection drained waits for its first bytes until
+/// `lingering_timeout` after the drain, or `client_header_timeout` after
+/// accept if that comes first; once its head has begun, only the latter.
+#[tokio::test(start_paused = true)]
+async fn a_fresh_connection_drained_waits_for_its_first_bytes() {
+    let t0 = Instant::now();
+    let mut c = Lifecycle::new(t(), t0);
+    advance(10 * MS).await;
+    let drained = Instant::now();
+    assert_eq!(c.step(Drain, drained), Continue);
+    assert_eq!(c.next(), Next::Close);
+    assert_eq!(
+        c.deadline(),
+        Some((drained + 50 * MS, Timer::LingeringIdle)),
+        "lingering_timeout after the drain"
+    );
+    let mut late = Lifecycle::new(t(), t0);
+    advance(70 * MS).await;
+    late.step(Drain, Instant::now());
+    assert_eq!(
+        late.deadline(),
+        Some((t0 + 100 * MS, Timer::ClientHeader)),
+        "client_header_timeout from accept comes first"
+    );
+    c.step(HeadStarted, Instant::now());
+    assert_eq!(c.deadline(), Some((t0 + 100 * MS, Timer::ClientHeader)));
 }
 
 /// A bodyless keep-alive exchange, start to end.

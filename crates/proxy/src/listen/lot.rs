@@ -213,7 +213,9 @@ impl Lot {
         }
     }
 
-    /// Stops the lot: every parked connection closes, later ones too.
+    /// Stops the lot: every parked connection closes, later ones too. Fresh
+    /// ones among them too, unlike fresh ones in their tasks: silent for
+    /// [`HOT`], they have no first request on the way.
     fn close(&self) {
         let mut inner = self.lock();
         inner.closed = true;

@@ -202,7 +202,10 @@ async fn read_head(
 ) -> HeadRead {
     loop {
         if !buf.is_empty() {
-            if matches!(life.state(), State::Fresh { .. } | State::Idle { .. }) {
+            if matches!(
+                life.state(),
+                State::Fresh { .. } | State::FreshDraining { .. } | State::Idle { .. }
+            ) {
                 life.step(Event::HeadStarted, crate::clock::now());
             }
             match request::parse(buf, max) {

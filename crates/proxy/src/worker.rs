@@ -107,8 +107,18 @@ counter!(AtomicU64: u64, AtomicI64: i64);
 /// whose turns end at the slice (`perf sched timehist`). HAProxy reads
 /// the same clock around each poll (for its idle and stolen time), which
 /// is why its threads share a core well.
+///
+/// Through glibc, not rustix: rustix first parses the vDSO's ELF image
+/// itself, which faults under valgrind (`bench/instructions.sh`), and the
+/// vDSO has no CPU clocks anyway.
 pub(crate) fn turn_ends(cpu_ns: &PerWorker<AtomicU64>) {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the call's duration.
+    // The thread's own CPU clock always exists; on an error `t` stays 0.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     let ns = u64::try_from(t.tv_sec)
         .unwrap_or(0)
         .saturating_mul(1_000_000_000)

@@ -18,6 +18,8 @@ pub struct Lab {
     /// The banner's lines, up to the one that says what to try.
     pub banner: Vec<String>,
     stdin: Option<ChildStdin>,
+    /// What the lab prints after its banner.
+    later: mpsc::Receiver<String>,
 }
 
 /// The loopback lab (`stackd lab --port 0`).
@@ -80,6 +82,21 @@ impl Lab {
             guard,
             banner,
             stdin,
+            later: rx,
+        }
+    }
+
+    /// The next line the lab prints that contains `text`, waiting at most
+    /// `within`.
+    pub fn wait_line(&mut self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.later.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("the lab did not print {text:?} within {within:?}"),
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! `stackd lab` as a new user runs it: the whole stack comes up on loopback,
 //! a session continues across both backends, survives `kill` of one of them
-//! (the PID the lab printed), the status page reports it, and Ctrl-C (SIGINT)
+//! (the PID the lab printed), the status page reports it, a SIGUSR2 upgrade
+//! of the proxy is followed, and Ctrl-C (SIGINT)
 //! stops every process the lab started.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -101,6 +102,27 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
         "{}",
         page.body
     );
+
+    // A binary upgrade, as OPERATIONS.md says: the lab follows the new
+    // proxy (as systemd does, by MAINPID=) and stops it at the end.
+    let old_proxy = lab.pid("proxy");
+    stackd_testkit::process::signal(old_proxy, Signal::SIGUSR2);
+    let said = lab.wait_line("proxy upgraded", Duration::from_secs(30));
+    let new_proxy: u32 = said
+        .rsplit("pid ")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no new pid in {said:?}"));
+    assert_ne!(new_proxy, old_proxy, "{said}");
+    poll(Duration::from_secs(10), || !alive(old_proxy));
+    assert!(
+        !alive(old_proxy),
+        "the old proxy did not exit after the hand-over"
+    );
+    let r = get(proxy, "/session", &cookie).unwrap();
+    assert_eq!(r.status, 200, "served by the new proxy: {}", r.body);
+    let mut pids = pids;
+    pids.push(new_proxy);
 
     // Ctrl-C, as a user stops it.
     lab.guard.signal(Signal::SIGINT);

@@ -24,6 +24,7 @@ pub mod five_hosts;
 mod history;
 mod local;
 mod netns_lab;
+mod notify;
 mod page;
 mod probe;
 mod procs;

@@ -18,6 +18,7 @@ use tokio::process::Command;
 
 use crate::backends::Backends;
 use crate::history::{now_ms, Series};
+use crate::notify::Notify;
 use crate::page::{self, Snapshot};
 use crate::probe::{self, HttpClient};
 use crate::procs::{Procs, GRACE};
@@ -84,8 +85,10 @@ async fn run_with(
     }
     let proxy_cfg = write_proxy_config(&stack)?;
     drop(proxy_listener); // the proxy binds it now
+    let notify = Notify::bind(dir)?;
     let mut cmd = Command::new(&opts.exe);
     cmd.arg("proxy").arg("--config").arg(&proxy_cfg);
+    cmd.env("NOTIFY_SOCKET", notify.path());
     procs.spawn("proxy", cmd, dir)?;
 
     let client = probe::http_client();
@@ -93,7 +96,10 @@ async fn run_with(
     let snapshot = Snapshot::default();
     tokio::spawn(page::admin(snapshot.clone()).serve(status_listener, shutdown.child_token()));
     print_banner(&stack, procs, backends);
-    supervise(procs, backends, &stack, &client, &snapshot, shutdown).await
+    supervise(
+        procs, backends, &stack, &client, &snapshot, &notify, shutdown,
+    )
+    .await
 }
 
 async fn bind(port: u16) -> Result<TcpListener, LabError> {
@@ -212,18 +218,26 @@ fn try_lines(s: &Stack, procs: &Procs) -> Vec<String> {
             p.pid, NODES[0]
         ));
     }
+    if let Some(p) = procs.get("proxy") {
+        lines.push(format!(
+            "kill -USR2 {}   (binary upgrade of the proxy: no request fails, the lab follows the new one)",
+            p.pid
+        ));
+    }
     lines.push("type 1 or 2 and Enter here to stop or start a backend".into());
     lines
 }
 
 /// Runs until shutdown: refreshes the status page, reports processes that
-/// died, and takes `1`/`2` on stdin to stop or restart a backend.
+/// died, follows the proxy through a binary upgrade (`notify`), and takes
+/// `1`/`2` on stdin to stop or restart a backend.
 async fn supervise(
     procs: &mut Procs,
     backends: &mut Backends,
     s: &Stack,
     client: &HttpClient,
     snapshot: &Snapshot,
+    notify: &Notify,
     shutdown: CancellationToken,
 ) -> Result<(), LabError> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -234,6 +248,11 @@ async fn supervise(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            pid = notify.main_pid() => {
+                if let Some(old) = procs.adopt("proxy", pid) {
+                    println!("lab: proxy upgraded (SIGUSR2): pid {old} handed over to pid {pid}");
+                }
+            }
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(l)) => toggle_backend(procs, backends, s, l.trim()).await,
                 _ => stdin_open = false,

@@ -1,13 +1,16 @@
 //! The processes a lab starts, and only those: each is remembered by PID,
 //! its output goes to a log file in the lab directory, and it is stopped
 //! (SIGTERM, then SIGKILL after a grace period) when the lab ends, also when
-//! the lab itself fails (`kill_on_drop`).
+//! the lab itself fails (`kill_on_drop`). A process that hands its work to
+//! a successor (the proxy's SIGUSR2 upgrade, `crate::notify`) is replaced
+//! by it under the same name.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
@@ -21,7 +24,8 @@ pub const GRACE: Duration = Duration::from_secs(5);
 pub struct Proc {
     pub name: String,
     pub pid: u32,
-    child: Child,
+    /// `None` for a successor: not started by us, known by PID only.
+    child: Option<Child>,
 }
 
 /// Every process the lab started, in start order.
@@ -58,9 +62,21 @@ impl Procs {
         self.list.push(Proc {
             name: name.to_owned(),
             pid,
-            child,
+            child: Some(child),
         });
         Ok(pid)
+    }
+
+    /// `name` handed its work to `pid`, which is `name` from now on; the
+    /// old process is reaped when it exits. The old PID, if `name` is known.
+    pub fn adopt(&mut self, name: &str, pid: u32) -> Option<u32> {
+        let p = self.list.iter_mut().find(|p| p.name == name)?;
+        if let Some(mut old) = p.child.take() {
+            tokio::spawn(async move {
+                let _ = old.wait().await;
+            });
+        }
+        Some(std::mem::replace(&mut p.pid, pid))
     }
 
     pub fn get(&self, name: &str) -> Option<&Proc> {
@@ -72,18 +88,18 @@ impl Procs {
         self.list
             .iter_mut()
             .find(|p| p.name == name)
-            .is_some_and(|p| matches!(p.child.try_wait(), Ok(None)))
+            .is_some_and(|p| exited(p).is_none())
     }
 
     /// Names of processes that exited, with their status; they are forgotten.
     pub fn reap_exited(&mut self) -> Vec<(String, String)> {
         let mut gone = Vec::new();
-        self.list.retain_mut(|p| match p.child.try_wait() {
-            Ok(Some(status)) => {
-                gone.push((p.name.clone(), status.to_string()));
+        self.list.retain_mut(|p| match exited(p) {
+            Some(status) => {
+                gone.push((p.name.clone(), status));
                 false
             }
-            _ => true,
+            None => true,
         });
         gone
     }
@@ -104,15 +120,58 @@ impl Procs {
     }
 }
 
+/// How `p` ended, if it has (reaped); `None` while it runs.
+fn exited(p: &mut Proc) -> Option<String> {
+    match p.child.as_mut() {
+        Some(c) => c.try_wait().ok().flatten().map(|s| s.to_string()),
+        None => successor_gone(p.pid).then(|| "exited".to_owned()),
+    }
+}
+
+/// Whether the successor `pid` is gone. It becomes our child (we are the
+/// subreaper) once its parent, the process it succeeded, has exited; a
+/// zombie of ours is reaped here.
+fn successor_gone(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return true;
+    };
+    let pid = Pid::from_raw(raw);
+    let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+    kill(pid, None).is_err()
+}
+
+/// Returns once the successor `pid` is gone (polled: it is not our child
+/// until its parent exits, so there is nothing to wait on).
+async fn successor_ends(pid: u32) {
+    while !successor_gone(pid) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn stop_one(p: &mut Proc, grace: Duration) {
-    if let Ok(Some(_)) = p.child.try_wait() {
+    if exited(p).is_some() {
         return;
     }
-    if let Ok(pid) = i32::try_from(p.pid) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    if tokio::time::timeout(grace, p.child.wait()).await.is_err() {
+    let Ok(raw) = i32::try_from(p.pid) else {
+        return;
+    };
+    let _ = kill(Pid::from_raw(raw), Signal::SIGTERM);
+    let stopped = match p.child.as_mut() {
+        Some(c) => tokio::time::timeout(grace, c.wait()).await.is_ok(),
+        None => tokio::time::timeout(grace, successor_ends(p.pid))
+            .await
+            .is_ok(),
+    };
+    if !stopped {
         tracing::warn!(name = %p.name, pid = p.pid, "did not stop on SIGTERM; killing");
-        let _ = p.child.kill().await;
+        match p.child.as_mut() {
+            Some(c) => {
+                let _ = c.kill().await;
+            }
+            None => {
+                let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
+                let _ = tokio::time::timeout(grace, successor_ends(p.pid)).await;
+            }
+        }
     }
 }

@@ -4,7 +4,11 @@
 //! 20 ms with its session cookie. px1's `stackd ha` tracks px1's proxy
 //! `/healthz` (1 s interval, fall 2). Each run prints failed requests,
 //! lost sessions and how long the VIP took to come back, and fails on a
-//! failed request or a lost session.
+//! failed request or a lost session. One exception, which no VRRP pair
+//! can avoid (deploy/OPERATIONS.md): a connection whose handshake went to
+//! the old holder and whose request went out after the gratuitous ARP is
+//! reset by the new one; at most one such reset per takeover, within
+//! 300 ms of it, is reported and allowed.
 //!
 //! What happens: the proxy answers `/healthz` 503 "draining" and keeps
 //! serving; ha reads that as a planned stop (no fall wait), sends
@@ -14,7 +18,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 #![allow(clippy::disallowed_methods)] // blocking tests measure with the std clock
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stackd_e2e::poller::Poller;
 use stackd_lab::five_hosts::{FiveHosts, Settings, COMPONENTS};
@@ -51,6 +55,7 @@ fn stack(tag: &str, advert_int: &'static str) -> Stack {
 /// SIGTERM px1's proxy under the poller, 1 s stopped, start it again.
 fn planned_restart(s: &mut FiveHosts, advert_int: &str) {
     let vip = "192.0.2.88:80".parse().unwrap();
+    let polled_from = SystemTime::now();
     let client = Poller::start(
         Some(s.ns("cl")),
         vip,
@@ -80,10 +85,22 @@ fn planned_restart(s: &mut FiveHosts, advert_int: &str) {
         tally.nodes,
     );
     assert!(back.is_some(), "the VIP must come back to px1");
+    let takeovers = takeovers(s);
     assert!(
-        tally.failed.is_empty(),
-        "failed requests: {:?}",
-        tally.failed
+        takeovers.len() >= 3,
+        "px1 at the start, px2 at the SIGTERM, px1 again: {takeovers:?}"
+    );
+    let (at_takeover, failed): (Vec<_>, Vec<_>) = tally.failed.iter().partition(|(at, why)| {
+        let t = time_of_day(polled_from + *at);
+        why.contains("reset") && takeovers.iter().any(|m| apart(t, *m) < 0.3)
+    });
+    if !at_takeover.is_empty() {
+        println!("reset as the VIP moved (the handshake went to one host, the request to the other): {at_takeover:?}");
+    }
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(
+        at_takeover.len() <= takeovers.len(),
+        "more resets than takeovers: {at_takeover:?}"
     );
     assert_eq!(tally.lost_sessions, 0);
     assert!(
@@ -97,6 +114,47 @@ fn planned_restart(s: &mut FiveHosts, advert_int: &str) {
 fn planned_restart_at_1s_adverts() {
     let mut s = stack("zdrs", "1s");
     planned_restart(&mut s.0, "1s");
+}
+
+/// When either proxy host's ha became MASTER (took the VIP and sent its
+/// gratuitous ARPs), as seconds of the UTC day, from their logs.
+fn takeovers(s: &FiveHosts) -> Vec<f64> {
+    ["px1-ha", "px2-ha"]
+        .iter()
+        .flat_map(|h| {
+            s.log_tail(h, 10_000)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("to=MASTER"))
+        .filter_map(|l| log_time_of_day(&l))
+        .collect()
+}
+
+/// Seconds of the UTC day of a log line starting `2026-11-27T22:31:43.902777Z`.
+fn log_time_of_day(line: &str) -> Option<f64> {
+    let hms = line.get(11..26)?;
+    let mut parts = hms.split(':').map(str::parse::<f64>);
+    let (h, m, s) = (
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    );
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+fn time_of_day(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        % 86_400.0
+}
+
+/// Seconds between two times of day, across midnight too.
+fn apart(a: f64, b: f64) -> f64 {
+    let d = (a - b).abs();
+    d.min(86_400.0 - d)
 }
 
 /// The same at 100 ms adverts; then the same stack takes the signals an

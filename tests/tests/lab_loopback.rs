@@ -105,24 +105,29 @@ fn lab_serves_one_session_across_backends_and_stops_what_it_started() {
 
     // A binary upgrade, as OPERATIONS.md says: the lab follows the new
     // proxy (as systemd does, by MAINPID=) and stops it at the end.
-    let old_proxy = lab.pid("proxy");
-    stackd_testkit::process::signal(old_proxy, Signal::SIGUSR2);
-    let said = lab.wait_line("proxy upgraded", Duration::from_secs(30));
-    let new_proxy: u32 = said
-        .rsplit("pid ")
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no new pid in {said:?}"));
-    assert_ne!(new_proxy, old_proxy, "{said}");
-    poll(Duration::from_secs(10), || !alive(old_proxy));
-    assert!(
-        !alive(old_proxy),
-        "the old proxy did not exit after the hand-over"
-    );
-    let r = get(proxy, "/session", &cookie).unwrap();
-    assert_eq!(r.status, 200, "served by the new proxy: {}", r.body);
+    // Twice: the second hands over from a process the lab did not start.
     let mut pids = pids;
-    pids.push(new_proxy);
+    let mut old_proxy = lab.pid("proxy");
+    for _ in 0..2 {
+        stackd_testkit::process::signal(old_proxy, Signal::SIGUSR2);
+        let said = lab.wait_line("proxy upgraded", Duration::from_secs(30));
+        let new_proxy: u32 = said
+            .rsplit("pid ")
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no new pid in {said:?}"));
+        assert!(said.contains(&format!("pid {old_proxy} handed")), "{said}");
+        let gone = || !std::path::Path::new(&format!("/proc/{old_proxy}")).exists();
+        poll(Duration::from_secs(10), gone);
+        assert!(
+            gone(),
+            "the old proxy did not exit after the hand-over, or the lab did not reap it"
+        );
+        let r = get(proxy, "/session", &cookie).unwrap();
+        assert_eq!(r.status, 200, "served by the new proxy: {}", r.body);
+        pids.push(new_proxy);
+        old_proxy = new_proxy;
+    }
 
     // Ctrl-C, as a user stops it.
     lab.guard.signal(Signal::SIGINT);

@@ -18,6 +18,9 @@ use crate::LabError;
 
 /// How long a stopped process gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
+/// How long the lab watches a process that handed its work over, to reap
+/// it: longer than any drain (`shutdown_grace`).
+const REAP_WITHIN: Duration = Duration::from_secs(600);
 
 /// One started process.
 #[derive(Debug)]
@@ -68,15 +71,23 @@ impl Procs {
     }
 
     /// `name` handed its work to `pid`, which is `name` from now on; the
-    /// old process is reaped when it exits. The old PID, if `name` is known.
+    /// old process is reaped when it exits (it drains first, within its
+    /// grace period). The old PID, if `name` is known.
     pub fn adopt(&mut self, name: &str, pid: u32) -> Option<u32> {
         let p = self.list.iter_mut().find(|p| p.name == name)?;
-        if let Some(mut old) = p.child.take() {
-            tokio::spawn(async move {
-                let _ = old.wait().await;
-            });
+        let old = std::mem::replace(&mut p.pid, pid);
+        match p.child.take() {
+            Some(mut child) => {
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
+            }
+            // A successor handing over in turn.
+            None => {
+                tokio::spawn(tokio::time::timeout(REAP_WITHIN, successor_ends(old)));
+            }
         }
-        Some(std::mem::replace(&mut p.pid, pid))
+        Some(old)
     }
 
     pub fn get(&self, name: &str) -> Option<&Proc> {

@@ -153,3 +153,23 @@ async fn shutdown_drains_in_flight_requests() {
         .unwrap();
     assert!(r.is_ok());
 }
+
+/// A connection accepted before the drain that never speaks waits for its
+/// first request at most until the grace period ends, not its own
+/// deadline (`lingering_timeout`, 5 s by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_fresh_connection_ends_with_the_grace_period() {
+    let a = Backend::start("a").await;
+    let p = Proxy::start(&one_server(a.addr, "shutdown_grace = \"300ms\"")).await;
+    assert_eq!(
+        get(&client(), &p.url("/")).await.0,
+        StatusCode::OK,
+        "serving"
+    );
+    let mut fresh = stackd_testkit::http::Conn::connect(p.addr).await.unwrap();
+    p.shutdown.cancel();
+    assert!(
+        fresh.closed_within(Duration::from_secs(3)).await,
+        "a silent fresh connection outlived shutdown_grace"
+    );
+}

@@ -51,7 +51,8 @@ pub(crate) fn accepted(
 /// their own: a temporary lives to the end of its statement, so
 /// `Box::pin(f).await` would keep room for `f` here too) and exist only
 /// while bytes flow; only they listen for `kill`, since a parked
-/// connection already closes on `drain`, which always comes first.
+/// connection already closes on `drain`, which always comes first (a
+/// fresh one, which waits on, listens for `kill` in [`wait_for_bytes`]).
 /// Each poll reads the clock once ([`crate::clock::Clocked`]).
 pub(crate) fn connection(
     mut stream: TcpStream,
@@ -124,8 +125,8 @@ impl<F: Future> Future for UntilKilled<'_, F> {
 /// deadline (`client_header_timeout` when fresh, `keepalive_timeout` when
 /// idle), or for [`HOT`] if the connection may move to a lot. The drain
 /// closes an idle connection; a fresh one waits on for its first request
-/// (the lifecycle's `FreshDraining`), no longer watching the drain and
-/// never moving to the lot, which the drain closes.
+/// (the lifecycle's `FreshDraining`), never moving to the lot (which the
+/// drain closes), until the end of the grace period (`kill`) at the latest.
 async fn wait_for_bytes(s: &TcpStream, life: &mut Lifecycle, ctx: &Ctx, may_leave: bool) -> Idle {
     loop {
         let Some((at, timer)) = life.deadline() else {
@@ -137,10 +138,15 @@ async fn wait_for_bytes(s: &TcpStream, life: &mut Lifecycle, ctx: &Ctx, may_leav
         let woke = NextByte {
             socket: s,
             sleep: tokio::time::sleep_until(if leave { hot_until } else { at }),
-            drain: (!drained).then(|| ctx.drain.cancelled()),
+            drain: if drained {
+                ctx.kill.cancelled()
+            } else {
+                ctx.drain.cancelled()
+            },
         }
         .await;
         match woke {
+            Woke::Drain if drained => return Idle::Closed,
             Woke::Bytes(true) => return Idle::Bytes,
             Woke::Bytes(false) => return Idle::Closed,
             Woke::Expired if leave => return Idle::Cold,
@@ -169,8 +175,8 @@ enum Idle {
 }
 
 pin_project_lite::pin_project! {
-    /// The next byte on a parked socket, its deadline, or the drain (if
-    /// still to be watched).
+    /// The next byte on a parked socket, its deadline, or the drain (once
+    /// drained, the end of the grace period).
     ///
     /// Every parked connection sits in this future, so it is one flat
     /// struct (a timer, the drain token and `poll_peek`, which needs no
@@ -184,7 +190,7 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: tokio::time::Sleep,
         #[pin]
-        drain: Option<tokio_util::sync::WaitForCancellationFuture<'a>>,
+        drain: tokio_util::sync::WaitForCancellationFuture<'a>,
     }
 }
 
@@ -199,10 +205,8 @@ impl Future for NextByte<'_> {
             Poll::Ready(Err(_)) => return Poll::Ready(Woke::Bytes(false)),
             Poll::Pending => {}
         }
-        if let Some(drain) = this.drain.as_pin_mut() {
-            if drain.poll(cx).is_ready() {
-                return Poll::Ready(Woke::Drain);
-            }
+        if this.drain.poll(cx).is_ready() {
+            return Poll::Ready(Woke::Drain);
         }
         this.sleep.poll(cx).map(|()| Woke::Expired)
     }

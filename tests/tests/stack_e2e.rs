@@ -250,6 +250,64 @@ fn primary_proxy_process_dies_the_tracker_moves_the_vip() {
 }
 
 #[test]
+fn a_proxy_upgraded_by_sigusr2_is_followed_and_stopped_by_its_name() {
+    let mut s = Stack::start("e2eupg");
+    let mut cookie = None;
+    session(&s, &mut cookie).unwrap();
+    let old = s.pid("px1-proxy").unwrap();
+    // What an operator types on px1 to upgrade the binary in place.
+    let sent = std::process::Command::new("kill")
+        .args(["-USR2", &old.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut upgrades = Vec::new();
+    let followed = wait(Duration::from_secs(10), || {
+        upgrades.extend(s.follow_upgrades());
+        !upgrades.is_empty()
+    });
+    let (failed, gap, last) = keep_requesting(&s, &mut cookie, Duration::from_secs(2), |_| false);
+    println!(
+        "story 7: kill -USR2 on px1's proxy: hand-over seen after {followed:?} ({upgrades:?}); \
+         then {failed} failed requests, longest gap {} ms",
+        gap.as_millis()
+    );
+    let [(name, from, new)] = upgrades.as_slice() else {
+        panic!("one hand-over, px1's proxy to its successor: {upgrades:?}");
+    };
+    assert_eq!((name.as_str(), *from), ("px1-proxy", old));
+    assert_ne!(*new, old);
+    assert_eq!(s.pid("px1-proxy"), Some(*new));
+    assert!(s.running("px1-proxy"), "the successor serves");
+    assert_eq!(failed, 0, "no request fails across the hand-over: {last}");
+    assert_eq!(s.vip_holder(), Some("px1"));
+    // The old proxy drains and exits, and the lab reaps it: no zombie.
+    let old_ended = wait(Duration::from_secs(15), || {
+        s.follow_upgrades();
+        !std::path::Path::new(&format!("/proc/{old}")).exists()
+    });
+    assert!(
+        old_ended.is_some(),
+        "the old proxy (pid {old}) exits after its drain and is reaped"
+    );
+    // Stopping "px1-proxy" now stops the proxy that serves, not the old PID:
+    // its health track fails and px2 takes the VIP.
+    let t = Instant::now();
+    s.stop_component("px1-proxy", "TERM").unwrap();
+    let stopped = t.elapsed();
+    assert!(!s.running("px1-proxy"));
+    let moved = wait(Duration::from_secs(10), || s.vip_holder() == Some("px2"));
+    println!(
+        "story 7: the old proxy ended {old_ended:?} after the hand-over; the successor \
+         stopped by name in {stopped:?}, VIP on px2 {moved:?} later"
+    );
+    assert!(
+        moved.is_some(),
+        "the stopped successor was the proxy serving on px1"
+    );
+}
+
+#[test]
 fn redis_down_gives_clear_503s_and_the_service_recovers_by_itself() {
     let mut s = Stack::start("e2eredis");
     let mut cookie = None;

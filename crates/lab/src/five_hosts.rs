@@ -16,6 +16,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -51,6 +52,38 @@ struct Component {
     host: &'static str,
     args: Vec<String>,
     pid: Option<u32>,
+    /// A proxy's `NOTIFY_SOCKET`: on a binary upgrade (SIGUSR2) it names
+    /// its successor there (`MAINPID=`), as it would to systemd.
+    notify: Option<Notify>,
+}
+
+/// A bound, non-blocking `NOTIFY_SOCKET` and its path.
+struct Notify {
+    sock: UnixDatagram,
+    path: PathBuf,
+}
+
+impl Notify {
+    fn bind(path: PathBuf) -> io::Result<Notify> {
+        let _ = fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path)?;
+        sock.set_nonblocking(true)?;
+        Ok(Notify { sock, path })
+    }
+
+    /// The last `MAINPID=` among the messages waiting, if any.
+    fn main_pid(&self) -> Option<u32> {
+        let mut buf = [0u8; 4096];
+        let mut last = None;
+        // Bounded: a proxy sends a handful of messages in its life.
+        for _ in 0..64 {
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                break;
+            };
+            last = crate::notify::main_pid_of(&buf[..n]).or(last);
+        }
+        last
+    }
 }
 
 /// A running five-host stack; dropping it stops every process and removes
@@ -59,6 +92,9 @@ pub struct FiveHosts {
     lab: Lab,
     dir: PathBuf,
     components: Vec<Component>,
+    /// Proxies that handed over to a successor, until they are reaped
+    /// (they drain first).
+    retired: Vec<u32>,
 }
 
 /// Names of the stack's processes, in start order.
@@ -106,6 +142,7 @@ impl FiveHosts {
             .map(String::from)
             .to_vec(),
             pid: None,
+            notify: None,
         }];
         for (name, host, node) in [("be1", "be1", "137server1"), ("be2", "be2", "139server2")] {
             let addr = addr_of(host);
@@ -123,6 +160,7 @@ impl FiveHosts {
                     "redis://192.0.2.140:6379/".into(),
                 ],
                 pid: None,
+                notify: None,
             });
         }
         for (host, prio) in [("px1", 100), ("px2", 99)] {
@@ -130,11 +168,16 @@ impl FiveHosts {
             fs::write(&cfg, proxy_host_config(prio, settings))?;
             let cfg = cfg.display().to_string();
             for role in ["proxy", "ha"] {
+                let name = format!("{host}-{role}");
+                let notify = (role == "proxy")
+                    .then(|| Notify::bind(dir.join(format!("{name}.notify"))))
+                    .transpose()?;
                 components.push(Component {
-                    name: format!("{host}-{role}"),
+                    name,
                     host,
                     args: vec![exe.clone(), role.into(), "--config".into(), cfg.clone()],
                     pid: None,
+                    notify,
                 });
             }
         }
@@ -142,6 +185,7 @@ impl FiveHosts {
             lab,
             dir,
             components,
+            retired: Vec::new(),
         };
         for name in COMPONENTS.iter().filter(|n| **n != "px2-ha") {
             stack.start_component(name)?;
@@ -193,6 +237,9 @@ impl FiveHosts {
         let mut cmd = self.lab.command(c.host, &args);
         cmd.stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
+        if let Some(n) = &c.notify {
+            cmd.env("NOTIFY_SOCKET", &n.path);
+        }
         let pid = self.lab.spawn(cmd)?;
         if let Some(c) = self.components.iter_mut().find(|c| c.name == name) {
             c.pid = Some(pid);
@@ -216,6 +263,32 @@ impl FiveHosts {
             c.pid = None;
         }
         Ok(())
+    }
+
+    /// Follows the proxies through binary upgrades (`kill -USR2`): a proxy
+    /// that named its successor on its `NOTIFY_SOCKET` is that successor
+    /// from now on, to [`FiveHosts::pid`], [`FiveHosts::running`] and
+    /// [`FiveHosts::stop_component`]. Returns (name, old PID, new PID) for
+    /// each hand-over seen since the last call. Reaps the old processes
+    /// that have exited since.
+    pub fn follow_upgrades(&mut self) -> Vec<(String, u32, u32)> {
+        let lab = &self.lab;
+        self.retired
+            .retain(|&pid| !lab.wait_exit(pid, Duration::ZERO));
+        let mut seen = Vec::new();
+        for c in &mut self.components {
+            let Some(new) = c.notify.as_ref().and_then(Notify::main_pid) else {
+                continue;
+            };
+            let Some(old) = c.pid.filter(|&old| old != new) else {
+                continue;
+            };
+            self.lab.adopt(new);
+            self.retired.push(old);
+            c.pid = Some(new);
+            seen.push((c.name.clone(), old, new));
+        }
+        seen
     }
 
     /// PID of a running component.

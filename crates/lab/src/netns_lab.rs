@@ -46,6 +46,10 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
     let status_addr = status_listener
         .local_addr()
         .map_err(|e| LabError::io("local address", e))?;
+    // A proxy's successor (`kill -USR2`) is orphaned when the old proxy
+    // exits: as its subreaper the lab reaps it when it ends.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| LabError::io("become the subreaper of the lab's processes", e.into()))?;
     println!("lab: building the five hosts in network namespaces...");
     let exe = opts.exe.clone();
     let stack = blocking(move || {
@@ -87,7 +91,16 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
             _ = tick.tick() => {
                 let s = stack.clone();
                 let prev = last_total;
-                if let Ok((mut view, total, holder)) = blocking(move || Ok(collect(&lock(&s), prev))).await {
+                let seen = blocking(move || {
+                    let mut g = lock(&s);
+                    let upgrades = g.follow_upgrades();
+                    Ok((collect(&g, prev), upgrades))
+                })
+                .await;
+                if let Ok(((mut view, total, holder), upgrades)) = seen {
+                    for (name, old, new) in upgrades {
+                        println!("lab: {name} upgraded (SIGUSR2): pid {old} handed over to pid {new}");
+                    }
                     last_total = total;
                     let now = now_ms();
                     for (at, ok) in probe_rx.try_iter() {
@@ -147,6 +160,10 @@ fn print_banner(s: &FiveHosts, status: std::net::SocketAddr) {
     );
     println!(
         "  try: kill -9 {} (kill the proxy on px1: its health track fails, px2 takes the VIP)",
+        pid(s, "px1-proxy")
+    );
+    println!(
+        "  try: kill -USR2 {} (binary upgrade of the proxy on px1: no request fails, the lab follows the new one)",
         pid(s, "px1-proxy")
     );
     println!(
@@ -265,6 +282,7 @@ fn collect(s: &FiveHosts, last_total: Option<f64>) -> (Value, Option<f64>, Optio
             format!("ip netns exec {cl} curl -s http://{STANDARD_VIP}/session"),
             format!("kill {}   (ha on px1: planned switchover)", pid(s, "px1-ha")),
             format!("kill -9 {}   (proxy on px1: tracked check fails)", pid(s, "px1-proxy")),
+            format!("kill -USR2 {}   (proxy on px1: binary upgrade, no request fails)", pid(s, "px1-proxy")),
         ],
     });
     (view, total, vip_holder(&holders))

@@ -6,7 +6,9 @@
 //! who tries the upgrade in the lab gets what systemd gives them: the lab
 //! follows the new proxy, reports it, and stops it with everything else.
 //! The lab is also the subreaper of its tree, so the successor, orphaned
-//! when the old proxy exits, becomes the lab's child to reap.
+//! when the old proxy exits, becomes the lab's child to reap. The
+//! `--netns` lab gives each of its two proxies a socket of its own
+//! (`five_hosts`) and reads them with [`main_pid_of`].
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +53,7 @@ impl Notify {
 }
 
 /// `MAINPID=` of one sd_notify datagram (newline-separated assignments).
-fn main_pid_of(datagram: &[u8]) -> Option<u32> {
+pub(crate) fn main_pid_of(datagram: &[u8]) -> Option<u32> {
     std::str::from_utf8(datagram)
         .ok()?
         .lines()

@@ -45,6 +45,9 @@ pub struct Lab {
     namespaces: Vec<String>,
     hosts: Vec<(String, String)>,
     children: Mutex<Vec<Child>>,
+    /// Processes that took over from one this lab started (a proxy's
+    /// binary upgrade): not our children, but ours to signal and stop.
+    adopted: Mutex<Vec<Adopted>>,
 }
 
 /// Runs `ip` with `args`; a non-zero exit is an error carrying stderr.
@@ -78,6 +81,7 @@ impl Lab {
             namespaces: Vec::new(),
             hosts: Vec::new(),
             children: Mutex::new(Vec::new()),
+            adopted: Mutex::new(Vec::new()),
         };
         let br = lab.ns("br");
         ip(&["netns", "add", &br])?;
@@ -176,9 +180,22 @@ impl Lab {
         Ok(pid)
     }
 
+    /// Counts `pid`, which took over from a process this lab started, as
+    /// the lab's own: [`Lab::signal`] and [`Lab::wait_exit`] take it, and
+    /// it is killed with the rest.
+    pub fn adopt(&self, pid: u32) {
+        if let Some(p) = Adopted::of(pid) {
+            lock(&self.adopted).push(p);
+        }
+    }
+
     /// Sends `signal` (e.g. "TERM", "KILL") to a process this lab started.
     pub fn signal(&self, pid: u32, signal: &str) -> io::Result<()> {
-        if !self.lock_children().iter().any(|c| c.id() == pid) {
+        let ours = self.lock_children().iter().any(|c| c.id() == pid)
+            || lock(&self.adopted)
+                .iter()
+                .any(|p| p.pid == pid && !p.ended());
+        if !ours {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("pid {pid} was not started by this lab"),
@@ -194,16 +211,18 @@ impl Lab {
         }
     }
 
-    /// Waits up to `timeout` for a started process to exit; true if it did.
+    /// Waits up to `timeout` for a started or adopted process to exit;
+    /// true if it did.
     pub fn wait_exit(&self, pid: u32, timeout: std::time::Duration) -> bool {
         let step = std::time::Duration::from_millis(10);
+        let adopted = lock(&self.adopted).iter().find(|p| p.pid == pid).copied();
         for _ in 0..=(timeout.as_millis() / step.as_millis()) {
             let mut kids = self.lock_children();
             if let Some(c) = kids.iter_mut().find(|c| c.id() == pid) {
                 if matches!(c.try_wait(), Ok(Some(_))) {
                     return true;
                 }
-            } else {
+            } else if adopted.is_none_or(|p| p.ended()) {
                 return true;
             }
             drop(kids);
@@ -213,11 +232,55 @@ impl Lab {
     }
 
     fn lock_children(&self) -> std::sync::MutexGuard<'_, Vec<Child>> {
-        match self.children.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
+        lock(&self.children)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A process this lab adopted, known by its PID and its start time (so
+/// that a PID the system gave to another process since is not taken for it).
+#[derive(Clone, Copy, Debug)]
+struct Adopted {
+    pid: u32,
+    started: u64,
+}
+
+impl Adopted {
+    fn of(pid: u32) -> Option<Adopted> {
+        let (_, started) = stat(pid)?;
+        Some(Adopted { pid, started })
+    }
+
+    /// Whether it has ended. It is not our child while the process it took
+    /// over from runs; then it is ours (if we are a subreaper) and reaped
+    /// here, or init's, and a zombie until init reaps it.
+    fn ended(&self) -> bool {
+        use nix::sys::wait::{waitpid, WaitPidFlag};
+        if let Ok(raw) = i32::try_from(self.pid) {
+            let _ = waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+        }
+        match stat(self.pid) {
+            Some((state, started)) => started != self.started || matches!(state, 'Z' | 'X'),
+            None => true,
         }
     }
+}
+
+/// (state, start time in clock ticks) of `pid` from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ...": fields after the last ')', start time 20th of them.
+    let (_, rest) = text.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let started = fields.nth(18)?.parse().ok()?;
+    Some((state, started))
 }
 
 impl Drop for Lab {
@@ -225,6 +288,17 @@ impl Drop for Lab {
         for c in self.lock_children().iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for p in lock(&self.adopted).iter().filter(|p| !p.ended()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.pid.to_string()])
+                .status();
+            for _ in 0..100 {
+                if p.ended() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         for ns in self.namespaces.iter().rev() {
             kill_namespace_pids(ns);
@@ -322,5 +396,23 @@ mod tests {
         ip(&["netns", "add", name]).expect("add");
         let removed = cleanup_stale("nsstale").expect("cleanup");
         assert_eq!(removed, vec![name.to_owned()]);
+    }
+
+    #[test]
+    fn an_adopted_process_is_known_by_its_start_time_and_ends() {
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let adopted = Adopted::of(child.id()).expect("a running process has a stat");
+        assert!(!adopted.ended());
+        let reused = Adopted {
+            started: adopted.started + 1,
+            ..adopted
+        };
+        assert!(
+            reused.ended(),
+            "another process under the same PID is not it"
+        );
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        assert!(adopted.ended());
     }
 }

@@ -16,13 +16,14 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use stackd_testkit::http::Reply;
 use stackd_testkit::netns::{Lab, STANDARD_HOSTS, STANDARD_VIP};
+
+use crate::notify::Notify;
 
 /// Protocol settings of the lab's VRRP instance.
 #[derive(Clone, Debug)]
@@ -55,35 +56,6 @@ struct Component {
     /// A proxy's `NOTIFY_SOCKET`: on a binary upgrade (SIGUSR2) it names
     /// its successor there (`MAINPID=`), as it would to systemd.
     notify: Option<Notify>,
-}
-
-/// A bound, non-blocking `NOTIFY_SOCKET` and its path.
-struct Notify {
-    sock: UnixDatagram,
-    path: PathBuf,
-}
-
-impl Notify {
-    fn bind(path: PathBuf) -> io::Result<Notify> {
-        let _ = fs::remove_file(&path);
-        let sock = UnixDatagram::bind(&path)?;
-        sock.set_nonblocking(true)?;
-        Ok(Notify { sock, path })
-    }
-
-    /// The last `MAINPID=` among the messages waiting, if any.
-    fn main_pid(&self) -> Option<u32> {
-        let mut buf = [0u8; 4096];
-        let mut last = None;
-        // Bounded: a proxy sends a handful of messages in its life.
-        for _ in 0..64 {
-            let Ok(n) = self.sock.recv(&mut buf) else {
-                break;
-            };
-            last = crate::notify::main_pid_of(&buf[..n]).or(last);
-        }
-        last
-    }
 }
 
 /// A running five-host stack; dropping it stops every process and removes
@@ -238,7 +210,7 @@ impl FiveHosts {
         cmd.stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
         if let Some(n) = &c.notify {
-            cmd.env("NOTIFY_SOCKET", &n.path);
+            cmd.env("NOTIFY_SOCKET", n.path());
         }
         let pid = self.lab.spawn(cmd)?;
         if let Some(c) = self.components.iter_mut().find(|c| c.name == name) {
@@ -277,16 +249,16 @@ impl FiveHosts {
             .retain(|&pid| !lab.wait_exit(pid, Duration::ZERO));
         let mut seen = Vec::new();
         for c in &mut self.components {
-            let Some(new) = c.notify.as_ref().and_then(Notify::main_pid) else {
-                continue;
-            };
-            let Some(old) = c.pid.filter(|&old| old != new) else {
-                continue;
-            };
-            self.lab.adopt(new);
-            self.retired.push(old);
-            c.pid = Some(new);
-            seen.push((c.name.clone(), old, new));
+            let pids = c.notify.as_ref().map(Notify::main_pids).unwrap_or_default();
+            for new in pids {
+                let Some(old) = c.pid.filter(|&old| old != new) else {
+                    continue;
+                };
+                self.lab.adopt(new);
+                self.retired.push(old);
+                c.pid = Some(new);
+                seen.push((c.name.clone(), old, new));
+            }
         }
         seen
     }

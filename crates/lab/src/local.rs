@@ -85,7 +85,9 @@ async fn run_with(
     }
     let proxy_cfg = write_proxy_config(&stack)?;
     drop(proxy_listener); // the proxy binds it now
-    let notify = Notify::bind(dir)?;
+    let notify = Notify::bind(dir.join("notify.sock"))
+        .map_err(|e| LabError::io("bind the proxy's NOTIFY_SOCKET", e))?;
+    crate::notify::become_subreaper()?;
     let mut cmd = Command::new(&opts.exe);
     cmd.arg("proxy").arg("--config").arg(&proxy_cfg);
     cmd.env("NOTIFY_SOCKET", notify.path());
@@ -248,16 +250,16 @@ async fn supervise(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            pid = notify.main_pid() => {
-                if let Some(old) = procs.adopt("proxy", pid) {
-                    println!("lab: proxy upgraded (SIGUSR2): pid {old} handed over to pid {pid}");
-                }
-            }
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(l)) => toggle_backend(procs, backends, s, l.trim()).await,
                 _ => stdin_open = false,
             },
             _ = tick.tick() => {
+                for pid in notify.main_pids() {
+                    if let Some(old) = procs.adopt("proxy", pid) {
+                        println!("lab: proxy upgraded (SIGUSR2): pid {old} handed over to pid {pid}");
+                    }
+                }
                 for (name, status) in procs.reap_exited() {
                     println!("lab: {name} exited ({status})");
                 }

@@ -46,10 +46,7 @@ pub async fn run(opts: &LabOptions, shutdown: CancellationToken) -> Result<(), L
     let status_addr = status_listener
         .local_addr()
         .map_err(|e| LabError::io("local address", e))?;
-    // A proxy's successor (`kill -USR2`) is orphaned when the old proxy
-    // exits: as its subreaper the lab reaps it when it ends.
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| LabError::io("become the subreaper of the lab's processes", e.into()))?;
+    crate::notify::become_subreaper()?;
     println!("lab: building the five hosts in network namespaces...");
     let exe = opts.exe.clone();
     let stack = blocking(move || {

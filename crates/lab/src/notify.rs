@@ -2,36 +2,38 @@
 //!
 //! On SIGUSR2 the proxy starts its successor and exits; it tells systemd
 //! the new PID with `MAINPID=` on `NOTIFY_SOCKET`, and systemd supervises
-//! that one from then on. The lab offers the same socket, so an operator
-//! who tries the upgrade in the lab gets what systemd gives them: the lab
-//! follows the new proxy, reports it, and stops it with everything else.
-//! The lab is also the subreaper of its tree, so the successor, orphaned
-//! when the old proxy exits, becomes the lab's child to reap. The
-//! `--netns` lab gives each of its two proxies a socket of its own
-//! (`five_hosts`) and reads them with [`main_pid_of`].
+//! that one from then on. The labs offer the same socket (the loopback lab
+//! one, the `--netns` lab one per proxy), so an operator who tries the
+//! upgrade in a lab gets what systemd gives them: the lab follows the new
+//! proxy, reports it, and stops it with everything else. A lab is also the
+//! subreaper of its tree ([`become_subreaper`]), so the successor, orphaned
+//! when the old proxy exits, becomes the lab's child to reap.
+//!
+//! The socket is read without blocking on the lab's once-a-second tick:
+//! a hand-over is followed within a second, and the same code serves the
+//! async loopback lab and the blocking five-host stack.
 
+use std::io;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-
-use tokio::net::UnixDatagram;
 
 use crate::LabError;
 
-/// A bound `NOTIFY_SOCKET`.
+/// Most messages read per call: a proxy sends a handful in its life.
+const READ_AT_MOST: usize = 64;
+
+/// A bound, non-blocking `NOTIFY_SOCKET`.
 pub(crate) struct Notify {
     sock: UnixDatagram,
     path: PathBuf,
 }
 
 impl Notify {
-    /// Binds `dir/notify.sock` and makes this process the subreaper of
-    /// the processes it starts.
-    pub(crate) fn bind(dir: &Path) -> Result<Notify, LabError> {
-        let path = dir.join("notify.sock");
+    /// Binds `path` (a stale socket file there is replaced).
+    pub(crate) fn bind(path: PathBuf) -> io::Result<Notify> {
         let _ = std::fs::remove_file(&path);
-        let sock = UnixDatagram::bind(&path)
-            .map_err(|e| LabError::io(format!("bind {}", path.display()), e))?;
-        nix::sys::prctl::set_child_subreaper(true)
-            .map_err(|e| LabError::io("become the subreaper of the lab's processes", e.into()))?;
+        let sock = UnixDatagram::bind(&path)?;
+        sock.set_nonblocking(true)?;
         Ok(Notify { sock, path })
     }
 
@@ -39,21 +41,29 @@ impl Notify {
         &self.path
     }
 
-    /// The PID of the next `MAINPID=` message; other messages are skipped.
-    pub(crate) async fn main_pid(&self) -> u32 {
+    /// The PIDs named by `MAINPID=` since the last call, in the order they
+    /// came; other messages are skipped.
+    pub(crate) fn main_pids(&self) -> Vec<u32> {
         let mut buf = [0u8; 4096];
-        loop {
-            if let Ok(n) = self.sock.recv(&mut buf).await {
-                if let Some(pid) = main_pid_of(&buf[..n]) {
-                    return pid;
-                }
-            }
+        let mut pids = Vec::new();
+        for _ in 0..READ_AT_MOST {
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                break;
+            };
+            pids.extend(main_pid_of(&buf[..n]));
         }
+        pids
     }
 }
 
+/// Makes this process the subreaper of the processes it starts.
+pub(crate) fn become_subreaper() -> Result<(), LabError> {
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| LabError::io("become the subreaper of the lab's processes", e.into()))
+}
+
 /// `MAINPID=` of one sd_notify datagram (newline-separated assignments).
-pub(crate) fn main_pid_of(datagram: &[u8]) -> Option<u32> {
+fn main_pid_of(datagram: &[u8]) -> Option<u32> {
     std::str::from_utf8(datagram)
         .ok()?
         .lines()
@@ -78,13 +88,16 @@ mod tests {
         assert_eq!(main_pid_of(&[0xff, 0xfe]), None);
     }
 
-    #[tokio::test]
-    async fn a_sent_main_pid_is_received() {
+    #[test]
+    fn sent_main_pids_are_received_in_order_once() {
         let dir = tempfile::tempdir().unwrap();
-        let n = Notify::bind(dir.path()).unwrap();
-        let tx = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        let n = Notify::bind(dir.path().join("notify.sock")).unwrap();
+        assert!(n.main_pids().is_empty(), "nothing sent: no wait");
+        let tx = UnixDatagram::unbound().unwrap();
         tx.send_to(b"READY=1", n.path()).unwrap();
         tx.send_to(b"MAINPID=777\nREADY=1", n.path()).unwrap();
-        assert_eq!(n.main_pid().await, 777);
+        tx.send_to(b"MAINPID=778", n.path()).unwrap();
+        assert_eq!(n.main_pids(), vec![777, 778]);
+        assert!(n.main_pids().is_empty());
     }
 }

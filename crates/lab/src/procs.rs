@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
+use stackd_testkit::process::Adopted;
 use tokio::process::{Child, Command};
 
 use crate::LabError;
@@ -27,8 +27,18 @@ const REAP_WITHIN: Duration = Duration::from_secs(600);
 pub struct Proc {
     pub name: String,
     pub pid: u32,
-    /// `None` for a successor: not started by us, known by PID only.
-    child: Option<Child>,
+    handle: Handle,
+}
+
+/// How the lab knows a process it watches.
+#[derive(Debug)]
+enum Handle {
+    /// Started by the lab.
+    Child(Child),
+    /// A successor the process it took over from named: not started by us.
+    Successor(Adopted),
+    /// A successor that was gone before it could be adopted.
+    Gone,
 }
 
 /// Every process the lab started, in start order.
@@ -65,7 +75,7 @@ impl Procs {
         self.list.push(Proc {
             name: name.to_owned(),
             pid,
-            child: Some(child),
+            handle: Handle::Child(child),
         });
         Ok(pid)
     }
@@ -74,18 +84,23 @@ impl Procs {
     /// old process is reaped when it exits (it drains first, within its
     /// grace period). The old PID, if `name` is known.
     pub fn adopt(&mut self, name: &str, pid: u32) -> Option<u32> {
-        let p = self.list.iter_mut().find(|p| p.name == name)?;
+        let p = self
+            .list
+            .iter_mut()
+            .find(|p| p.name == name && p.pid != pid)?;
         let old = std::mem::replace(&mut p.pid, pid);
-        match p.child.take() {
-            Some(mut child) => {
+        let next = Adopted::of(pid).map_or(Handle::Gone, Handle::Successor);
+        match std::mem::replace(&mut p.handle, next) {
+            Handle::Child(mut child) => {
                 tokio::spawn(async move {
                     let _ = child.wait().await;
                 });
             }
             // A successor handing over in turn.
-            None => {
-                tokio::spawn(tokio::time::timeout(REAP_WITHIN, successor_ends(old)));
+            Handle::Successor(a) => {
+                tokio::spawn(tokio::time::timeout(REAP_WITHIN, ends(a)));
             }
+            Handle::Gone => {}
         }
         Some(old)
     }
@@ -133,28 +148,17 @@ impl Procs {
 
 /// How `p` ended, if it has (reaped); `None` while it runs.
 fn exited(p: &mut Proc) -> Option<String> {
-    match p.child.as_mut() {
-        Some(c) => c.try_wait().ok().flatten().map(|s| s.to_string()),
-        None => successor_gone(p.pid).then(|| "exited".to_owned()),
+    match &mut p.handle {
+        Handle::Child(c) => c.try_wait().ok().flatten().map(|s| s.to_string()),
+        Handle::Successor(a) => a.ended().then(|| "exited".to_owned()),
+        Handle::Gone => Some("exited".to_owned()),
     }
 }
 
-/// Whether the successor `pid` is gone. It becomes our child (we are the
-/// subreaper) once its parent, the process it succeeded, has exited; a
-/// zombie of ours is reaped here.
-fn successor_gone(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return true;
-    };
-    let pid = Pid::from_raw(raw);
-    let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
-    kill(pid, None).is_err()
-}
-
-/// Returns once the successor `pid` is gone (polled: it is not our child
+/// Returns once the successor `a` has ended (polled: it is not our child
 /// until its parent exits, so there is nothing to wait on).
-async fn successor_ends(pid: u32) {
-    while !successor_gone(pid) {
+async fn ends(a: Adopted) {
+    while !a.ended() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -163,26 +167,24 @@ async fn stop_one(p: &mut Proc, grace: Duration) {
     if exited(p).is_some() {
         return;
     }
-    let Ok(raw) = i32::try_from(p.pid) else {
-        return;
-    };
-    let _ = kill(Pid::from_raw(raw), Signal::SIGTERM);
-    let stopped = match p.child.as_mut() {
-        Some(c) => tokio::time::timeout(grace, c.wait()).await.is_ok(),
-        None => tokio::time::timeout(grace, successor_ends(p.pid))
-            .await
-            .is_ok(),
-    };
-    if !stopped {
-        tracing::warn!(name = %p.name, pid = p.pid, "did not stop on SIGTERM; killing");
-        match p.child.as_mut() {
-            Some(c) => {
+    match &mut p.handle {
+        Handle::Child(c) => {
+            if let Ok(raw) = i32::try_from(p.pid) {
+                let _ = kill(Pid::from_raw(raw), Signal::SIGTERM);
+            }
+            if tokio::time::timeout(grace, c.wait()).await.is_err() {
+                tracing::warn!(name = %p.name, pid = p.pid, "did not stop on SIGTERM; killing");
                 let _ = c.kill().await;
             }
-            None => {
-                let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
-                let _ = tokio::time::timeout(grace, successor_ends(p.pid)).await;
+        }
+        Handle::Successor(a) => {
+            a.signal(Signal::SIGTERM);
+            if tokio::time::timeout(grace, ends(*a)).await.is_err() {
+                tracing::warn!(name = %p.name, pid = p.pid, "did not stop on SIGTERM; killing");
+                a.signal(Signal::SIGKILL);
+                let _ = tokio::time::timeout(grace, ends(*a)).await;
             }
         }
+        Handle::Gone => {}
     }
 }

@@ -24,6 +24,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
+use crate::process::Adopted;
+
 /// SPEC.md "Lab topology": (host, address).
 pub const STANDARD_HOSTS: [(&str, &str); 6] = [
     ("px1", "192.0.2.133/24"),
@@ -194,7 +196,7 @@ impl Lab {
         let ours = self.lock_children().iter().any(|c| c.id() == pid)
             || lock(&self.adopted)
                 .iter()
-                .any(|p| p.pid == pid && !p.ended());
+                .any(|p| p.pid() == pid && !p.ended());
         if !ours {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -215,7 +217,7 @@ impl Lab {
     /// true if it did.
     pub fn wait_exit(&self, pid: u32, timeout: std::time::Duration) -> bool {
         let step = std::time::Duration::from_millis(10);
-        let adopted = lock(&self.adopted).iter().find(|p| p.pid == pid).copied();
+        let adopted = lock(&self.adopted).iter().find(|p| p.pid() == pid).copied();
         for _ in 0..=(timeout.as_millis() / step.as_millis()) {
             let mut kids = self.lock_children();
             if let Some(c) = kids.iter_mut().find(|c| c.id() == pid) {
@@ -243,56 +245,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// A process this lab adopted, known by its PID and its start time (so
-/// that a PID the system gave to another process since is not taken for it).
-#[derive(Clone, Copy, Debug)]
-struct Adopted {
-    pid: u32,
-    started: u64,
-}
-
-impl Adopted {
-    fn of(pid: u32) -> Option<Adopted> {
-        let (_, started) = stat(pid)?;
-        Some(Adopted { pid, started })
-    }
-
-    /// Whether it has ended. It is not our child while the process it took
-    /// over from runs; then it is ours (if we are a subreaper) and reaped
-    /// here, or init's, and a zombie until init reaps it.
-    fn ended(&self) -> bool {
-        use nix::sys::wait::{waitpid, WaitPidFlag};
-        if let Ok(raw) = i32::try_from(self.pid) {
-            let _ = waitpid(nix::unistd::Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
-        }
-        match stat(self.pid) {
-            Some((state, started)) => started != self.started || matches!(state, 'Z' | 'X'),
-            None => true,
-        }
-    }
-}
-
-/// (state, start time in clock ticks) of `pid` from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) S ppid ...": fields after the last ')', start time 20th of them.
-    let (_, rest) = text.rsplit_once(") ")?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let started = fields.nth(18)?.parse().ok()?;
-    Some((state, started))
-}
-
 impl Drop for Lab {
     fn drop(&mut self) {
         for c in self.lock_children().iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for p in lock(&self.adopted).iter().filter(|p| !p.ended()) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &p.pid.to_string()])
-                .status();
+        for p in lock(&self.adopted).iter() {
+            if !p.signal(crate::process::Signal::SIGKILL) {
+                continue;
+            }
             for _ in 0..100 {
                 if p.ended() {
                     break;
@@ -396,23 +358,5 @@ mod tests {
         ip(&["netns", "add", name]).expect("add");
         let removed = cleanup_stale("nsstale").expect("cleanup");
         assert_eq!(removed, vec![name.to_owned()]);
-    }
-
-    #[test]
-    fn an_adopted_process_is_known_by_its_start_time_and_ends() {
-        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
-        let adopted = Adopted::of(child.id()).expect("a running process has a stat");
-        assert!(!adopted.ended());
-        let reused = Adopted {
-            started: adopted.started + 1,
-            ..adopted
-        };
-        assert!(
-            reused.ended(),
-            "another process under the same PID is not it"
-        );
-        child.kill().expect("kill");
-        child.wait().expect("wait");
-        assert!(adopted.ended());
     }
 }

@@ -143,6 +143,61 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A process that took over from one we started (a proxy's binary
+/// upgrade, which names its successor with `MAINPID=`): not our child, so
+/// known by its PID and its start time, so that a PID the system has given
+/// to another process since is never taken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Adopted {
+    pid: u32,
+    started: u64,
+}
+
+impl Adopted {
+    /// `pid` as it runs now; `None` if it is already gone.
+    pub fn of(pid: u32) -> Option<Adopted> {
+        let (_, started) = stat(pid)?;
+        Some(Adopted { pid, started })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether it has ended. It is not our child while the process it took
+    /// over from runs; then it is ours (if we are a subreaper) and reaped
+    /// here, or init's, and a zombie until init reaps it.
+    pub fn ended(&self) -> bool {
+        use nix::sys::wait::{waitpid, WaitPidFlag};
+        if let Ok(raw) = i32::try_from(self.pid) {
+            let _ = waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG));
+        }
+        match stat(self.pid) {
+            Some((state, started)) => started != self.started || matches!(state, 'Z' | 'X'),
+            None => true,
+        }
+    }
+
+    /// Sends `sig` unless it has ended; false if it could not be sent.
+    pub fn signal(&self, sig: Signal) -> bool {
+        let Ok(raw) = i32::try_from(self.pid) else {
+            return false;
+        };
+        !self.ended() && nix::sys::signal::kill(Pid::from_raw(raw), sig).is_ok()
+    }
+}
+
+/// (state, start time in clock ticks) of `pid` from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ...": fields after the last ')', start time 20th of them.
+    let (_, rest) = text.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let started = fields.nth(18)?.parse().ok()?;
+    Some((state, started))
+}
+
 /// Sends `sig` to `pid`; panics when that fails (the PID is the caller's own
 /// child, so a failure is a bug in the test).
 pub fn signal(pid: u32, sig: Signal) {
@@ -269,6 +324,26 @@ pub fn stackd_bin() -> &'static Path {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_adopted_process_is_known_by_its_start_time_and_ends() {
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let adopted = Adopted::of(child.id()).expect("a running process has a stat");
+        assert!(!adopted.ended());
+        let reused = Adopted {
+            started: adopted.started + 1,
+            ..adopted
+        };
+        assert!(
+            reused.ended(),
+            "another process under the same PID is not it"
+        );
+        assert!(!reused.signal(Signal::SIGTERM), "and is never signalled");
+        assert!(adopted.signal(Signal::SIGKILL));
+        child.wait().expect("wait");
+        assert!(adopted.ended());
+        assert!(!adopted.signal(Signal::SIGKILL));
+    }
     use super::*;
 
     #[test]

@@ -8,6 +8,13 @@
 //! 230 instructions of wrapper (`bench/instructions.sh --locked`). Nothing
 //! here cancels threads, so [rustix] makes the same system calls directly.
 //!
+//! Writes are `send` (one buffer) or `sendmsg` (several), never `writev`.
+//! On a socket, `writev` first goes through the file layer (`vfs_writev`:
+//! the file's position lookup, permission and notification hooks) and only
+//! then to the same `sock_sendmsg`. At 1,000 connections perf put 1.3 µs
+//! of a request's kernel time there, a twelfth of it, and CPU per request
+//! fell 2 % without it (`bench/symbols.sh`, docs/BENCHMARKS.md).
+//!
 //! tokio still tracks readiness, as its own `TcpStream` does: a read or
 //! write waits for it, one that would block clears it, and so does a short
 //! read or write (with epoll that shows the socket's buffer is drained or
@@ -62,16 +69,49 @@ pub fn poll_read(
     Poll::Ready(Ok(()))
 }
 
-/// Writes `bufs` (as one `writev`) once the socket is writable.
+/// Writes the non-empty slices of `bufs` once the socket is writable: one
+/// slice as a plain `send`, several as one `sendmsg` (neither raises
+/// `SIGPIPE` on a closed peer).
+///
+/// Callers hand over fixed framings (head, chunk size, data, chunk end) of
+/// which a request usually fills one or two. The kernel copies in and walks
+/// every slice it is given, and `send` skips the vector altogether, so the
+/// empty ones are left out here. At most [`MAX_PARTS`] slices go in one
+/// call; the rest wait for the next, as after any partial write.
 pub fn poll_write_vectored(
     s: &TcpStream,
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
-    let len: usize = bufs.iter().map(|b| b.len()).sum();
-    poll_io(s, cx, Interest::WRITABLE, len, || {
-        rustix::io::writev(s, bufs).map_err(io::Error::from)
-    })
+    let mut parts = [IoSlice::new(&[]); MAX_PARTS];
+    match non_empty(bufs, &mut parts) {
+        [] => Poll::Ready(Ok(0)),
+        [one] => poll_write(s, cx, one),
+        many => {
+            let len: usize = many.iter().map(|b| b.len()).sum();
+            poll_io(s, cx, Interest::WRITABLE, len, || {
+                let mut no_control = rustix::net::SendAncillaryBuffer::default();
+                rustix::net::sendmsg(s, many, &mut no_control, SendFlags::NOSIGNAL)
+                    .map_err(io::Error::from)
+            })
+        }
+    }
+}
+
+/// The most slices one write passes to the kernel.
+const MAX_PARTS: usize = 8;
+
+/// The first [`MAX_PARTS`] non-empty slices of `bufs`, in order, in `into`.
+fn non_empty<'b, 'a>(
+    bufs: &[IoSlice<'a>],
+    into: &'b mut [IoSlice<'a>; MAX_PARTS],
+) -> &'b [IoSlice<'a>] {
+    let mut n = 0;
+    for b in bufs.iter().filter(|b| !b.is_empty()).take(MAX_PARTS) {
+        into[n] = *b;
+        n += 1;
+    }
+    &into[..n]
 }
 
 /// Writes `buf` once the socket is writable (no `SIGPIPE` on a closed peer).
@@ -264,6 +304,40 @@ mod tests {
                 "the write after a short one waited for an edge already taken: {next:?}"
             );
         });
+    }
+
+    #[test]
+    fn only_non_empty_slices_reach_the_kernel_and_at_most_eight() {
+        let lens = |bufs: &[IoSlice<'_>]| {
+            let mut into = [IoSlice::new(&[]); MAX_PARTS];
+            non_empty(bufs, &mut into)
+                .iter()
+                .map(|b| b.len())
+                .collect::<Vec<_>>()
+        };
+        let head = IoSlice::new(b"HTTP/1.1 200 OK\r\n\r\n");
+        let (none, body) = (IoSlice::new(b""), IoSlice::new(b"hello\n"));
+        assert_eq!(lens(&[head, none, body, none]), [19, 6]);
+        assert_eq!(lens(&[head, none, none, none, none]), [19]);
+        assert_eq!(lens(&[none, none]), Vec::<usize>::new());
+        assert_eq!(lens(&[]), Vec::<usize>::new());
+        let nine: Vec<IoSlice<'_>> = (0..9).map(|_| body).collect();
+        assert_eq!(lens(&nine), [6; MAX_PARTS]);
+    }
+
+    #[tokio::test]
+    async fn a_vectored_write_with_empty_slices_sends_the_others_in_order() {
+        let (ours, mut peer) = pair().await;
+        let (_, mut wr) = ours.split();
+        let none = IoSlice::new(b"");
+        let one = [none, IoSlice::new(b"GET / HTTP/1.1\r\n"), none, none];
+        assert_eq!(wr.write_vectored(&one).await.unwrap(), 16);
+        let two = [IoSlice::new(b"\r\n"), none, IoSlice::new(b"body"), none];
+        assert_eq!(wr.write_vectored(&two).await.unwrap(), 6);
+        assert_eq!(wr.write_vectored(&[none, none]).await.unwrap(), 0);
+        let mut got = [0u8; 22];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"GET / HTTP/1.1\r\n\r\nbody");
     }
 
     #[tokio::test]

@@ -41,6 +41,7 @@ def main():
     backend, bports = pb.start_backends(wd)
     args.stackd_alt = None
     args.alt_conf = []
+    args.peers_forward = False
     port = pb.free_port()
     p = pb.start_proxy(args.proxy, wd, port, bports, args)
     try:

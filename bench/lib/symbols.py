@@ -37,7 +37,8 @@ def record(p, port, conns, duration, freq, data):
 
 
 def samples(data):
-    """{(dso, symbol): samples} of one recording."""
+    """{(dso, symbol): samples} of one recording; every stackd binary is
+    the dso "stackd", so that two builds' functions line up."""
     out = subprocess.run(
         ["perf", "report", "-i", data, "--no-children", "--sort", "dso,sym", "--stdio",
          "-F", "sample,dso,sym", "-g", "none"],
@@ -48,7 +49,8 @@ def samples(data):
         parts = line.split(None, 2)
         if line.startswith("#") or len(parts) < 3 or not parts[0].isdigit():
             continue
-        got[(parts[1], parts[2].strip())] += int(parts[0])
+        dso = "stackd" if parts[1].startswith("stackd") else parts[1]
+        got[(dso, parts[2].strip())] += int(parts[0])
     return got
 
 

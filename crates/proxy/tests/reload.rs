@@ -109,8 +109,17 @@ async fn shutdown_drains_in_flight_requests() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A connection just accepted, its first request not yet sent: the
-    // drain must not close it under that request.
+    // drain must not close it under that request. Connected is not yet
+    // accepted (a connection still in the listen backlog is reset when
+    // the listener closes), so the drain starts once the proxy counts it.
+    let before = open_connections(&p).await;
     let mut fresh = stackd_testkit::http::Conn::connect(p.addr).await.unwrap();
+    stackd_testkit::wait::eventually(
+        "the proxy accepts the fresh connection",
+        Duration::from_secs(5),
+        || async { open_connections(&p).await > before },
+    )
+    .await;
     p.shutdown.cancel();
     assert!(
         idle.closed_within(Duration::from_secs(1)).await,
@@ -152,6 +161,15 @@ async fn shutdown_drains_in_flight_requests() {
         .unwrap()
         .unwrap();
     assert!(r.is_ok());
+}
+
+/// `stackd_proxy_client_connections` from the admin listener's metrics.
+async fn open_connections(p: &Proxy) -> f64 {
+    let (_, m) = get(&client(), &format!("http://{}/metrics", p.admin)).await;
+    m.lines()
+        .find_map(|l| l.strip_prefix("stackd_proxy_client_connections{} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no client connections gauge in the metrics:\n{m}"))
 }
 
 /// A connection accepted before the drain that never speaks waits for its

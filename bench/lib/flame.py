@@ -39,9 +39,6 @@ def main():
     wd = tempfile.mkdtemp(prefix="stackd-flame-")
     os.chmod(wd, 0o755)
     backend, bports = pb.start_backends(wd)
-    args.stackd_alt = None
-    args.alt_conf = []
-    args.peers_forward = False
     port = pb.free_port()
     p = pb.start_proxy(args.proxy, wd, port, bports, args)
     try:

@@ -204,23 +204,30 @@ http {{
 }}""")
 
 
+# What start_proxy reads besides --stackd, and its value when a script
+# (flame.py, symbols.py) has no such option: bench/proxy.sh's defaults.
+PROXY_OPTIONS = {"stackd_alt": None, "stackd_conf": (), "alt_conf": (),
+                 "peers_forward": False, "haproxy_maxconn": 9990}
+
+
 def start_proxy(kind, wd, port, backends, args):
     b1, b2 = backends
+    opt = lambda name: getattr(args, name, PROXY_OPTIONS[name])  # noqa: E731
     if kind.startswith("stackd"):
-        binary = (args.stackd_alt or args.stackd) if kind == "stackd-alt" else args.stackd
-        extra = args.stackd_conf + (args.alt_conf if kind == "stackd-alt" else [])
+        binary = (opt("stackd_alt") or args.stackd) if kind == "stackd-alt" else args.stackd
+        extra = [*opt("stackd_conf"), *(opt("alt_conf") if kind == "stackd-alt" else ())]
         conf = stackd_conf(wd, kind, port, backends, "\n".join(extra))
         env = dict(os.environ, RUST_LOG="warn")
         p = Proc(kind, [binary, "proxy", "--config", conf], wd, env)
     elif kind == "nginx":
-        conf = nginx_conf(wd, port, backends, forward=args.peers_forward)
+        conf = nginx_conf(wd, port, backends, forward=opt("peers_forward"))
         p = Proc("nginx", ["nginx", "-c", conf, "-p", wd], wd)
     else:
         conf = write(os.path.join(wd, "haproxy.cfg"), f"""
 global
   nbthread 2
   fd-hard-limit 20000
-  maxconn {args.haproxy_maxconn}
+  maxconn {opt("haproxy_maxconn")}
 defaults
   mode http
   timeout connect 5s
@@ -236,7 +243,7 @@ backend b
   balance roundrobin
   server s1 127.0.0.1:{b1}
   server s2 127.0.0.1:{b2}
-{HAPROXY_FORWARD if args.peers_forward else ""}""")
+{HAPROXY_FORWARD if opt("peers_forward") else ""}""")
         p = Proc("haproxy", ["haproxy", "-f", conf, "-db"], wd)
     if not wait_port(port):
         p.stop()

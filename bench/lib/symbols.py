@@ -68,8 +68,6 @@ def main():
     for tool in ("perf", "wrk", "nginx"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing")
-    args.stackd_conf, args.alt_conf = [], []
-    args.peers_forward, args.haproxy_maxconn = False, 9990
     kinds = args.proxies.split(",")
     wd = tempfile.mkdtemp(prefix="stackd-symbols-")
     os.chmod(wd, 0o755)

@@ -324,6 +324,7 @@ pub fn stackd_bin() -> &'static Path {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn an_adopted_process_is_known_by_its_start_time_and_ends() {
@@ -344,7 +345,6 @@ mod tests {
         assert!(adopted.ended());
         assert!(!adopted.signal(Signal::SIGKILL));
     }
-    use super::*;
 
     #[test]
     fn guard_kills_its_child_on_drop_and_reports_exit() {

@@ -44,6 +44,7 @@ import time
 
 ALL_PROXIES = ["stackd", "nginx", "haproxy"]
 PEERS = ["nginx", "haproxy"]
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -89,14 +90,19 @@ def status_kb(pid, key):
     return 0
 
 
-def cpu_ticks(pid):
-    """utime + stime of a process (and its reaped children), in clock ticks."""
+def cpu_user_sys(pid):
+    """(user, system) CPU of a process and its reaped children, in clock ticks."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return sum(int(x) for x in fields[11:15])
-    except OSError:
-        return 0
+            fields = [int(x) for x in f.read().rsplit(")", 1)[1].split()[11:15]]
+        return fields[0] + fields[2], fields[1] + fields[3]
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process (and its reaped children), in clock ticks."""
+    return sum(cpu_user_sys(pid))
 
 
 def machine_ticks():
@@ -123,6 +129,10 @@ class Proc:
 
     def ticks(self):
         return sum(cpu_ticks(p) for p in self.tree())
+
+    def user_sys(self):
+        both = [cpu_user_sys(p) for p in self.tree()]
+        return sum(u for u, _ in both), sum(s for _, s in both)
 
     def stop(self):
         if self.p.poll() is None:
@@ -345,7 +355,7 @@ def measure(p, port, path, conns, duration, wd, backend):
     perf_out = os.path.join(wd, "perf.txt")
     perf = perf_start(p.tree(), perf_out)
     busy0, total0 = machine_ticks()
-    own0 = p.ticks() + backend.ticks()
+    (user0, sys0), back0 = p.user_sys(), backend.ticks()
     w = wrk_start(port, path, conns, duration)
     wrk_ticks = 0
     while w.poll() is None:  # wrk's own CPU, sampled until it exits
@@ -354,7 +364,8 @@ def measure(p, port, path, conns, duration, wd, backend):
     r = wrk_result(w, duration)
     counts = perf_stop(perf, perf_out)
     busy1, total1 = machine_ticks()
-    own = p.ticks() + backend.ticks() - own0 + wrk_ticks
+    (user1, sys1), back1 = p.user_sys(), backend.ticks()
+    own = (user1 - user0) + (sys1 - sys0) + (back1 - back0) + wrk_ticks
     served = r["requests"] or r["rps"] * duration
     cpu_ms = counts.get("task-clock", float("nan"))
     r["us_per_req"] = cpu_ms * 1000 / served if served else float("nan")
@@ -362,6 +373,13 @@ def measure(p, port, path, conns, duration, wd, backend):
     r["rss"] = p.mem_kb("VmHWM") / 1024
     # CPU time of everything else on the machine, as a share of its cores.
     r["other_load"] = max(0, (busy1 - busy0) - own) / max(1, total1 - total0)
+    # Where the machine's CPU went, per request served (clock ticks from
+    # /proc: coarser than perf's task clock, but taken for every process).
+    per = lambda ticks: ticks * 1e6 / TICKS_PER_S / served if served else float("nan")
+    r["split"] = {
+        "proxy_user": per(user1 - user0), "proxy_sys": per(sys1 - sys0),
+        "backends": per(back1 - back0), "wrk": per(wrk_ticks), "machine": per(busy1 - busy0),
+    }
     return r
 
 
@@ -434,6 +452,53 @@ def report(say, args, scenarios, results, proxies):
                 cells.append(ratio(med([r[metric] for r in s]), med([r[metric] for r in o])) if o else "n/a")
         size = "1 MiB" if path == "/1m" else "6 B"
         say(f"| {conns} | {size} | " + " | ".join(cells) + " |")
+    budget(say, scenarios, results, proxies)
+
+
+def budget(say, scenarios, results, proxies):
+    """Where the machine's CPU went per request, and what that allows.
+
+    The proxy, the backends and wrk share the cores and keep them busy, so
+    requests/s is about cores / (CPU per request of all of them): a proxy
+    that saves a microsecond gains only its share of the whole. The last
+    table asks what stackd would serve if its own code cost nothing and
+    everything else (its system calls included) stayed as measured."""
+    say()
+    say("Where the machine's CPU went, µs per request (medians; clock ticks from /proc, so coarser "
+        "than the task clock above). rest = everything else on the machine.")
+    say()
+    say("| conns | response | proxy | proxy user | proxy system | backends | wrk | rest | all |")
+    say("|---|---|---|---|---|---|---|---|---|")
+    keys = ("proxy_user", "proxy_sys", "backends", "wrk")
+    for conns, path in scenarios:
+        size = "1 MiB" if path == "/1m" else "6 B"
+        for kind in proxies:
+            rs = [r["split"] for r in results.get((conns, path, kind), []) if "split" in r]
+            if not rs:
+                continue
+            cells = [med([r[k] for r in rs]) for k in keys]
+            all_ = med([r["machine"] for r in rs])
+            rest = med([r["machine"] - sum(r[k] for k in keys) for r in rs])
+            say(f"| {conns} | {size} | {kind} | " + " | ".join(f"{c:.2f}" for c in cells)
+                + f" | {rest:.2f} | {all_:.2f} |")
+    peers = [p for p in proxies if p in PEERS]
+    if "stackd" not in proxies or not peers:
+        return
+    say()
+    say("If stackd's own code cost nothing: its requests/s scaled by all / (all − proxy user), "
+        "round by round (medians), against the better peer's requests/s.")
+    say()
+    say("| conns | response | stackd requests/s | with its user space free | better peer | free over better peer |")
+    say("|---|---|---|---|---|---|")
+    for conns, path in scenarios:
+        rs = [r for r in results.get((conns, path, "stackd"), []) if "split" in r]
+        if not rs:
+            continue
+        free = med([r["rps"] * r["split"]["machine"] / (r["split"]["machine"] - r["split"]["proxy_user"])
+                    for r in rs if r["split"]["machine"] > r["split"]["proxy_user"]])
+        best = max(med([r["rps"] for r in results.get((conns, path, p), [])]) for p in peers)
+        size = "1 MiB" if path == "/1m" else "6 B"
+        say(f"| {conns} | {size} | {med([r['rps'] for r in rs]):.0f} | {free:.0f} | {best:.0f} | {ratio(free, best)} |")
 
 
 def idle_memory(say, args, wd, bports, proxies):

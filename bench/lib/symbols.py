@@ -105,6 +105,9 @@ def main():
         print(f"{k}: {ns(k, total):.0f} in all, {ns(k, kern):.0f} in the kernel, "
               f"{ns(k, total - kern):.0f} in user space")
     keys = set().union(*(got[k].keys() for k in kinds))
+    if os.environ.get("SYMBOLS_DUMP"):
+        import json
+        json.dump({k: {"|".join(key): ns(k, v) for key, v in got[k].items()} for k in kinds}, open(os.environ["SYMBOLS_DUMP"], "w"))
     rows = sorted(keys, key=lambda key: -max(abs(ns(kinds[0], got[kinds[0]][key]) - ns(k, got[k][key]))
                                               for k in kinds))
     print("| function | " + " | ".join(kinds) + " | first minus last |")

@@ -6,6 +6,7 @@
 #   bench/symbols.sh                                     stackd and nginx, 1,000 connections
 #   bench/symbols.sh --proxies stackd,stackd-alt --stackd-alt /tmp/stackd-old
 #   bench/symbols.sh --conns 64 --rounds 4
+#   bench/symbols.sh --conns 64 --json /tmp/at64.json    every function, for comparing runs
 #
 # Needs perf (linux-perf), wrk and nginx; builds stackd in release mode
 # unless STACKD names a binary. Not part of CI.

@@ -11,6 +11,7 @@ alone only says what is big.
 """
 import argparse
 import collections
+import json
 import os
 import shutil
 import signal
@@ -64,6 +65,8 @@ def main():
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--freq", type=int, default=1999)
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--json", help="also write every function's ns per request, by proxy, to this file "
+                    "(to set runs side by side, say at 64 and at 1,000 connections)")
     args = ap.parse_args()
     for tool in ("perf", "wrk", "nginx"):
         if shutil.which(tool) is None:
@@ -105,9 +108,9 @@ def main():
         print(f"{k}: {ns(k, total):.0f} in all, {ns(k, kern):.0f} in the kernel, "
               f"{ns(k, total - kern):.0f} in user space")
     keys = set().union(*(got[k].keys() for k in kinds))
-    if os.environ.get("SYMBOLS_DUMP"):
-        import json
-        json.dump({k: {"|".join(key): ns(k, v) for key, v in got[k].items()} for k in kinds}, open(os.environ["SYMBOLS_DUMP"], "w"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({k: {f"{dso}|{sym}": ns(k, v) for (dso, sym), v in got[k].items()} for k in kinds}, f)
     rows = sorted(keys, key=lambda key: -max(abs(ns(kinds[0], got[kinds[0]][key]) - ns(k, got[k][key]))
                                               for k in kinds))
     print("| function | " + " | ".join(kinds) + " | first minus last |")

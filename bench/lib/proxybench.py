@@ -485,8 +485,8 @@ def budget(say, scenarios, results, proxies):
     if "stackd" not in proxies or not peers:
         return
     say()
-    say("If stackd's own code cost nothing: its requests/s scaled by all / (all − proxy user), "
-        "round by round (medians), against the better peer's requests/s.")
+    say("If stackd's own code cost nothing: each round's requests/s scaled by all / (all − proxy user), "
+        "the median over rounds, against the better peer's median requests/s.")
     say()
     say("| conns | response | stackd requests/s | with its user space free | better peer | free over better peer |")
     say("|---|---|---|---|---|---|")

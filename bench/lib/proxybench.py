@@ -15,8 +15,11 @@ requests/s, p50/p99/max latency (wrk), CPU per request (the proxy's
 task-clock from `perf stat -p`, divided by the requests served), context
 switches per request, peak RSS, medians with min/max over rounds, stackd's
 ratios against nginx and HAProxy, and how busy the machine was with other
-work during each run. Also the resident memory of 10,000 idle keep-alive
-client connections.
+work during each run. Then where the machine's CPU went per request (the
+proxy's user and system time, the backends', wrk's, the rest) and what
+stackd would serve if its own code cost nothing: every process shares the
+same two cores, so the proxy's CPU is only part of what sets requests/s.
+Also the resident memory of 10,000 idle keep-alive client connections.
 
 Options exist for development: `--proxies stackd,stackd-alt` with
 `--stackd-alt PATH` runs two stackd builds against each other in the same

@@ -17,14 +17,6 @@ use stackd_testkit::wait::eventually;
 const SECOND: Duration = Duration::from_secs(1);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
 
-/// The value of the unlabelled metric `name` on the proxy's admin listener.
-async fn metric(p: &Proxy, name: &str) -> f64 {
-    let m = th::get_async(p.admin, "/metrics").await.unwrap().body;
-    m.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix("{} ")?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{m}"))
-}
-
 /// Waits until `name` reads `want`.
 async fn metric_reaches(p: &Proxy, name: &str, want: f64) {
     eventually(&format!("{name} = {want}"), 5 * SECOND, || async move {

@@ -11,6 +11,9 @@ use std::time::Duration;
 use common::*;
 use http::StatusCode;
 
+/// Client connections the proxy has accepted and not yet closed.
+const OPEN: &str = "stackd_proxy_client_connections";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_load_drops_nothing() {
     let a = Backend::start("a").await;
@@ -112,12 +115,12 @@ async fn shutdown_drains_in_flight_requests() {
     // drain must not close it under that request. Connected is not yet
     // accepted (a connection still in the listen backlog is reset when
     // the listener closes), so the drain starts once the proxy counts it.
-    let before = open_connections(&p).await;
+    let before = metric(&p, OPEN).await;
     let mut fresh = stackd_testkit::http::Conn::connect(p.addr).await.unwrap();
     stackd_testkit::wait::eventually(
         "the proxy accepts the fresh connection",
         Duration::from_secs(5),
-        || async { open_connections(&p).await > before },
+        || async { metric(&p, OPEN).await > before },
     )
     .await;
     p.shutdown.cancel();
@@ -161,15 +164,6 @@ async fn shutdown_drains_in_flight_requests() {
         .unwrap()
         .unwrap();
     assert!(r.is_ok());
-}
-
-/// `stackd_proxy_client_connections` from the admin listener's metrics.
-async fn open_connections(p: &Proxy) -> f64 {
-    let (_, m) = get(&client(), &format!("http://{}/metrics", p.admin)).await;
-    m.lines()
-        .find_map(|l| l.strip_prefix("stackd_proxy_client_connections{} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no client connections gauge in the metrics:\n{m}"))
 }
 
 /// A connection accepted before the drain that never speaks waits for its

@@ -179,6 +179,17 @@ pub struct Proxy {
     pub task: Option<tokio::task::JoinHandle<Result<(), stackd_proxy::ProxyError>>>,
 }
 
+/// The value of the unlabelled metric `name` on the proxy's admin listener.
+pub async fn metric(p: &Proxy, name: &str) -> f64 {
+    let m = stackd_testkit::http::get_async(p.admin, "/metrics")
+        .await
+        .unwrap()
+        .body;
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix("{} ")?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{m}"))
+}
+
 /// Parses a `[proxy]` table; `{listen}` and `{admin}` are replaced by the given addresses.
 pub fn config(toml: &str, listen: SocketAddr, admin: SocketAddr) -> ProxyConfig {
     let text = toml

@@ -10,11 +10,9 @@ self time, so a profile can be read without opening the SVG.
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import proxybench as pb  # noqa: E402
@@ -46,15 +44,8 @@ def main():
             sys.exit(f"{args.proxy} did not start; see {wd}/{args.proxy}.log")
         pb.wrk(port, "/", args.conns, 1)
         data = os.path.join(wd, "perf.data")
-        rec = subprocess.Popen(
-            ["perf", "record", "-F", str(args.freq), "--call-graph", "dwarf,32768", "-o", data,
-             "-p", ",".join(map(str, p.tree()))],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)
-        r = pb.wrk(port, "/", args.conns, args.duration)
-        rec.send_signal(signal.SIGINT)
-        rec.wait(timeout=60)
+        r = pb.perf_record(p, port, args.conns, args.duration, data, args.freq,
+                           ["--call-graph", "dwarf,32768"])
         print(f"{r['rps']:.0f} req/s while recording", file=sys.stderr)
     finally:
         if p:

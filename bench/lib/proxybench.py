@@ -352,6 +352,20 @@ def perf_stop(perf, path):
     return out
 
 
+def perf_record(p, port, conns, duration, data, freq, extra=()):
+    """wrk's result for a run while `perf record` samples the proxy's
+    processes into `data` (`extra`: more perf options, e.g. call graphs)."""
+    rec = subprocess.Popen(
+        ["perf", "record", "-F", str(freq), *extra, "-o", data, "-p", ",".join(map(str, p.tree()))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    r = wrk(port, "/", conns, duration)
+    rec.send_signal(signal.SIGINT)
+    rec.wait(timeout=60)
+    return r
+
+
 def measure(p, port, path, conns, duration, wd, backend):
     """One measured wrk run against `p`; the machine's other load alongside."""
     wrk(port, path, conns, 1)  # warm up pools and connections

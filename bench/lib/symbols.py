@@ -14,27 +14,12 @@ import collections
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import proxybench as pb  # noqa: E402
-
-
-def record(p, port, conns, duration, freq, data):
-    """wrk's result while `perf record` samples the proxy's processes."""
-    rec = subprocess.Popen(
-        ["perf", "record", "-F", str(freq), "-o", data, "-p", ",".join(map(str, p.tree()))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    time.sleep(0.5)
-    r = pb.wrk(port, "/", conns, duration)
-    rec.send_signal(signal.SIGINT)
-    rec.wait(timeout=60)
-    return r
 
 
 def samples(data):
@@ -87,7 +72,7 @@ def main():
                 try:
                     pb.wrk(port, "/", args.conns, 2)
                     data = os.path.join(wd, "perf.data")
-                    r = record(p, port, args.conns, args.duration, args.freq, data)
+                    r = pb.perf_record(p, port, args.conns, args.duration, data, args.freq)
                 finally:
                     p.stop()
                 got[kind] += samples(data)

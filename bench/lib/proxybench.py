@@ -578,7 +578,7 @@ def main():
     backend, bports = start_backends(wd)
     lines = []
     say = lambda s="": (print(s, flush=True), lines.append(s))
-    scenarios = [(int(c), "/") for c in args.conns.split(",")] + ([(64, "/1m")] if args.big else [])
+    scenarios = [(int(c), "/") for c in args.conns.split(",") if c] + ([(64, "/1m")] if args.big else [])
     results = {}
     idle = {}
     load_start = open("/proc/loadavg").read().split()[:3]

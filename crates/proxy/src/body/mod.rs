@@ -48,8 +48,16 @@ pub(crate) trait Sink {
 /// `proxy_buffer_size`. Every upstream connection in use (and idle in the
 /// pool) holds this much; a larger head grows the buffer as it comes.
 pub(crate) const HEAD_READ: usize = 4 * 1024;
-/// Room for one read of a response body: large bodies move in few system calls.
-const BODY_READ: usize = 64 * 1024;
+/// Room for one read of a response body: large bodies move in few system
+/// calls. Every read is followed by a write to the client and, for a client
+/// that waits on its socket, a wakeup, so the size sets how many of each a
+/// large body costs the proxy and the client alike. 64 KiB (a read of
+/// 68 KiB after the head's page) served 1 MiB responses about a tenth
+/// slower than 128 KiB; 256 KiB was no faster and held more memory in
+/// flight than nginx's whole peak (docs/BENCHMARKS.md, "What each lever
+/// bought"). Only a download in flight holds it: a pooled connection keeps
+/// at most 16 KiB.
+const BODY_READ: usize = 128 * 1024;
 
 /// `f`, unless `at` comes first; a timer is made only when `f` is not
 /// ready at once (most reads and writes of a busy proxy are).

@@ -60,8 +60,10 @@ def pairs(paths):
 
 
 def median_interval(xs, level=0.95):
-    """The widest pair of order statistics (x_k, x_(n+1-k)) that holds the
-    true median with at least `level`: P(Binomial(n, 1/2) < k) <= (1 - level) / 2."""
+    """The innermost pair of order statistics (x_k, x_(n+1-k)) that still
+    holds the true median with at least `level`: the largest k with
+    P(Binomial(n, 1/2) < k) <= (1 - level) / 2. None when even the lowest
+    and highest round do not reach `level` (five rounds or fewer)."""
     xs = sorted(xs)
     n = len(xs)
     tail, k = 0.0, 0
@@ -71,7 +73,7 @@ def median_interval(xs, level=0.95):
             break
         tail, k = tail_next, k + 1
     if k == 0:
-        return None  # too few rounds for any interval at this level
+        return None
     return xs[k - 1], xs[n - k]
 
 

@@ -76,30 +76,45 @@ pub fn poll_read(
 /// Callers hand over fixed framings (head, chunk size, data, chunk end) of
 /// which a request usually fills one or two. The kernel copies in and walks
 /// every slice it is given, and `send` skips the vector altogether, so the
-/// empty ones are left out here. At most [`MAX_PARTS`] slices go in one
-/// call; the rest wait for the next, as after any partial write.
+/// empty ones are left out here: at most [`MAX_PARTS`] of the rest go in
+/// one call, which waits for the next as after any partial write. A longer
+/// list with no empty slice (a batch of body pieces) goes as it is, up to
+/// the kernel's [`MAX_SLICES`].
 pub fn poll_write_vectored(
     s: &TcpStream,
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
+    if bufs.len() > MAX_PARTS && bufs.iter().all(|b| !b.is_empty()) {
+        return poll_sendmsg(s, cx, &bufs[..bufs.len().min(MAX_SLICES)]);
+    }
     let mut parts = [IoSlice::new(&[]); MAX_PARTS];
     match non_empty(bufs, &mut parts) {
         [] => Poll::Ready(Ok(0)),
         [one] => poll_write(s, cx, one),
-        many => {
-            let len: usize = many.iter().map(|b| b.len()).sum();
-            poll_io(s, cx, Interest::WRITABLE, len, || {
-                let mut no_control = rustix::net::SendAncillaryBuffer::default();
-                rustix::net::sendmsg(s, many, &mut no_control, SendFlags::NOSIGNAL)
-                    .map_err(io::Error::from)
-            })
-        }
+        many => poll_sendmsg(s, cx, many),
     }
 }
 
-/// The most slices one write passes to the kernel.
+/// Writes `bufs` (non-empty slices) in one `sendmsg`.
+fn poll_sendmsg(
+    s: &TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let len: usize = bufs.iter().map(|b| b.len()).sum();
+    poll_io(s, cx, Interest::WRITABLE, len, || {
+        let mut no_control = rustix::net::SendAncillaryBuffer::default();
+        rustix::net::sendmsg(s, bufs, &mut no_control, SendFlags::NOSIGNAL).map_err(io::Error::from)
+    })
+}
+
+/// The most slices of a fixed framing one write passes to the kernel.
 const MAX_PARTS: usize = 8;
+
+/// The most slices one `sendmsg` takes (Linux's `UIO_MAXIOV`; more is
+/// `EMSGSIZE`).
+const MAX_SLICES: usize = 1024;
 
 /// The first [`MAX_PARTS`] non-empty slices of `bufs`, in order, in `into`.
 fn non_empty<'b, 'a>(
@@ -323,6 +338,26 @@ mod tests {
         assert_eq!(lens(&[]), Vec::<usize>::new());
         let nine: Vec<IoSlice<'_>> = (0..9).map(|_| body).collect();
         assert_eq!(lens(&nine), [6; MAX_PARTS]);
+    }
+
+    /// A batch of body pieces: more slices than a framing's eight, none
+    /// empty, go in one call, up to the kernel's limit, in order.
+    #[tokio::test]
+    async fn a_long_list_of_slices_goes_in_one_call_up_to_the_kernels_limit() {
+        let (ours, mut peer) = pair().await;
+        let (_, mut wr) = ours.split();
+        let pieces: Vec<[u8; 2]> = (0..1100u16).map(u16::to_be_bytes).collect();
+        let slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+        assert_eq!(wr.write_vectored(&slices[..40]).await.unwrap(), 80);
+        let n = wr.write_vectored(&slices[40..]).await.unwrap();
+        assert_eq!(
+            n,
+            2 * MAX_SLICES,
+            "capped at the kernel's limit, not refused"
+        );
+        let mut got = vec![0u8; 80 + n];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, pieces[..40 + MAX_SLICES].concat());
     }
 
     #[tokio::test]

@@ -397,8 +397,8 @@ struct Counted<'a, C> {
 }
 
 impl<C: Client> body::Sink for Counted<'_, C> {
-    async fn data(&mut self, data: Bytes) -> Result<(), ProxyError> {
-        *self.bytes += data.len() as u64;
-        self.client.data(data).await
+    async fn data(&mut self, pieces: &[Bytes]) -> Result<(), ProxyError> {
+        *self.bytes += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+        self.client.data(pieces).await
     }
 }

@@ -200,16 +200,31 @@ impl Source for H1Client<'_> {
 }
 
 impl Sink for H1Client<'_> {
-    async fn data(&mut self, data: Bytes) -> Result<(), ProxyError> {
+    /// Several pieces go out as one chunk (or, unchunked, back to back) in
+    /// one write.
+    async fn data(&mut self, pieces: &[Bytes]) -> Result<(), ProxyError> {
         let head = std::mem::take(&mut self.pending);
         let chunked = self.out == Out::Chunked;
-        let ch = chunked.then(|| chunk_head(data.len()));
-        let mut parts = [
-            IoSlice::new(&head),
-            IoSlice::new(ch.as_ref().map_or(b"", ChunkHead::as_bytes)),
-            IoSlice::new(&data),
-            IoSlice::new(if chunked { b"\r\n" } else { b"" }),
-        ];
+        let len = pieces.iter().map(Bytes::len).sum();
+        let ch = chunked.then(|| chunk_head(len));
+        let ch = ch.as_ref().map_or(&b""[..], ChunkHead::as_bytes);
+        let end: &[u8] = if chunked { b"\r\n" } else { b"" };
+        if let [one] = pieces {
+            let mut parts = [
+                IoSlice::new(&head),
+                IoSlice::new(ch),
+                IoSlice::new(one),
+                IoSlice::new(end),
+            ];
+            return self.write_all(&mut parts).await;
+        }
+        let mut parts: Vec<IoSlice<'_>> = [&head[..], ch]
+            .into_iter()
+            .chain(pieces.iter().map(|p| &p[..]))
+            .chain([end])
+            .filter(|p| !p.is_empty())
+            .map(IoSlice::new)
+            .collect();
         self.write_all(&mut parts).await
     }
 }

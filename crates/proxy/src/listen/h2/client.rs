@@ -103,8 +103,13 @@ impl Source for H2Client {
 }
 
 impl Sink for H2Client {
-    async fn data(&mut self, data: Bytes) -> Result<(), ProxyError> {
-        self.send(Msg::Data(data)).await
+    async fn data(&mut self, pieces: &[Bytes]) -> Result<(), ProxyError> {
+        // Each piece its own DATA frames: the stream's writer sends them
+        // under HTTP/2's flow control.
+        for piece in pieces {
+            self.send(Msg::Data(piece.clone())).await?;
+        }
+        Ok(())
     }
 }
 

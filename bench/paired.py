@@ -27,9 +27,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
-from proxybench import fmt_range  # noqa: E402
-
-SIZES = {"/": "6 B", "/1m": "1 MiB"}
+from proxybench import SIZES, fmt_range  # noqa: E402
 
 
 def pairs(paths):
@@ -44,14 +42,14 @@ def pairs(paths):
             ours = [r for r in here if r["proxy"] == "stackd"]
             for peer in sorted(proxies):
                 theirs = [r for r in here if r["proxy"] == peer]
-                out.setdefault((conns, SIZES.get(size, size), peer), []).extend(
+                out.setdefault((conns, SIZES[size], peer), []).extend(
                     (a["rps"] / b["rps"], a["us_per_req"] / b["us_per_req"], a["p99"] / b["p99"])
                     for a, b in zip(ours, theirs)
                 )
             # The targets: the better peer of the round in each column.
             peers = [[r for r in here if r["proxy"] == p] for p in sorted(proxies & {"nginx", "haproxy"})]
             if peers:
-                out.setdefault((conns, SIZES.get(size, size), "the better peer"), []).extend(
+                out.setdefault((conns, SIZES[size], "the better peer"), []).extend(
                     (a["rps"] / max(b["rps"] for b in rnd), a["us_per_req"] / min(b["us_per_req"] for b in rnd),
                      a["p99"] / min(b["p99"] for b in rnd))
                     for a, *rnd in zip(ours, *peers)

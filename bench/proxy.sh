@@ -7,6 +7,7 @@
 #
 #   bench/proxy.sh                 full run (about 12 minutes)
 #   ROUNDS=1 DURATION=5 bench/proxy.sh   quick look
+#   CONNS= BIG=0 CHUNKED=1 bench/proxy.sh 1 MiB responses in 8 KiB chunks only
 #   CONNS=256 PROXIES=stackd,stackd-alt bench/proxy.sh --stackd-alt /tmp/old-stackd
 #                                  two stackd builds in one alternating run
 #

@@ -74,47 +74,53 @@ pub fn poll_read(
 /// `SIGPIPE` on a closed peer).
 ///
 /// Callers hand over fixed framings (head, chunk size, data, chunk end) of
-/// which a request usually fills one or two. The kernel copies in and walks
-/// every slice it is given, and `send` skips the vector altogether, so the
-/// empty ones are left out here: at most [`MAX_PARTS`] of the rest go in
-/// one call, which waits for the next as after any partial write. A longer
-/// list with no empty slice (a batch of body pieces) goes as it is, up to
-/// the kernel's [`MAX_SLICES`].
+/// which a request usually fills one or two, or a batch of body pieces
+/// (none empty). The kernel copies in and walks every slice it is given,
+/// and `send` skips the vector altogether, so empty ones are left out
+/// ([`to_send`]); what does not fit one call waits for the next, as after
+/// any partial write.
 pub fn poll_write_vectored(
     s: &TcpStream,
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
-    if bufs.len() > MAX_PARTS && bufs.iter().all(|b| !b.is_empty()) {
-        return poll_sendmsg(s, cx, &bufs[..bufs.len().min(MAX_SLICES)]);
-    }
     let mut parts = [IoSlice::new(&[]); MAX_PARTS];
-    match non_empty(bufs, &mut parts) {
+    match to_send(bufs, &mut parts) {
         [] => Poll::Ready(Ok(0)),
         [one] => poll_write(s, cx, one),
-        many => poll_sendmsg(s, cx, many),
+        many => {
+            let len: usize = many.iter().map(|b| b.len()).sum();
+            poll_io(s, cx, Interest::WRITABLE, len, || {
+                let mut no_control = rustix::net::SendAncillaryBuffer::default();
+                rustix::net::sendmsg(s, many, &mut no_control, SendFlags::NOSIGNAL)
+                    .map_err(io::Error::from)
+            })
+        }
     }
 }
 
-/// Writes `bufs` (non-empty slices) in one `sendmsg`.
-fn poll_sendmsg(
-    s: &TcpStream,
-    cx: &mut Context<'_>,
-    bufs: &[IoSlice<'_>],
-) -> Poll<io::Result<usize>> {
-    let len: usize = bufs.iter().map(|b| b.len()).sum();
-    poll_io(s, cx, Interest::WRITABLE, len, || {
-        let mut no_control = rustix::net::SendAncillaryBuffer::default();
-        rustix::net::sendmsg(s, bufs, &mut no_control, SendFlags::NOSIGNAL).map_err(io::Error::from)
-    })
-}
-
-/// The most slices of a fixed framing one write passes to the kernel.
+/// The most slices of a framing with empty ones left out that one write
+/// passes to the kernel.
 const MAX_PARTS: usize = 8;
 
 /// The most slices one `sendmsg` takes (Linux's `UIO_MAXIOV`; more is
 /// `EMSGSIZE`).
 const MAX_SLICES: usize = 1024;
+
+/// What one write passes to the kernel: the first [`MAX_PARTS`] non-empty
+/// slices of `bufs`, copied into `into`; a longer list with none empty (a
+/// batch of body pieces) as it is, up to [`MAX_SLICES`]. (The length is
+/// compared first: a framing, on every request, is never that long.)
+fn to_send<'b, 'a: 'b>(
+    bufs: &'b [IoSlice<'a>],
+    into: &'b mut [IoSlice<'a>; MAX_PARTS],
+) -> &'b [IoSlice<'a>] {
+    if bufs.len() > MAX_PARTS && bufs.iter().all(|b| !b.is_empty()) {
+        &bufs[..bufs.len().min(MAX_SLICES)]
+    } else {
+        non_empty(bufs, into)
+    }
+}
 
 /// The first [`MAX_PARTS`] non-empty slices of `bufs`, in order, in `into`.
 fn non_empty<'b, 'a>(
@@ -322,10 +328,10 @@ mod tests {
     }
 
     #[test]
-    fn only_non_empty_slices_reach_the_kernel_and_at_most_eight() {
+    fn only_non_empty_slices_reach_the_kernel() {
         let lens = |bufs: &[IoSlice<'_>]| {
             let mut into = [IoSlice::new(&[]); MAX_PARTS];
-            non_empty(bufs, &mut into)
+            to_send(bufs, &mut into)
                 .iter()
                 .map(|b| b.len())
                 .collect::<Vec<_>>()
@@ -334,10 +340,16 @@ mod tests {
         let (none, body) = (IoSlice::new(b""), IoSlice::new(b"hello\n"));
         assert_eq!(lens(&[head, none, body, none]), [19, 6]);
         assert_eq!(lens(&[head, none, none, none, none]), [19]);
+        assert_eq!(lens(&[head, body]), [19, 6]);
         assert_eq!(lens(&[none, none]), Vec::<usize>::new());
         assert_eq!(lens(&[]), Vec::<usize>::new());
-        let nine: Vec<IoSlice<'_>> = (0..9).map(|_| body).collect();
+        // A framing with empty slices: at most eight of the rest.
+        let nine: Vec<IoSlice<'_>> = [none].into_iter().chain([body; 9]).collect();
         assert_eq!(lens(&nine), [6; MAX_PARTS]);
+        // A batch with none empty: as it is, up to the kernel's limit.
+        assert_eq!(lens(&[body; 9]), [6; 9]);
+        let many = vec![body; MAX_SLICES + 5];
+        assert_eq!(lens(&many).len(), MAX_SLICES);
     }
 
     /// A batch of body pieces: more slices than a framing's eight, none

@@ -42,8 +42,10 @@ pub(crate) trait Source {
 pub(crate) trait Sink {
     /// Sends body pieces, in order: one write where the client side can
     /// (several pieces are the chunks that one read brought, see
-    /// [`download`]). The client side applies `client_send_timeout`.
-    fn data(&mut self, pieces: &[Bytes]) -> impl Future<Output = Result<(), ProxyError>> + Send;
+    /// [`download`]). The sink may take the pieces (`mem::take`) rather
+    /// than clone them. The client side applies `client_send_timeout`.
+    fn data(&mut self, pieces: &mut [Bytes])
+        -> impl Future<Output = Result<(), ProxyError>> + Send;
 }
 
 /// Room for one read of a response head: a page, as nginx's
@@ -158,19 +160,17 @@ impl Batch {
         }
     }
 
-    fn pieces(&self) -> &[Bytes] {
-        match &self.one {
-            Some(piece) => std::slice::from_ref(piece),
-            None => &self.many,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pieces().is_empty()
-    }
-
     fn is_full(&self) -> bool {
         self.many.len() >= MAX_PIECES
+    }
+
+    /// The pieces gathered, if any.
+    fn pending(&mut self) -> Option<&mut [Bytes]> {
+        match &mut self.one {
+            Some(piece) => Some(std::slice::from_mut(piece)),
+            None if self.many.is_empty() => None,
+            None => Some(&mut self.many),
+        }
     }
 
     fn clear(&mut self) {
@@ -192,41 +192,40 @@ pub(crate) async fn download<R: AsyncRead + Unpin, K: Sink>(
 ) -> Result<(), ProxyError> {
     let mut batch = Batch::default();
     loop {
-        match decoder.decode(buf) {
+        let read = match decoder.decode(buf) {
             Ok(Decoded::Data(b)) => {
                 batch.push(b);
                 // The next chunks of a chunked body may be in `buf` already.
-                if buf.is_empty() || batch.is_full() {
-                    client.data(batch.pieces()).await?;
-                    batch.clear();
+                if !buf.is_empty() && !batch.is_full() {
+                    continue;
                 }
+                false
             }
-            Ok(Decoded::End) => {
-                if !batch.is_empty() {
-                    client.data(batch.pieces()).await?;
-                }
-                return Ok(());
-            }
-            Ok(Decoded::NeedMore) => {
-                if !batch.is_empty() {
-                    client.data(batch.pieces()).await?;
-                    batch.clear();
-                }
-                let at = crate::clock::now() + read_timeout;
-                let read = read_room(up, buf, BODY_READ);
-                let Some(n) = crate::timer::until(timer.as_mut(), at, read).await else {
-                    return Err(ProxyError::upstream(ErrorKind::ReadTimeout));
-                };
-                if n? == 0 {
-                    return decoder.at_eof().map_err(|_| {
-                        ProxyError::upstream(ErrorKind::BadResponse(BadResponse::BadBody))
-                    });
-                }
-            }
+            Ok(Decoded::End) => false,
+            Ok(Decoded::NeedMore) => true,
             Err(_) => {
                 return Err(ProxyError::upstream(ErrorKind::BadResponse(
                     BadResponse::BadBody,
                 )))
+            }
+        };
+        if let Some(pieces) = batch.pending() {
+            client.data(pieces).await?;
+            batch.clear();
+        }
+        if decoder.is_done() {
+            return Ok(());
+        }
+        if read {
+            let at = crate::clock::now() + read_timeout;
+            let read = read_room(up, buf, BODY_READ);
+            let Some(n) = crate::timer::until(timer.as_mut(), at, read).await else {
+                return Err(ProxyError::upstream(ErrorKind::ReadTimeout));
+            };
+            if n? == 0 {
+                return decoder.at_eof().map_err(|_| {
+                    ProxyError::upstream(ErrorKind::BadResponse(BadResponse::BadBody))
+                });
             }
         }
     }

@@ -397,7 +397,7 @@ struct Counted<'a, C> {
 }
 
 impl<C: Client> body::Sink for Counted<'_, C> {
-    async fn data(&mut self, pieces: &[Bytes]) -> Result<(), ProxyError> {
+    async fn data(&mut self, pieces: &mut [Bytes]) -> Result<(), ProxyError> {
         *self.bytes += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
         self.client.data(pieces).await
     }

@@ -202,7 +202,7 @@ impl Source for H1Client<'_> {
 impl Sink for H1Client<'_> {
     /// Several pieces go out as one chunk (or, unchunked, back to back) in
     /// one write.
-    async fn data(&mut self, pieces: &[Bytes]) -> Result<(), ProxyError> {
+    async fn data(&mut self, pieces: &mut [Bytes]) -> Result<(), ProxyError> {
         let head = std::mem::take(&mut self.pending);
         let chunked = self.out == Out::Chunked;
         let len = pieces.iter().map(Bytes::len).sum();

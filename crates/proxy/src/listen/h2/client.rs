@@ -103,11 +103,11 @@ impl Source for H2Client {
 }
 
 impl Sink for H2Client {
-    async fn data(&mut self, pieces: &[Bytes]) -> Result<(), ProxyError> {
+    async fn data(&mut self, pieces: &mut [Bytes]) -> Result<(), ProxyError> {
         // Each piece its own DATA frames: the stream's writer sends them
         // under HTTP/2's flow control.
         for piece in pieces {
-            self.send(Msg::Data(piece.clone())).await?;
+            self.send(Msg::Data(std::mem::take(piece))).await?;
         }
         Ok(())
     }

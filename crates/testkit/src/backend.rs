@@ -185,6 +185,20 @@ impl Scripted {
         }
     }
 
+    /// A backend that answers every request of a connection with
+    /// `answer`, as it is, until the client closes.
+    pub fn answering(answer: Vec<u8>) -> Scripted {
+        Scripted::start(move |mut conn| {
+            let mut buf = Vec::new();
+            while let Ok(Some(n)) = read_request(&mut conn, &mut buf) {
+                buf.drain(..n);
+                if conn.write_all(&answer).is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
     }

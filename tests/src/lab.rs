@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 use stackd_testkit::{stackd_bin, Guard};
 
 /// A running lab. Dropping it stops the lab (SIGTERM, then SIGKILL), which
-/// stops everything it started.
+/// stops everything it started, then deletes the lab's directory unless the
+/// test failed.
 pub struct Lab {
     pub guard: Guard,
+    /// `TMPDIR` of the lab, where it writes its configs and logs; declared
+    /// after `guard`, so it goes after the lab has stopped.
+    _scratch: Scratch,
     /// The banner's lines, up to the one that says what to try.
     pub banner: Vec<String>,
     stdin: Option<ChildStdin>,
@@ -28,10 +32,13 @@ pub type LoopbackLab = Lab;
 impl Lab {
     /// Starts `stackd lab --port 0` and waits (up to 60 s) for its banner.
     pub fn start() -> Lab {
+        let scratch = Scratch::new();
         let mut cmd = Command::new(stackd_bin());
-        cmd.args(["lab", "--port", "0"]);
+        cmd.args(["lab", "--port", "0"])
+            .env("TMPDIR", scratch.path());
         Lab::spawn(
             Guard::spawn("stackd lab", piped(&mut cmd)),
+            scratch,
             false,
             "try: kill",
             60,
@@ -41,10 +48,13 @@ impl Lab {
     /// Starts `stackd lab --netns --port 0` (root) and waits for its banner;
     /// [`Lab::toggle`] then stops or starts a component, as a person types.
     pub fn netns() -> Lab {
+        let scratch = Scratch::new();
         let mut cmd = Command::new(stackd_bin());
-        cmd.args(["lab", "--netns", "--port", "0"]);
+        cmd.args(["lab", "--netns", "--port", "0"])
+            .env("TMPDIR", scratch.path());
         Lab::spawn(
             Guard::spawn_interactive("stackd lab --netns", piped(&mut cmd)),
+            scratch,
             true,
             "see the VIP on the MASTER",
             90, // five namespaces, seven processes, an election
@@ -52,7 +62,13 @@ impl Lab {
     }
 
     /// Reads the banner until a line containing `last`.
-    fn spawn(mut guard: Guard, keep_stdin: bool, last: &str, within_secs: u64) -> Lab {
+    fn spawn(
+        mut guard: Guard,
+        scratch: Scratch,
+        keep_stdin: bool,
+        last: &str,
+        within_secs: u64,
+    ) -> Lab {
         let stdin = if keep_stdin {
             guard.child().stdin.take()
         } else {
@@ -80,6 +96,7 @@ impl Lab {
         }
         Lab {
             guard,
+            _scratch: scratch,
             banner,
             stdin,
             later: rx,
@@ -152,6 +169,33 @@ impl Lab {
             panic!("only the --netns lab takes commands");
         };
         writeln!(stdin, "{component}").unwrap_or_else(|e| panic!("lab stdin: {e}"));
+    }
+}
+
+/// A lab keeps its logs when it stops, for the person who ran it; under a
+/// test they go with the test, unless it failed.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("stackd-lab-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("scratch dir for the lab: {e}"));
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.disable_cleanup(true);
+            eprintln!("the lab's logs are kept in {}", self.0.path().display());
+        }
     }
 }
 

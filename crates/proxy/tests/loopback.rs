@@ -648,22 +648,126 @@ async fn chunks_read_together_are_passed_on_together() {
     )
     .await
     .unwrap();
-    let (_, mut rest) = raw.split_once("\r\n\r\n").expect("a head");
-    let (mut body, mut sent) = (String::new(), 0);
-    loop {
-        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
-        let size = usize::from_str_radix(size, 16).expect("hex chunk size");
-        if size == 0 {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].strip_prefix("\r\n").expect("chunk end");
-        sent += 1;
-    }
+    let (body, sent) = dechunk(&raw);
     assert_eq!(body, chunks.concat(), "every chunk's bytes, in order");
     assert!(
         sent <= 4,
         "{} upstream chunks went out as {sent} chunks; one read's worth should go as one",
         chunks.len()
     );
+}
+
+/// The chunks of the chunked body in `wire` (a head, then the body):
+/// their bytes joined, and how many there were.
+fn dechunk(wire: &str) -> (String, usize) {
+    let (_, mut rest) = wire.split_once("\r\n\r\n").expect("a head");
+    let (mut body, mut chunks) = (String::new(), 0);
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size, 16).expect("hex chunk size");
+        if size == 0 {
+            return (body, chunks);
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").expect("chunk end");
+        chunks += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_tiny_chunks_go_upstream_together() {
+    use stackd_testkit::http as th;
+    // 600 one-byte chunks: six bytes on the wire for each byte of body.
+    // Passed on one by one they would cost a system call and a TCP segment
+    // to the upstream each, a flood the client pays little for.
+    let body: String = (0..600u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut request =
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    for c in body.chars() {
+        request.extend_from_slice(format!("1\r\n{c}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (b, got) = recording_upstream();
+    let p = Proxy::start(&one_server(b.addr, "")).await;
+    let raw = th::exchange(p.addr, &request, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let (passed, chunks) = dechunk(&got.wire());
+    assert_eq!(passed, body, "every byte, in order");
+    assert!(
+        chunks <= 4,
+        "{} client chunks went upstream as {chunks} chunks; one read's worth should go as one",
+        body.len()
+    );
+}
+
+/// The same over HTTP/2: DATA frames that arrive together go upstream as
+/// one chunk, not a chunk each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_clients_tiny_frames_go_upstream_together() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let (b, got) = recording_upstream();
+    let p = Proxy::start(&one_server(b.addr, "")).await;
+    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let body: Vec<u8> = (0..600u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let frames = body.clone().into_iter().map(|byte| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![byte])))
+    });
+    let req = Request::post(format!("http://x:{}/up", p.addr.port()))
+        .body(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )))
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (passed, chunks) = dechunk(&got.wire());
+    assert_eq!(passed.as_bytes(), body, "every byte, in order");
+    // The client writes its frames as its connection task gets to them, so
+    // how many arrive in one read varies; one chunk a frame is 600.
+    assert!(
+        chunks <= 60,
+        "{} DATA frames went upstream as {chunks} chunks",
+        body.len()
+    );
+}
+
+/// What an upstream received, for tests that read the wire.
+#[derive(Clone, Default)]
+struct Received(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Received {
+    fn wire(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// An upstream that reads one request with a chunked body (up to its last
+/// chunk, at most 5 s), keeps what it read, and answers 200.
+fn recording_upstream() -> (stackd_testkit::backend::Scripted, Received) {
+    use std::io::{Read, Write};
+    let got = Received::default();
+    let seen = got.clone();
+    let b = stackd_testkit::backend::Scripted::start(move |mut conn| {
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut wire = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !wire.ends_with(b"\r\n0\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(n) if n > 0 => wire.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        seen.0.lock().unwrap().extend_from_slice(&wire);
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    });
+    (b, got)
 }

@@ -1,6 +1,6 @@
 //! Bodies in both directions, streamed, never buffered whole.
 //!
-//! - [`send_piece`]: request-body bytes from the client to the upstream,
+//! - [`upload`]: the request body from the client to the upstream,
 //!   re-framed for the upstream (`Content-Length` as received, or chunked).
 //! - [`download`]: the response body from the upstream to the client,
 //!   decoded by our codec, so a broken framing is noticed and that upstream
@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 pub(crate) use pace::{BodyLimits, BodyTimer, Pace};
 
-use crate::codec::framing::{chunk_head, Decoded, Decoder, Framing};
+use crate::codec::framing::{chunk_head, ChunkHead, Decoded, Decoder, Framing, LAST_CHUNK};
 use crate::codec::BadResponse;
 use crate::error::{ErrorKind, ProxyError};
 use crate::timer::Kept;
@@ -36,6 +36,15 @@ pub(crate) trait Source {
     /// The next piece of the body, `None` at its end. The client side
     /// applies its own limits (size, `client_body_timeout`, minimum rate).
     fn next(&mut self) -> impl Future<Output = Result<Option<Bytes>, ProxyError>> + Send;
+
+    /// The next piece if it is here already (more of what the last read
+    /// brought), under the same limits; `None` when the next piece would
+    /// take a wait, and at the end, which [`Source::next`] then reports.
+    fn buffered(&mut self) -> Result<Option<Bytes>, ProxyError>;
+
+    /// Whether the body has ended: no piece is left, [`Source::next`]
+    /// will say so.
+    fn ended(&self) -> bool;
 }
 
 /// Where a response body goes (the client side of an exchange).
@@ -112,36 +121,99 @@ pub(crate) async fn write_upstream<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Writes one piece of body with its chunk framing, if any.
-pub(crate) async fn send_piece<W: AsyncWrite + Unpin>(
+/// Streams the rest of the request body from the client to the upstream,
+/// re-framed as `out`, each write within `send_timeout`. The pieces one
+/// read from the client brought go in one write (one chunk, towards a
+/// chunked upstream body): a body of one-byte chunks is six bytes on the
+/// wire for each byte, and passed on piece by piece each byte would cost
+/// the proxy a system call and the upstream a TCP segment and a wakeup.
+/// `pulled` is set once a body byte has been read from the client (a
+/// request that has lost some can no longer be sent again).
+pub(crate) async fn upload<S: Source, W: AsyncWrite + Unpin>(
+    client: &mut S,
     up: &mut W,
     out: Framing,
-    data: &[u8],
+    send_timeout: Duration,
+    pulled: &mut bool,
+) -> Result<(), ProxyError> {
+    let mut batch = Batch::default();
+    let mut ended = false;
+    while let Some(first) = client.next().await? {
+        *pulled = true;
+        batch.push(first);
+        while !batch.is_full() {
+            match client.buffered()? {
+                Some(piece) => batch.push(piece),
+                None => break,
+            }
+        }
+        ended = client.ended();
+        let pieces = batch.pending().map_or(&[][..], |p| &p[..]);
+        send_pieces(up, out, pieces, ended, send_timeout).await?;
+        batch.clear();
+    }
+    if !ended {
+        send_pieces(up, out, &[], true, send_timeout).await?;
+    }
+    Ok(())
+}
+
+/// Writes body pieces as one, with one chunk's framing if `out` is
+/// chunked, and the last chunk after them if `last`: one write for the end
+/// of a body too.
+async fn send_pieces<W: AsyncWrite + Unpin>(
+    up: &mut W,
+    out: Framing,
+    pieces: &[Bytes],
+    last: bool,
     send_timeout: Duration,
 ) -> Result<(), ProxyError> {
-    if out == Framing::Chunked {
-        let head = chunk_head(data.len());
-        let mut parts = [
-            IoSlice::new(head.as_bytes()),
-            IoSlice::new(data),
-            IoSlice::new(b"\r\n"),
-        ];
-        write_upstream(up, &mut parts, send_timeout).await
-    } else {
-        write_upstream(up, &mut [IoSlice::new(data)], send_timeout).await
+    let len = pieces.iter().map(Bytes::len).sum();
+    let chunked = out == Framing::Chunked;
+    // A chunk of size 0 would end the body: empty pieces get no framing.
+    let head = (chunked && len > 0).then(|| chunk_head(len));
+    let head = head.as_ref().map_or(&b""[..], ChunkHead::as_bytes);
+    let end: &[u8] = if chunked && len > 0 { b"\r\n" } else { b"" };
+    let last: &[u8] = if chunked && last { LAST_CHUNK } else { b"" };
+    match pieces {
+        [] if last.is_empty() => Ok(()),
+        [] => write_upstream(up, &mut [IoSlice::new(last)], send_timeout).await,
+        [one] => {
+            let mut parts = [
+                IoSlice::new(head),
+                IoSlice::new(one),
+                IoSlice::new(end),
+                IoSlice::new(last),
+            ];
+            write_upstream(up, &mut parts, send_timeout).await
+        }
+        _ => {
+            let mut parts: Vec<IoSlice<'_>> = [head]
+                .into_iter()
+                .chain(pieces.iter().map(|p| &p[..]))
+                .chain([end, last])
+                .filter(|p| !p.is_empty())
+                .map(IoSlice::new)
+                .collect();
+            write_upstream(up, &mut parts, send_timeout).await
+        }
     }
 }
 
-/// The most body pieces passed on in one write: a read of [`BODY_READ`]
-/// holds sixteen 8 KiB chunks (Tomcat's), and a system call takes at most
-/// 1,024 slices.
-const MAX_PIECES: usize = 64;
+/// The most body pieces passed on in one write. A system call takes at
+/// most 1,024 slices; a client's read of 16 KiB in one-byte chunks holds
+/// about 2,700 pieces, which then go in eleven writes, not 2,700.
+const MAX_PIECES: usize = 256;
+
+/// Room for the pieces of a batch at first: a read of [`BODY_READ`] holds
+/// sixteen 8 KiB chunks (Tomcat's). More grow the list.
+const FIRST_PIECES: usize = 16;
 
 /// Body pieces decoded from what is buffered, passed on together. A chunked
 /// body (Tomcat sends 8 KiB chunks) decodes into a piece per chunk, and one
-/// write for all of them costs the proxy and the client one system call
+/// write for all of them costs the proxy and the receiver one system call
 /// and one wakeup instead of one each. A single piece, which every small
-/// response is, needs no allocation.
+/// body is, needs no allocation.
 #[derive(Default)]
 struct Batch {
     one: Option<Bytes>,
@@ -153,7 +225,7 @@ impl Batch {
         match self.one.take() {
             None if self.many.is_empty() => self.one = Some(piece),
             Some(first) => {
-                self.many.reserve(MAX_PIECES);
+                self.many.reserve(FIRST_PIECES);
                 self.many.extend([first, piece]);
             }
             None => self.many.push(piece),

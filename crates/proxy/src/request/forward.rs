@@ -22,7 +22,7 @@ use super::finish::Trace;
 use super::prepare::Prepared;
 use super::rewrite;
 use super::{Answer, Client, Outcome};
-use crate::body::{self, download, send_piece, write_upstream};
+use crate::body::{self, download, write_upstream};
 use crate::codec::framing::{chunk_head, ChunkHead, Decoder, Framing, LAST_CHUNK};
 use crate::codec::response::ResponseHead;
 use crate::codec::{names, BadResponse, Fields, Lookup};
@@ -278,16 +278,7 @@ async fn upload_rest<C: Client, W: tokio::io::AsyncWrite + Unpin>(
     if out == Framing::Empty || client.body_done() {
         return Ok(());
     }
-    while let Some(data) = body::Source::next(client).await? {
-        *pulled = true;
-        if !data.is_empty() {
-            send_piece(up, out, &data, limits.send_timeout).await?;
-        }
-    }
-    if out == Framing::Chunked {
-        write_upstream(up, &mut [IoSlice::new(LAST_CHUNK)], limits.send_timeout).await?;
-    }
-    Ok(())
+    body::upload(client, up, out, limits.send_timeout, pulled).await
 }
 
 /// The response: its head to the client, then its body; the connection

@@ -197,6 +197,21 @@ impl Source for H1Client<'_> {
             }
         }
     }
+
+    fn buffered(&mut self) -> Result<Option<Bytes>, ProxyError> {
+        match self.decoder.decode(self.buf) {
+            Ok(Decoded::Data(b)) => {
+                self.got(&b)?;
+                Ok(Some(b))
+            }
+            Ok(Decoded::End | Decoded::NeedMore) => Ok(None),
+            Err(_) => Err(ProxyError::client(ErrorKind::BadBody)),
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.decoder.is_done()
+    }
 }
 
 impl Sink for H1Client<'_> {

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -75,6 +76,29 @@ impl H2Client {
             _ => Err(gone()),
         }
     }
+
+    /// One frame of the request body: its data, counted against the
+    /// limits; `None` for trailers and the end.
+    fn take(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+    ) -> Result<Option<Bytes>, ProxyError> {
+        let frame = match frame {
+            None => None,
+            Some(Err(_)) => return Err(ProxyError::client(ErrorKind::ClientGone)),
+            Some(Ok(f)) => Some(f),
+        };
+        self.done = frame.is_none() || self.body.is_end_stream();
+        let Some(Ok(data)) = frame.map(Frame::into_data) else {
+            return Ok(None); // trailers, or the end
+        };
+        self.seen += data.len() as u64;
+        if self.max_body > 0 && self.seen > self.max_body {
+            return Err(ProxyError::client(ErrorKind::BodyTooLarge));
+        }
+        self.pace = self.pace.add(data.len() as u64, crate::clock::now());
+        Ok(Some(data))
+    }
 }
 
 impl Source for H2Client {
@@ -83,22 +107,31 @@ impl Source for H2Client {
             let (at, _) = self.pace.deadline(&self.limits);
             let frame = match tokio::time::timeout_at(at, self.body.frame()).await {
                 Err(_) => return Err(ProxyError::client(ErrorKind::ClientTimeout)),
-                Ok(None) => None,
-                Ok(Some(Err(_))) => return Err(ProxyError::client(ErrorKind::ClientGone)),
-                Ok(Some(Ok(f))) => Some(f),
+                Ok(frame) => frame,
             };
-            self.done = frame.is_none() || self.body.is_end_stream();
-            let Some(Ok(data)) = frame.map(Frame::into_data) else {
-                continue; // trailers, or the end
-            };
-            self.seen += data.len() as u64;
-            if self.max_body > 0 && self.seen > self.max_body {
-                return Err(ProxyError::client(ErrorKind::BodyTooLarge));
+            if let Some(data) = self.take(frame)? {
+                return Ok(Some(data));
             }
-            self.pace = self.pace.add(data.len() as u64, crate::clock::now());
-            return Ok(Some(data));
         }
         Ok(None)
+    }
+
+    /// DATA frames that came in the same read as the last one (hyper has
+    /// them queued): polled once, without waiting.
+    fn buffered(&mut self) -> Result<Option<Bytes>, ProxyError> {
+        while !self.done {
+            let Some(frame) = self.body.frame().now_or_never() else {
+                return Ok(None);
+            };
+            if let Some(data) = self.take(frame)? {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    fn ended(&self) -> bool {
+        self.done
     }
 }
 

@@ -8,6 +8,7 @@
 #   bench/proxy.sh                 full run (about 12 minutes)
 #   ROUNDS=1 DURATION=5 bench/proxy.sh   quick look
 #   CONNS= BIG=0 CHUNKED=1 bench/proxy.sh 1 MiB responses in 8 KiB chunks only
+#   CONNS= BIG=0 UPLOAD=1 bench/proxy.sh  uploads of 64 KiB in 4 KiB chunks only
 #   CONNS=256 PROXIES=stackd,stackd-alt bench/proxy.sh --stackd-alt /tmp/old-stackd
 #                                  two stackd builds in one alternating run
 #

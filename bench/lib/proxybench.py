@@ -47,7 +47,11 @@ import time
 
 ALL_PROXIES = ["stackd", "nginx", "haproxy"]
 # What each scenario's path answers.
-SIZES = {"/": "6 B", "/1m": "1 MiB", "/1m-chunked": "1 MiB, 8 KiB chunks"}
+SIZES = {"/": "6 B", "/1m": "1 MiB", "/1m-chunked": "1 MiB, 8 KiB chunks",
+         "/upload": "64 KiB up, 4 KiB chunks"}
+# The request of the upload scenario: wrk sends it as it is (its own body
+# option would add a Content-Length beside the chunking).
+UPLOAD_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "upload.lua")
 PEERS = ["nginx", "haproxy"]
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -177,7 +181,16 @@ http {{
       default_type application/octet-stream; alias {www}/1m;
       ssi on; ssi_types *; output_buffers 1 8k;
     }}
+    # An upload read whole before the answer, as an application reads a
+    # form (`return` alone would answer first and leave the body unread):
+    # nginx reads the body, then asks itself for the answer without it.
+    location = /upload {{
+      client_body_buffer_size 128k; proxy_pass_request_body off;
+      proxy_set_header Content-Length ""; proxy_set_header Transfer-Encoding "";
+      proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://self/;
+    }}
   }}
+  upstream self {{ server 127.0.0.1:{ports[0]}; keepalive 64; }}
 }}""")
     p = Proc("backend", ["nginx", "-c", conf, "-p", wd], wd)
     for port in ports:
@@ -293,8 +306,9 @@ def ms(text):
 
 
 def wrk_start(port, path, conns, duration):
+    script = ["-s", UPLOAD_LUA] if path == "/upload" else []
     return subprocess.Popen(
-        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "10s",
+        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "10s", *script,
          f"http://127.0.0.1:{port}{path}"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
@@ -572,6 +586,8 @@ def main():
     ap.add_argument("--big", type=int, default=int(os.environ.get("BIG", 1)), help="also 1 MiB responses at 64 conns")
     ap.add_argument("--chunked", type=int, default=int(os.environ.get("CHUNKED", 0)),
                     help="also 1 MiB responses in 8 KiB chunks at 64 conns (the backend's SSI costs more than the proxy)")
+    ap.add_argument("--upload", type=int, default=int(os.environ.get("UPLOAD", 0)),
+                    help="also uploads at 64 conns: 64 KiB in 4 KiB chunks (Java's chunked streaming mode)")
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
     ap.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", 10)))
     ap.add_argument("--idle", type=int, default=int(os.environ.get("IDLE_CONNS", 10000)))
@@ -589,7 +605,8 @@ def main():
     lines = []
     say = lambda s="": (print(s, flush=True), lines.append(s))
     scenarios = ([(int(c), "/") for c in args.conns.split(",") if c] + ([(64, "/1m")] if args.big else [])
-                 + ([(64, "/1m-chunked")] if args.chunked else []))
+                 + ([(64, "/1m-chunked")] if args.chunked else [])
+                 + ([(64, "/upload")] if args.upload else []))
     results = {}
     idle = {}
     load_start = open("/proc/loadavg").read().split()[:3]

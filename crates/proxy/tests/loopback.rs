@@ -705,6 +705,32 @@ async fn a_clients_tiny_chunks_go_upstream_together() {
     );
 }
 
+/// A body comes from the client in reads of up to 64 KiB, each passed on
+/// in one write: 64 KiB in 4 KiB chunks (Java's chunked streaming mode)
+/// reaches the upstream as a few chunks, not sixteen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_is_read_and_passed_on_in_large_pieces() {
+    use stackd_testkit::http as th;
+    let chunk: String = "0123456789abcdef".repeat(256);
+    let mut request =
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    for _ in 0..16 {
+        request.extend_from_slice(format!("1000\r\n{chunk}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (b, got) = recording_upstream();
+    let p = Proxy::start(&one_server(b.addr, "")).await;
+    let raw = th::exchange(p.addr, &request, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let (passed, chunks) = dechunk(&got.wire());
+    assert_eq!(passed, chunk.repeat(16), "every byte, in order");
+    // The first read is the head's (4 KiB); 16 KiB reads would make five.
+    assert!(chunks <= 3, "64 KiB went upstream as {chunks} chunks");
+}
+
 /// The same over HTTP/2: DATA frames that arrive together go upstream as
 /// one chunk, not a chunk each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,9 +24,24 @@ use crate::request::{Answer, Client};
 /// chunks (Java's chunked streaming mode) goes through in two reads
 /// instead of five, at 0.78x the CPU per request of 16 KiB reads
 /// (docs/BENCHMARKS.md, "What each lever bought"). Only a body in flight
-/// holds it (64 uploads at once: 4.7 MiB more peak RSS); an idle
-/// connection frees its buffer when it parks.
+/// holds it (64 uploads at once: 4.7 MiB more peak RSS): after a body
+/// larger than [`SMALL_BODY`] the connection starts again from an empty
+/// buffer.
 const BODY_READ: usize = 64 * 1024;
+
+/// Whether reading a body so framed can have grown the buffer past
+/// [`SMALL_BODY`].
+pub(super) fn may_have_grown(framing: Framing) -> bool {
+    match framing {
+        Framing::Empty => false,
+        Framing::Length(n) => n > SMALL_BODY,
+        Framing::Chunked | Framing::Close => true,
+    }
+}
+
+/// A body this small grows a connection's buffer to at most 16 KiB more,
+/// which it may keep for the requests after it.
+const SMALL_BODY: u64 = 16 * 1024;
 
 /// How the response body goes to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -123,7 +123,15 @@ pub(crate) async fn serve(
         let (parts, framing, timer) = (head.parts, head.framing, upstream_timer.as_mut());
         let outcome = crate::request::serve(snap, parts, framing, peer, start, c, timer).await;
         let expired = match after(outcome, &mut life) {
-            Then::Next => continue,
+            Then::Next => {
+                // A large body was read into up to 64 KiB of room; the
+                // next head needs a page. Returned now, not when the
+                // connection parks: a busy connection may never park.
+                if buf.is_empty() && client::may_have_grown(framing) {
+                    buf = BytesMut::new();
+                }
+                continue;
+            }
             Then::Close => None,
             Then::Linger => linger::linger(&mut io, &mut life, &mut buf).await,
             Then::Tunnel(conn) => tunnel::tunnel(&mut io, &mut buf, conn, &mut life).await,

@@ -2,12 +2,13 @@
 """Hostile clients against a real stackd proxy, by hand before a stop.
 
 A raw-socket backend on loopback logs every request it sees, so the last
-line can say whether any reached it twice. Eight cases, each printed
+line can say whether any reached it twice. Nine cases, each printed
 with how it ended and when: half a head, the HTTP/2 preface, a client
 that never reads 64 MiB, a body one byte every 3 s, Content-Length with
 Transfer-Encoding, two Host headers, a body part ending in CRLFCRLF that
-the upstream answers early, and 30 WebSocket upgrades over
-`max_connections = 20`. Not part of CI: the tests in crates/proxy/tests
+the upstream answers early, 30 WebSocket upgrades over
+`max_connections = 20`, and a body of 2,000 one-byte chunks (how many
+chunks the upstream got it in). Not part of CI: the tests in crates/proxy/tests
 assert these; this runs the release binary as an operator would.
 
     python3 bench/hostile.py target/release/stackd      (WORKERS=0: the process runtime)
@@ -21,6 +22,7 @@ log = []
 ws_open = 0
 ws_max = 0
 big_end = {}
+tiny = {}
 lock = threading.Lock()
 
 
@@ -45,6 +47,18 @@ def backend_conn(c):
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nearly")
                 time.sleep(1)
                 return
+            if path.startswith("/tiny"):
+                # A chunked body: how many chunks it came in.
+                while not buf.endswith(b"\r\n0\r\n\r\n"):
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                with lock:
+                    tiny[path] = (buf.count(b"\r\n") - 2) // 2
+                buf = b""
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                continue
             n = int(hdrs.get(b"content-length", b"0"))
             while len(buf) < n:
                 d = c.recv(65536)
@@ -200,6 +214,12 @@ try:
         closed += 1
     print(f"  {closed} of {len(socks)} closed by {time.time() - t0:.1f}s (read_timeout 3s; waiting ones served after)")
     print(f"  upstream saw {ws_max} at most at once")
+
+    s = conn()
+    s.sendall(b"POST /tiny HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+              + b"1\r\nx\r\n" * 2000 + b"0\r\n\r\n")
+    status = answer(s)[0][:12]
+    print(f"9 a body of 2,000 one-byte chunks: {status!r}; upstream got it as {tiny.get('/tiny')} chunk(s)")
 
     twice = {k: v for k, v in seen.items() if v > 1}
     print(f"nothing twice upstream: {not twice} {twice or ''}; smuggled seen: {seen.get('/smuggled', 0)}")

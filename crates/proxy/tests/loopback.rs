@@ -674,29 +674,17 @@ fn dechunk(wire: &str) -> (String, usize) {
     }
 }
 
+/// The chunks one read from the client brings go upstream as one chunk:
+/// 600 one-byte chunks are six bytes on the wire for each byte of body,
+/// and passed on one by one they would cost a system call and a TCP
+/// segment to the upstream each, a flood the client pays little for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_tiny_chunks_go_upstream_together() {
-    use stackd_testkit::http as th;
-    // 600 one-byte chunks: six bytes on the wire for each byte of body.
-    // Passed on one by one they would cost a system call and a TCP segment
-    // to the upstream each, a flood the client pays little for.
     let body: String = (0..600u32)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    let mut request =
-        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-            .to_vec();
-    for c in body.chars() {
-        request.extend_from_slice(format!("1\r\n{c}\r\n").as_bytes());
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    let (b, got) = recording_upstream();
-    let p = Proxy::start(&one_server(b.addr, "")).await;
-    let raw = th::exchange(p.addr, &request, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    let (passed, chunks) = dechunk(&got.wire());
+    let pieces: Vec<String> = body.chars().map(String::from).collect();
+    let (passed, chunks) = upload_in_chunks(&pieces).await;
     assert_eq!(passed, body, "every byte, in order");
     assert!(
         chunks <= 4,
@@ -710,22 +698,8 @@ async fn a_clients_tiny_chunks_go_upstream_together() {
 /// reaches the upstream as a few chunks, not sixteen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_is_read_and_passed_on_in_large_pieces() {
-    use stackd_testkit::http as th;
     let chunk: String = "0123456789abcdef".repeat(256);
-    let mut request =
-        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-            .to_vec();
-    for _ in 0..16 {
-        request.extend_from_slice(format!("1000\r\n{chunk}\r\n").as_bytes());
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    let (b, got) = recording_upstream();
-    let p = Proxy::start(&one_server(b.addr, "")).await;
-    let raw = th::exchange(p.addr, &request, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    let (passed, chunks) = dechunk(&got.wire());
+    let (passed, chunks) = upload_in_chunks(&vec![chunk.clone(); 16]).await;
     assert_eq!(passed, chunk.repeat(16), "every byte, in order");
     // The first read is the head's (4 KiB); 16 KiB reads would make five.
     assert!(chunks <= 3, "64 KiB went upstream as {chunks} chunks");
@@ -764,6 +738,27 @@ async fn an_h2_clients_tiny_frames_go_upstream_together() {
         "{} DATA frames went upstream as {chunks} chunks",
         body.len()
     );
+}
+
+/// Posts `pieces` as the chunks of one request, sent in one write, through
+/// a proxy to [`recording_upstream`]; the body the upstream got, and in
+/// how many chunks.
+async fn upload_in_chunks(pieces: &[String]) -> (String, usize) {
+    use stackd_testkit::http as th;
+    let mut request =
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    for piece in pieces {
+        request.extend_from_slice(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes());
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (b, got) = recording_upstream();
+    let p = Proxy::start(&one_server(b.addr, "")).await;
+    let raw = th::exchange(p.addr, &request, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    dechunk(&got.wire())
 }
 
 /// What an upstream received, for tests that read the wire.

@@ -379,15 +379,9 @@ async fn stalled_body_gets_408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_prior_knowledge() {
     use http_body_util::{BodyExt, Empty};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     let a = Backend::start("a").await;
     let p = Proxy::start(&one_server(a.addr, "client_max_body_size = \"1k\"")).await;
-    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-    let (mut tx, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut tx = h2c(p.addr).await;
     let req = Request::get(format!("http://h2c.example.com:{}/echo", p.addr.port()))
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -400,13 +394,7 @@ async fn h2c_prior_knowledge() {
         "{body}"
     );
     // Bodies on streams: without a length (chunked upstream), and over the limit.
-    let (tx2, conn2) = {
-        let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap()
-    };
-    tokio::spawn(conn2);
+    let tx2 = h2c(p.addr).await;
     for (len, want) in [
         (700usize, StatusCode::OK),
         (3000, StatusCode::PAYLOAD_TOO_LARGE),
@@ -709,15 +697,9 @@ async fn a_body_is_read_and_passed_on_in_large_pieces() {
 /// one chunk, not a chunk each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_h2_clients_tiny_frames_go_upstream_together() {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     let (b, got) = recording_upstream();
     let p = Proxy::start(&one_server(b.addr, "")).await;
-    let tcp = tokio::net::TcpStream::connect(p.addr).await.unwrap();
-    let (mut tx, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut tx = h2c(p.addr).await;
     let body: Vec<u8> = (0..600u32).map(|i| b'a' + (i % 26) as u8).collect();
     let frames = body.clone().into_iter().map(|byte| {
         Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![byte])))
@@ -759,6 +741,23 @@ async fn upload_in_chunks(pieces: &[String]) -> (String, usize) {
         .unwrap();
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     dechunk(&got.wire())
+}
+
+/// An HTTP/2 connection to `addr` without TLS (prior knowledge), its
+/// driver spawned.
+async fn h2c<B>(addr: std::net::SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    tx
 }
 
 /// What an upstream received, for tests that read the wire.

@@ -135,7 +135,7 @@ impl<'a> H1Client<'a> {
         }
         let (at, timer) = self.deadline();
         let want = self.room_wanted();
-        if self.buf.capacity() - self.buf.len() < want / 4 {
+        if self.buf.capacity() - self.buf.len() < want.div_ceil(4) {
             self.buf.reserve(want);
         }
         match tokio::time::timeout_at(at, self.io.read_buf(self.buf)).await {

@@ -28,10 +28,15 @@ async fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// `INFO replication`, or "" while the server does not answer (polled
+/// during failovers, when it may reset a new connection).
 fn info(p: &RedisProc) -> String {
-    redis::cmd("INFO")
-        .arg("replication")
-        .query::<String>(&mut p.client())
+    p.try_client()
+        .and_then(|mut c| {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut c)
+        })
         .unwrap_or_default()
 }
 

@@ -204,9 +204,15 @@ impl RedisProc {
 
     /// A plain (blocking) connection for checking what the store wrote.
     pub fn client(&self) -> redis::Connection {
+        self.try_client()
+            .unwrap_or_else(|e| panic!("connect to redis at {}: {e}", self.url()))
+    }
+
+    /// [`RedisProc::client`] for a poll that tries again: a server changing
+    /// roles (a failover) may refuse or reset a new connection meanwhile.
+    pub fn try_client(&self) -> redis::RedisResult<redis::Connection> {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-            .unwrap_or_else(|e| panic!("connect to redis at {}: {e}", self.url()))
     }
 
     /// What the process logged.

@@ -168,34 +168,74 @@ async fn send_pieces<W: AsyncWrite + Unpin>(
     last: bool,
     send_timeout: Duration,
 ) -> Result<(), ProxyError> {
-    let len = pieces.iter().map(Bytes::len).sum();
     let chunked = out == Framing::Chunked;
-    // A chunk of size 0 would end the body: empty pieces get no framing.
-    let head = (chunked && len > 0).then(|| chunk_head(len));
-    let head = head.as_ref().map_or(&b""[..], ChunkHead::as_bytes);
-    let end: &[u8] = if chunked && len > 0 { b"\r\n" } else { b"" };
-    let last: &[u8] = if chunked && last { LAST_CHUNK } else { b"" };
-    match pieces {
-        [] if last.is_empty() => Ok(()),
-        [] => write_upstream(up, &mut [IoSlice::new(last)], send_timeout).await,
-        [one] => {
-            let mut parts = [
-                IoSlice::new(head),
-                IoSlice::new(one),
-                IoSlice::new(end),
-                IoSlice::new(last),
-            ];
-            write_upstream(up, &mut parts, send_timeout).await
+    let last = last && chunked;
+    if !last && pieces.iter().all(Bytes::is_empty) {
+        return Ok(());
+    }
+    let chunk = chunk_of(chunked, pieces);
+    let mut slices = Slices::new(b"", chunk.as_ref(), pieces, last);
+    write_upstream(up, slices.as_mut(), send_timeout).await
+}
+
+/// The size line of one chunk holding all of `pieces`, if they go out
+/// chunked; none for no bytes, since a chunk of size 0 ends a body.
+#[inline]
+pub(crate) fn chunk_of(chunked: bool, pieces: &[Bytes]) -> Option<ChunkHead> {
+    let len = pieces.iter().map(Bytes::len).sum();
+    (chunked && len > 0).then(|| chunk_head(len))
+}
+
+/// The slices of one write of body pieces, in both directions: `prefix`
+/// (a response head not yet written), the pieces framed as one chunk if
+/// `chunk` (from [`chunk_of`]), then the last chunk if `last`. No piece
+/// or a single one, which every request head and small body is, takes a
+/// fixed array; several a list, empty slices left out.
+pub(crate) enum Slices<'a> {
+    One([IoSlice<'a>; 5]),
+    Many(Vec<IoSlice<'a>>),
+}
+
+impl<'a> Slices<'a> {
+    /// Inlined, as are [`Slices::as_mut`] and [`chunk_of`]: every request
+    /// head and every response body comes here, and as calls they cost 0.7 %
+    /// more instructions per request (`bench/instructions.sh`).
+    #[inline]
+    pub(crate) fn new(
+        prefix: &'a [u8],
+        chunk: Option<&'a ChunkHead>,
+        pieces: &'a [Bytes],
+        last: bool,
+    ) -> Slices<'a> {
+        let (head, end): (&[u8], &[u8]) = match chunk {
+            Some(c) => (c.as_bytes(), b"\r\n"),
+            None => (b"", b""),
+        };
+        let last: &[u8] = if last { LAST_CHUNK } else { b"" };
+        let single: Option<&[u8]> = match pieces {
+            [] => Some(b""),
+            [one] => Some(one),
+            _ => None,
+        };
+        match single {
+            Some(one) => Slices::One([prefix, head, one, end, last].map(IoSlice::new)),
+            None => Slices::Many(
+                [prefix, head]
+                    .into_iter()
+                    .chain(pieces.iter().map(|p| &p[..]))
+                    .chain([end, last])
+                    .filter(|p| !p.is_empty())
+                    .map(IoSlice::new)
+                    .collect(),
+            ),
         }
-        _ => {
-            let mut parts: Vec<IoSlice<'_>> = [head]
-                .into_iter()
-                .chain(pieces.iter().map(|p| &p[..]))
-                .chain([end, last])
-                .filter(|p| !p.is_empty())
-                .map(IoSlice::new)
-                .collect();
-            write_upstream(up, &mut parts, send_timeout).await
+    }
+
+    #[inline]
+    pub(crate) fn as_mut(&mut self) -> &mut [IoSlice<'a>] {
+        match self {
+            Slices::One(a) => a,
+            Slices::Many(v) => v,
         }
     }
 }

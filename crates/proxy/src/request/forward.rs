@@ -12,7 +12,6 @@
 //! came with the head was read from the client. Tries are bounded by
 //! `next_upstream_tries` and `next_upstream_timeout`.
 
-use std::io::IoSlice;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -23,7 +22,7 @@ use super::prepare::Prepared;
 use super::rewrite;
 use super::{Answer, Client, Outcome};
 use crate::body::{self, download, write_upstream};
-use crate::codec::framing::{chunk_head, ChunkHead, Decoder, Framing, LAST_CHUNK};
+use crate::codec::framing::{Decoder, Framing};
 use crate::codec::response::ResponseHead;
 use crate::codec::{names, BadResponse, Fields, Lookup};
 use crate::error::{ErrorKind, ProxyError, Side};
@@ -246,25 +245,11 @@ async fn send_head(
     body_done: bool,
     limits: &Limits,
 ) -> Result<(), ProxyError> {
-    let data = prefix.map_or(&[][..], |b| &b[..]);
+    let pieces = prefix.map_or(&[][..], std::slice::from_ref);
     let chunked = req.body == Framing::Chunked;
-    let ch = (chunked && !data.is_empty()).then(|| chunk_head(data.len()));
-    let mut parts = [
-        IoSlice::new(&req.head),
-        IoSlice::new(ch.as_ref().map_or(b"", ChunkHead::as_bytes)),
-        IoSlice::new(data),
-        IoSlice::new(if chunked && !data.is_empty() {
-            b"\r\n"
-        } else {
-            b""
-        }),
-        IoSlice::new(if chunked && body_done {
-            LAST_CHUNK
-        } else {
-            b""
-        }),
-    ];
-    write_upstream(&mut conn.stream, &mut parts, limits.send_timeout).await
+    let chunk = body::chunk_of(chunked, pieces);
+    let mut slices = body::Slices::new(&req.head, chunk.as_ref(), pieces, chunked && body_done);
+    write_upstream(&mut conn.stream, slices.as_mut(), limits.send_timeout).await
 }
 
 /// The body bytes still to come from the client, and the last chunk.

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::super::io::ClientIo;
 use super::super::lifecycle::{Event, Lifecycle, Next, Timer};
 use super::super::Ctx;
-use crate::body::{Sink, Source};
-use crate::codec::framing::{chunk_head, ChunkHead, Decoded, Decoder, Framing, LAST_CHUNK};
+use crate::body::{self, Sink, Source};
+use crate::codec::framing::{Decoded, Decoder, Framing, LAST_CHUNK};
 use crate::codec::write::{self, BodyHeader, ConnectionHeader, CONTINUE};
 use crate::error::{ErrorKind, ProxyError};
 use crate::request::{Answer, Client};
@@ -255,28 +255,9 @@ impl Sink for H1Client<'_> {
     /// one write.
     async fn data(&mut self, pieces: &mut [Bytes]) -> Result<(), ProxyError> {
         let head = std::mem::take(&mut self.pending);
-        let chunked = self.out == Out::Chunked;
-        let len = pieces.iter().map(Bytes::len).sum();
-        let ch = chunked.then(|| chunk_head(len));
-        let ch = ch.as_ref().map_or(&b""[..], ChunkHead::as_bytes);
-        let end: &[u8] = if chunked { b"\r\n" } else { b"" };
-        if let [one] = pieces {
-            let mut parts = [
-                IoSlice::new(&head),
-                IoSlice::new(ch),
-                IoSlice::new(one),
-                IoSlice::new(end),
-            ];
-            return self.write_all(&mut parts).await;
-        }
-        let mut parts: Vec<IoSlice<'_>> = [&head[..], ch]
-            .into_iter()
-            .chain(pieces.iter().map(|p| &p[..]))
-            .chain([end])
-            .filter(|p| !p.is_empty())
-            .map(IoSlice::new)
-            .collect();
-        self.write_all(&mut parts).await
+        let chunk = body::chunk_of(self.out == Out::Chunked, pieces);
+        let mut slices = body::Slices::new(&head, chunk.as_ref(), pieces, false);
+        self.write_all(slices.as_mut()).await
     }
 }
 

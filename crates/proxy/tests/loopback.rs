@@ -645,21 +645,11 @@ async fn chunks_read_together_are_passed_on_together() {
     );
 }
 
-/// The chunks of the chunked body in `wire` (a head, then the body):
-/// their bytes joined, and how many there were.
+/// The chunked body in `wire` (a head, then the body): its bytes joined,
+/// and how many chunks it came in.
 fn dechunk(wire: &str) -> (String, usize) {
-    let (_, mut rest) = wire.split_once("\r\n\r\n").expect("a head");
-    let (mut body, mut chunks) = (String::new(), 0);
-    loop {
-        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
-        let size = usize::from_str_radix(size, 16).expect("hex chunk size");
-        if size == 0 {
-            return (body, chunks);
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].strip_prefix("\r\n").expect("chunk end");
-        chunks += 1;
-    }
+    let chunks = stackd_testkit::http::chunks_of(wire.as_bytes()).unwrap();
+    (String::from_utf8(chunks.concat()).unwrap(), chunks.len())
 }
 
 /// The chunks one read from the client brings go upstream as one chunk:

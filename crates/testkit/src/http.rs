@@ -171,7 +171,29 @@ pub fn parse(buf: &[u8], at_eof: bool) -> Result<Parsed, String> {
 /// Decodes a chunked body at the start of `buf`: (body, bytes used), or
 /// `None` when more bytes are needed. Trailers are read and dropped.
 fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
-    let mut body = Vec::new();
+    Ok(chunks(buf)?.map(|(chunks, used)| (chunks.concat(), used)))
+}
+
+/// The chunks of the chunked body of `message` (a head, then the body),
+/// each as it came: for tests of how a proxy frames what it passes on.
+pub fn chunks_of(message: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let start = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of head")?;
+    chunks(&message[start + 4..])?
+        .map(|(chunks, _)| chunks)
+        .ok_or_else(|| "the body is cut short".into())
+}
+
+/// A chunked body's chunks, and the bytes it used on the wire.
+type Chunks<'a> = (Vec<&'a [u8]>, usize);
+
+/// The chunks of a chunked body at the start of `buf`, and the bytes it
+/// used, or `None` when more bytes are needed. Trailers are read and
+/// dropped.
+fn chunks(buf: &[u8]) -> Result<Option<Chunks<'_>>, String> {
+    let mut chunks = Vec::new();
     let mut at = 0;
     loop {
         match httparse::parse_chunk_size(&buf[at..]) {
@@ -186,14 +208,14 @@ fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
                         };
                         at += eol + 2;
                         if eol == 0 {
-                            return Ok(Some((body, at)));
+                            return Ok(Some((chunks, at)));
                         }
                     }
                 }
                 if buf.len() < at + size + 2 {
                     return Ok(None);
                 }
-                body.extend_from_slice(&buf[at..at + size]);
+                chunks.push(&buf[at..at + size]);
                 at += size + 2;
             }
             Ok(httparse::Status::Partial) => return Ok(None),

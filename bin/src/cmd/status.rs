@@ -154,9 +154,10 @@ pub fn assess(v: &View) -> Vec<String> {
             for sv in &servers {
                 if sv["up"] != true && !maintenance(sv) {
                     out.push(format!(
-                        "upstream {}: server {} is down",
+                        "upstream {}: server {} is down{}",
                         s(&u, "name"),
-                        s(sv, "addr")
+                        s(sv, "addr"),
+                        last_failure(sv)
                     ));
                 }
             }
@@ -177,6 +178,16 @@ pub fn assess(v: &View) -> Vec<String> {
         }
     }
     out
+}
+
+/// Why a server last failed, as `/status` keeps it: `": last failed <by>: <error>"`,
+/// or nothing when the proxy has no failure on record.
+fn last_failure(sv: &Value) -> String {
+    let f = &sv["last_failure"];
+    match (f["by"].as_str(), f["error"].as_str()) {
+        (Some(by), Some(error)) => format!(": last failed {by}: {error}"),
+        _ => String::new(),
+    }
 }
 
 /// A server an operator took out on purpose (`stackd ctl`) is not "down".
@@ -354,7 +365,8 @@ mod tests {
             "127.0.0.1:9090",
             200,
             json!({"upstreams": [{"name": "tomcats", "servers": [
-            {"addr": "192.0.2.137:8080", "up": false},
+            {"addr": "192.0.2.137:8080", "up": false, "last_failure":
+                {"unix_ms": 1_764_000_000_000_u64, "by": "health check", "error": "GET /healthz answered 503 Service Unavailable"}},
             {"addr": "192.0.2.139:8080", "up": false, "admin_state": "drain"}]}]}),
         );
         v.ha = probe(
@@ -373,7 +385,7 @@ mod tests {
             [
                 "instance VI_1 is FAULT",
                 "instance VI_1: track http://127.0.0.1:9090/healthz is down",
-                "upstream tomcats: server 192.0.2.137:8080 is down",
+                "upstream tomcats: server 192.0.2.137:8080 is down: last failed health check: GET /healthz answered 503 Service Unavailable",
                 "upstream tomcats: no server is up",
                 "demo backend 127.0.0.1:8080 does not answer: connection refused",
             ]

@@ -152,6 +152,11 @@ async fn active_health_checks_take_a_server_out_and_back() {
     .await;
     let (_, status) = get(&c, &status_url).await;
     assert!(status.contains("\"last_check_ok\": false"), "{status}");
+    // What an operator reads to learn why, without the logs.
+    assert!(
+        status.contains("\"error\": \"GET /healthz answered 503 Service Unavailable\""),
+        "{status}"
+    );
     for _ in 0..6 {
         assert_eq!(get(&c, &p.url("/")).await.1, "b");
     }

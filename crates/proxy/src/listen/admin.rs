@@ -128,6 +128,11 @@ fn upstream(u: &UpstreamRt, now: u64) -> Value {
                 "failures": c.failures,
                 "last_check_unix_ms": c.last_check.map(|(at, _)| at),
                 "last_check_ok": c.last_check.map(|(_, ok)| ok),
+                "last_failure": st.last_failure().map(|f| json!({
+                    "unix_ms": f.unix_ms,
+                    "by": f.by,
+                    "error": &*f.error,
+                })),
             })
         })
         .collect();

@@ -116,6 +116,7 @@ fn failed(req: &Prepared<'_>, state: &ServerState, e: ProxyError) -> ProxyError 
     } else {
         tracing::warn!(upstream = %up.name, server = %state.addr(), error = %e, "upstream attempt failed");
     }
+    state.record_failure(e.to_string(), crate::clock::unix_ms());
     passive(req, state, false);
     e
 }

@@ -75,12 +75,13 @@ async fn probe_upstream(
 }
 
 async fn check(client: &HttpClient, upstream: &str, s: &ServerState, hc: &HealthCheck) {
-    let (ok, why) = match probe(client, s, hc).await {
-        Ok(status) if status.is_success() || status.is_redirection() => (true, String::new()),
-        Ok(status) => (false, format!("status {status}")),
-        Err(e) => (false, e),
+    let failed = match probe(client, s, hc).await {
+        Ok(status) if status.is_success() || status.is_redirection() => None,
+        Ok(status) => Some(format!("GET {} answered {status}", hc.path)),
+        Err(e) => Some(e),
     };
-    match s.record_check(ok, hc.fall, hc.rise, crate::clock::unix_ms()) {
+    let why = failed.clone().unwrap_or_default();
+    match s.record_check(failed, hc.fall, hc.rise, crate::clock::unix_ms()) {
         Some(Transition::Down) => {
             tracing::warn!(upstream, server = %s.addr(), reason = %why, "server down (active health check)")
         }

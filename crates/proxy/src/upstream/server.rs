@@ -3,12 +3,14 @@
 //! It outlives config reloads (reused by upstream name and address), so
 //! health, counters and pooled connections survive a SIGHUP. Every field
 //! is private and changes through one method each: the request path
-//! ([`ServerState::begin`], [`ServerState::record`]), the prober
+//! ([`ServerState::begin`], [`ServerState::record`],
+//! [`ServerState::record_failure`]), the prober
 //! ([`ServerState::record_check`]), the pool and the operator
 //! ([`ServerState::set_admin`], from `stackd ctl`) are the only writers.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
 
 use super::health::{Active, Passive, PassivePolicy, Transition};
 use super::pool::Pool;
@@ -30,7 +32,20 @@ pub(crate) struct ServerState {
     last_check: AtomicU64,
     /// [`AdminState`] as its discriminant.
     admin: AtomicU8,
+    /// Why the server last failed: what `/status` and `stackd status` say
+    /// of a server that is down, so that nobody has to search the logs.
+    /// Written only on a failure, never on the request path's success.
+    last_failure: Mutex<Option<Failure>>,
     pool: Pool,
+}
+
+/// A failed health check or request attempt, as `/status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) unix_ms: u64,
+    /// `"health check"` or `"request"`.
+    pub(crate) by: &'static str,
+    pub(crate) error: Box<str>,
 }
 
 /// What an operator decided with `stackd ctl` (HAProxy's `set server state
@@ -93,6 +108,7 @@ impl ServerState {
             counts: PerWorker::default(),
             last_check: AtomicU64::new(0),
             admin: AtomicU8::new(AdminState::Enable as u8),
+            last_failure: Mutex::new(None),
             pool: Pool::default(),
         }
     }
@@ -218,16 +234,45 @@ impl ServerState {
         }
     }
 
-    /// The prober's verdict at `unix_ms`; only the prober calls this.
+    /// The last failure of a check or request, if any.
+    pub(crate) fn last_failure(&self) -> Option<Failure> {
+        self.failure_slot().clone()
+    }
+
+    /// A request attempt failed with `error` (its passive-health verdict
+    /// is [`ServerState::record`]'s).
+    pub(crate) fn record_failure(&self, error: String, unix_ms: u64) {
+        *self.failure_slot() = Some(Failure {
+            unix_ms,
+            by: "request",
+            error: error.into_boxed_str(),
+        });
+    }
+
+    fn failure_slot(&self) -> std::sync::MutexGuard<'_, Option<Failure>> {
+        // Plain data: a panic while it was held cannot leave it half written.
+        self.last_failure.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The prober's verdict at `unix_ms` (`failed`: why the check failed);
+    /// only the prober calls this.
     pub(crate) fn record_check(
         &self,
-        ok: bool,
+        failed: Option<String>,
         fall: u32,
         rise: u32,
         unix_ms: u64,
     ) -> Option<Transition> {
+        let ok = failed.is_none();
         self.last_check
             .store((unix_ms << 1) | u64::from(ok), Ordering::Relaxed);
+        if let Some(error) = failed {
+            *self.failure_slot() = Some(Failure {
+                unix_ms,
+                by: "health check",
+                error: error.into_boxed_str(),
+            });
+        }
         let (next, t) = self.active().observe(ok, fall, rise);
         let packed = if next.up { UP } else { 0 } | u64::from(next.streak);
         self.active.store(packed, Ordering::Relaxed);
@@ -256,12 +301,24 @@ mod tests {
         assert_eq!((s.in_flight(), s.counters().requests), (1, 1));
         drop(g);
         assert_eq!(s.in_flight(), 0);
-        assert_eq!(s.record_check(false, 2, 2, 1000), None);
-        assert_eq!(s.record_check(false, 2, 2, 2000), Some(Transition::Down));
+        let refused = || Some("connect: Connection refused".to_owned());
+        assert_eq!(s.record_check(refused(), 2, 2, 1000), None);
+        assert_eq!(
+            s.record_check(refused(), 2, 2, 2000),
+            Some(Transition::Down)
+        );
         assert!(!s.active().up);
         assert_eq!(s.counters().last_check, Some((2000, false)));
-        s.record_check(true, 2, 2, 3000);
-        assert_eq!(s.record_check(true, 2, 2, 4000), Some(Transition::Up));
+        s.record_check(None, 2, 2, 3000);
+        assert_eq!(s.record_check(None, 2, 2, 4000), Some(Transition::Up));
+        // The last failure stays on record after the server is back.
+        let f = s.last_failure().unwrap();
+        assert_eq!(
+            (f.unix_ms, f.by, &*f.error),
+            (2000, "health check", "connect: Connection refused")
+        );
+        s.record_failure("upstream timed out".to_owned(), 5000);
+        assert_eq!(s.last_failure().unwrap().by, "request");
     }
 
     #[test]

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The training run of scripts/pgo: an instrumented stackd proxy serves the
+traffic it is built for, so the compiler learns which paths are hot.
+
+Each kind of traffic stackd serves gets a few seconds, because a path the
+training never takes is laid out as cold code: plain HTTP/1.1 at 64 and
+1,000 connections (bench/proxy.sh's scenarios), 1 MiB responses with a
+length and chunked, chunked uploads, TLS, and HTTP/2 over TLS and in
+cleartext (h2load, if installed), in front of the same two nginx backends
+as bench/proxy.sh; then `stackd demo-backend` against a real redis-server
+(bench/sessions.sh's requests: a session loaded and saved, and /echo).
+Each stackd is stopped with SIGTERM, so it writes its profile
+(`-Cprofile-generate`) as it exits; the run fails if any load failed.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+import proxybench as pb  # noqa: E402
+
+# (path, connections, seconds) for wrk over plain HTTP/1.1.
+PLAIN = [("/", 64, 5), ("/", 1000, 5), ("/1m", 64, 3), ("/1m-chunked", 32, 3), ("/upload", 64, 3)]
+
+
+def config(wd, plain, tls, backends):
+    cert, key = os.path.join(wd, "cert.pem"), os.path.join(wd, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-days", "2", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    b1, b2 = backends
+    return pb.write(os.path.join(wd, "stackd.toml"), f"""
+[proxy]
+listen = ["127.0.0.1:{plain}", {{ addr = "127.0.0.1:{tls}", tls = true }}]
+access_log = "off"
+[[proxy.tls]]
+cert = "{cert}"
+key = "{key}"
+[[proxy.upstream]]
+name = "b"
+servers = [{{ addr = "127.0.0.1:{b1}" }}, {{ addr = "127.0.0.1:{b2}" }}]
+[[proxy.route]]
+path = "/"
+upstream = "b"
+""")
+
+
+def h2load(url, seconds):
+    """HTTP/2 load for `seconds`; None when h2load is not installed."""
+    if shutil.which("h2load") is None:
+        return None
+    out = subprocess.run(
+        ["h2load", "-c", "16", "-m", "8", "-D", str(seconds), url],
+        capture_output=True, text=True, timeout=seconds + 60,
+    ).stdout
+    line = next((x for x in out.splitlines() if x.startswith("requests:")), "")
+    return line
+
+
+def sessions(stackd, wd):
+    """`stackd demo-backend` on a redis-server of its own; what failed, if anything."""
+    rport, bport = pb.free_port(), pb.free_port()
+    redis = pb.Proc("redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", wd], wd)
+    backend = None
+    try:
+        if not pb.wait_port(rport):
+            return "redis-server did not start"
+        backend = pb.Proc("demo-backend", [stackd, "demo-backend", "--listen", f"127.0.0.1:{bport}",
+                                           "--node-id", "pgo", "--redis", f"redis://127.0.0.1:{rport}/"],
+                          wd, dict(os.environ, RUST_LOG="warn"))
+        if not pb.wait_port(bport):
+            return "the demo backend did not start"
+        head = subprocess.run(["curl", "-fsS", "-D", "-", "-o", "/dev/null",
+                               f"http://127.0.0.1:{bport}/session"],
+                              capture_output=True, text=True, timeout=30).stdout
+        cookie = next((l.split(":", 1)[1].split(";")[0].strip() for l in head.splitlines()
+                       if l.lower().startswith("set-cookie:")), "")
+        if not cookie:
+            return "no session cookie from /session"
+        for path, extra in (("/session", ["-H", f"Cookie: {cookie}"]), ("/echo", [])):
+            out = subprocess.run(["wrk", "-t1", "-c32", "-d3s", *extra, f"http://127.0.0.1:{bport}{path}"],
+                                 capture_output=True, text=True, timeout=70).stdout
+            served = next((x.strip() for x in out.splitlines() if "requests in" in x), "")
+            print(f"demo-backend {path} c=32: {served or 'nothing served'}", flush=True)
+            if not served or "Non-2xx" in out:
+                return f"demo-backend {path}"
+        return None
+    finally:
+        if backend:
+            backend.stop()
+        redis.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stackd", required=True, help="the instrumented binary")
+    args = ap.parse_args()
+    wd = tempfile.mkdtemp(prefix="stackd-pgo-")
+    os.chmod(wd, 0o755)
+    backend, bports = pb.start_backends(wd)
+    plain, tls = pb.free_port(), pb.free_port()
+    conf = config(wd, plain, tls, bports)
+    p = pb.Proc("stackd", [args.stackd, "proxy", "--config", conf], wd,
+                dict(os.environ, RUST_LOG="warn"))
+    failed = []
+    try:
+        if not (pb.wait_port(plain) and pb.wait_port(tls)):
+            sys.exit(f"the instrumented stackd did not start; see {wd}/stackd.log")
+        for path, conns, seconds in PLAIN:
+            r = pb.wrk(plain, path, conns, seconds)
+            print(f"http {path} c={conns}: {r['requests']} requests, {r['errors']} errors", flush=True)
+            if not r["requests"] or r["errors"]:
+                failed.append(f"http {path} c={conns}")
+        w = subprocess.run(
+            ["wrk", "-t1", "-c64", "-d4s", f"https://localhost:{tls}/"],
+            capture_output=True, text=True, timeout=70,
+        ).stdout
+        served = next((x.strip() for x in w.splitlines() if "requests in" in x), "")
+        print(f"https / c=64: {served or 'nothing served'}", flush=True)
+        if not served:
+            failed.append("https")
+        for url in (f"https://localhost:{tls}/", f"http://127.0.0.1:{plain}/"):
+            line = h2load(url, 3)
+            if line is None:
+                print("h2load is not installed: HTTP/2 left out of the training", flush=True)
+                break
+            print(f"h2 {url}: {line}", flush=True)
+            if " 0 failed, 0 errored" not in line:
+                failed.append(f"h2 {url}")
+    finally:
+        p.stop()
+        backend.stop()
+    why = sessions(args.stackd, wd)
+    if why:
+        failed.append(why)
+    if failed:
+        sys.exit(f"training loads failed: {', '.join(failed)}; logs in {wd}")
+    shutil.rmtree(wd, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -577,6 +577,7 @@ def idle_memory(say, args, wd, bports, proxies):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--stackd", required=True)
+    ap.add_argument("--stackd-build", default="", help="how --stackd was built, for the report")
     ap.add_argument("--stackd-alt", help="a second stackd build, run as proxy 'stackd-alt'")
     ap.add_argument("--stackd-conf", action="append", default=[], help="extra line for stackd's [proxy]")
     ap.add_argument("--alt-conf", action="append", default=[], help="extra line for stackd-alt's [proxy] only")
@@ -619,7 +620,8 @@ def main():
         vers = [subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr.strip(),
                 subprocess.run(['haproxy', '-v'], capture_output=True, text=True).stdout.splitlines()[0],
                 subprocess.run([args.stackd, '--version'], capture_output=True, text=True).stdout.strip()]
-        say(f"Versions: {'; '.join(vers)}")
+        built = f" ({args.stackd_build})" if args.stackd_build else ""
+        say(f"Versions: {'; '.join(vers)}{built}")
         fwd = " with X-Real-IP and X-Forwarded-For/-Proto/-Host set" if args.peers_forward else ""
         say(f"Configs: nginx `worker_processes 2`, `keepalive 1024`{fwd}; HAProxy `nbthread 2`, `http-reuse always`{fwd}; "
             "stackd default config (listen, upstream, route, `access_log = \"off\"`)"

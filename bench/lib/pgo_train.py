@@ -3,9 +3,11 @@
 traffic it is built for, so the compiler learns which paths are hot.
 
 Each kind of traffic stackd serves gets a few seconds, because a path the
-training never takes is laid out as cold code: plain HTTP/1.1 at 64 and
-1,000 connections (bench/proxy.sh's scenarios), 1 MiB responses with a
-length and chunked, chunked uploads, TLS, and HTTP/2 over TLS and in
+training never takes is laid out as cold code: browser-like HTTP/1.1
+requests at 64 and 1,000 connections (bench/lib/browser.lua: a dozen
+fields, cookies, varied paths; not bench/proxy.sh's bare `GET /`, so that
+its benchmark does not measure the training's own requests), 1 MiB
+responses with a length and chunked, chunked uploads, TLS, and HTTP/2 over TLS and in
 cleartext (h2load, if installed), in front of the same two nginx backends
 as bench/proxy.sh; then `stackd demo-backend` against a real redis-server
 (bench/sessions.sh's requests: a session loaded and saved, and /echo).
@@ -22,8 +24,25 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 import proxybench as pb  # noqa: E402
 
-# (path, connections, seconds) for wrk over plain HTTP/1.1.
-PLAIN = [("/", 64, 5), ("/", 1000, 5), ("/1m", 64, 3), ("/1m-chunked", 32, 3), ("/upload", 64, 3)]
+# (path, connections, seconds) for wrk over plain HTTP/1.1; "browser" is
+# browser.lua's requests.
+PLAIN = [("browser", 64, 5), ("browser", 1000, 5), ("/1m", 64, 3), ("/1m-chunked", 32, 3),
+         ("/upload", 64, 3)]
+BROWSER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser.lua")
+
+
+def wrk(port, path, conns, seconds):
+    """(requests, failed) of one wrk run; browser.lua's requests may be 404s."""
+    if path != "browser":
+        r = pb.wrk(port, path, conns, seconds)
+        return r["requests"], r["errors"]
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "-s", BROWSER, f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, timeout=seconds + 60,
+    ).stdout
+    served = next((int(x.split()[0]) for x in out.splitlines() if "requests in" in x), 0)
+    errors = next((x for x in out.splitlines() if "Socket errors" in x), "")
+    return served, 1 if errors else 0
 
 
 def config(wd, plain, tls, backends):
@@ -56,7 +75,10 @@ def h2load(url, seconds):
     if shutil.which("h2load") is None:
         return None
     out = subprocess.run(
-        ["h2load", "-c", "16", "-m", "8", "-D", str(seconds), url],
+        ["h2load", "-c", "16", "-m", "8", "-D", str(seconds),
+         "-H", "user-agent: Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0",
+         "-H", "cookie: JSESSIONID=8F3A2C1D9E7B6A5F4E3D2C1B0A9F8E7D.node1; theme=dark",
+         "-H", "accept-language: en-GB,en;q=0.9", url + "?expand=lines&order=17"],
         capture_output=True, text=True, timeout=seconds + 60,
     ).stdout
     line = next((x for x in out.splitlines() if x.startswith("requests:")), "")
@@ -114,16 +136,16 @@ def main():
         if not (pb.wait_port(plain) and pb.wait_port(tls)):
             sys.exit(f"the instrumented stackd did not start; see {wd}/stackd.log")
         for path, conns, seconds in PLAIN:
-            r = pb.wrk(plain, path, conns, seconds)
-            print(f"http {path} c={conns}: {r['requests']} requests, {r['errors']} errors", flush=True)
-            if not r["requests"] or r["errors"]:
+            served, errors = wrk(plain, path, conns, seconds)
+            print(f"http {path} c={conns}: {served} requests, {errors} errors", flush=True)
+            if not served or errors:
                 failed.append(f"http {path} c={conns}")
         w = subprocess.run(
-            ["wrk", "-t1", "-c64", "-d4s", f"https://localhost:{tls}/"],
+            ["wrk", "-t1", "-c64", "-d4s", "-s", BROWSER, f"https://localhost:{tls}/"],
             capture_output=True, text=True, timeout=70,
         ).stdout
         served = next((x.strip() for x in w.splitlines() if "requests in" in x), "")
-        print(f"https / c=64: {served or 'nothing served'}", flush=True)
+        print(f"https browser c=64: {served or 'nothing served'}", flush=True)
         if not served:
             failed.append("https")
         for url in (f"https://localhost:{tls}/", f"http://127.0.0.1:{plain}/"):

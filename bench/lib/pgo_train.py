@@ -53,21 +53,9 @@ def config(wd, plain, tls, backends):
          "-days", "2", "-keyout", key, "-out", cert],
         check=True, capture_output=True,
     )
-    b1, b2 = backends
-    return pb.write(os.path.join(wd, "stackd.toml"), f"""
-[proxy]
-listen = ["127.0.0.1:{plain}", {{ addr = "127.0.0.1:{tls}", tls = true }}]
-access_log = "off"
-[[proxy.tls]]
-cert = "{cert}"
-key = "{key}"
-[[proxy.upstream]]
-name = "b"
-servers = [{{ addr = "127.0.0.1:{b1}" }}, {{ addr = "127.0.0.1:{b2}" }}]
-[[proxy.route]]
-path = "/"
-upstream = "b"
-""")
+    listen = f'["127.0.0.1:{plain}", {{ addr = "127.0.0.1:{tls}", tls = true }}]'
+    return pb.stackd_conf(wd, "stackd", plain, backends,
+                          f'[[proxy.tls]]\ncert = "{cert}"\nkey = "{key}"', listen=listen)
 
 
 def h2load(url, seconds):

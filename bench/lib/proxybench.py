@@ -199,12 +199,13 @@ http {{
     return p, ports
 
 
-def stackd_conf(wd, name, port, backends, extra):
+def stackd_conf(wd, name, port, backends, extra, listen=None):
     b1, b2 = backends
+    listen = listen or f'["127.0.0.1:{port}"]'
     # What a user writes: listen, the upstream, the route, and logs off.
     return write(os.path.join(wd, f"{name}.toml"), f"""
 [proxy]
-listen = ["127.0.0.1:{port}"]
+listen = {listen}
 access_log = "off"
 {extra}
 [[proxy.upstream]]

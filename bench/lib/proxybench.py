@@ -306,11 +306,13 @@ def ms(text):
     return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
 
 
-def wrk_start(port, path, conns, duration):
-    script = ["-s", UPLOAD_LUA] if path == "/upload" else []
+def wrk_start(port, path, conns, duration, url=None, script=None, extra=()):
+    """wrk against `path` on the proxy's port, or against `url`; `script`
+    (a Lua file) builds the requests, as UPLOAD_LUA does for /upload."""
+    script = script or (UPLOAD_LUA if path == "/upload" else None)
     return subprocess.Popen(
-        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "10s", *script,
-         f"http://127.0.0.1:{port}{path}"],
+        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "10s",
+         *(["-s", script] if script else []), *extra, url or f"http://127.0.0.1:{port}{path}"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
 
@@ -318,7 +320,7 @@ def wrk_start(port, path, conns, duration):
 def wrk_result(w, duration):
     out, _ = w.communicate(timeout=duration + 60)
     r = {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "max": float("nan"),
-         "errors": 0, "requests": 0}
+         "errors": 0, "requests": 0, "non2xx": 0}
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
@@ -334,12 +336,13 @@ def wrk_result(w, duration):
         elif "Socket errors" in line:
             r["errors"] += sum(int(x) for x in re.findall(r"\d+", line))
         elif "Non-2xx" in line:
-            r["errors"] += int(parts[-1])
+            r["non2xx"] = int(parts[-1])
+            r["errors"] += r["non2xx"]
     return r
 
 
-def wrk(port, path, conns, duration):
-    return wrk_result(wrk_start(port, path, conns, duration), duration)
+def wrk(port, path, conns, duration, **how):
+    return wrk_result(wrk_start(port, path, conns, duration, **how), duration)
 
 
 def perf_start(pids, path):

@@ -80,9 +80,9 @@ async fn check(client: &HttpClient, upstream: &str, s: &ServerState, hc: &Health
         Ok(status) => Some(format!("GET {} answered {status}", hc.path)),
         Err(e) => Some(e),
     };
-    let why = failed.clone().unwrap_or_default();
-    match s.record_check(failed, hc.fall, hc.rise, crate::clock::unix_ms()) {
+    match s.record_check(failed.as_deref(), hc.fall, hc.rise, crate::clock::unix_ms()) {
         Some(Transition::Down) => {
+            let why = failed.as_deref().unwrap_or_default();
             tracing::warn!(upstream, server = %s.addr(), reason = %why, "server down (active health check)")
         }
         Some(Transition::Up) => {

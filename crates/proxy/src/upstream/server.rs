@@ -258,7 +258,7 @@ impl ServerState {
     /// only the prober calls this.
     pub(crate) fn record_check(
         &self,
-        failed: Option<String>,
+        failed: Option<&str>,
         fall: u32,
         rise: u32,
         unix_ms: u64,
@@ -270,7 +270,7 @@ impl ServerState {
             *self.failure_slot() = Some(Failure {
                 unix_ms,
                 by: "health check",
-                error: error.into_boxed_str(),
+                error: error.into(),
             });
         }
         let (next, t) = self.active().observe(ok, fall, rise);
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!((s.in_flight(), s.counters().requests), (1, 1));
         drop(g);
         assert_eq!(s.in_flight(), 0);
-        let refused = || Some("connect: Connection refused".to_owned());
+        let refused = || Some("connect: Connection refused");
         assert_eq!(s.record_check(refused(), 2, 2, 1000), None);
         assert_eq!(
             s.record_check(refused(), 2, 2, 2000),
